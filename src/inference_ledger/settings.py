@@ -1,0 +1,45 @@
+"""Runtime settings, read from the environment (DESIGN.md "Settings by environment")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None
+    spark_master: str
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Scratch space for the CSV files Spark writes before COPY into Postgres."""
+        return self.home / "stage"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where `ledger demo` writes its generated landing folder."""
+        return self.home / "landing"
+
+
+def load_settings() -> Settings:
+    home = Path(os.environ.get("LEDGER_HOME") or "./var").expanduser().resolve()
+    return Settings(
+        home=home,
+        database_url=os.environ.get("LEDGER_DATABASE_URL") or None,
+        spark_master=os.environ.get("LEDGER_SPARK_MASTER") or "local[*]",
+    )

@@ -1,0 +1,45 @@
+"""The one Spark session of a process."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from inference_ledger.settings import load_settings
+
+_SESSION = None
+
+
+def get_spark(app_name: str = "inference-ledger"):
+    """Create (once) and return the process's SparkSession at LEDGER_SPARK_MASTER."""
+    global _SESSION
+    if _SESSION is not None:
+        return _SESSION
+    from pyspark.sql import SparkSession
+
+    # Workers must run the same interpreter as the driver (the project's virtualenv).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    settings = load_settings()
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", os.environ.get("LEDGER_SHUFFLE_PARTITIONS", "4"))
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.sql.ansi.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.parquet.compression.codec", "snappy")
+        .config("spark.driver.memory", os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+    )
+    _SESSION = builder.getOrCreate()
+    _SESSION.sparkContext.setLogLevel("ERROR")
+    return _SESSION
+
+
+def stop_spark() -> None:
+    global _SESSION
+    if _SESSION is not None:
+        _SESSION.stop()
+        _SESSION = None
