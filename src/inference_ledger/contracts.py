@@ -109,3 +109,27 @@ def spark_string_schema(kind: str, name: str):
     from pyspark.sql import types as T
 
     return T.StructType([T.StructField(c.name, T.StringType(), True) for c in columns(kind, name)])
+
+
+def spark_type_of(spec: dict[str, Any], name: str = "value"):
+    """Spark type of a (possibly nested) JSON Schema node, for JSON inputs."""
+    from pyspark.sql import types as T
+
+    types = spec.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    base = next((t for t in types if t != "null"), "string")
+    if base == "object":
+        return T.StructType(
+            [
+                T.StructField(n, spark_type_of(s, n), True)
+                for n, s in spec.get("properties", {}).items()
+            ]
+        )
+    if base == "array":
+        return T.ArrayType(spark_type_of(spec.get("items", {}), name), True)
+    return spark_type(_column(name, spec, False))
+
+
+def spark_nested_schema(kind: str, name: str):
+    """StructType of a JSON document contract; every field nullable so bad input can be seen."""
+    return spark_type_of(load_schema(kind, name))

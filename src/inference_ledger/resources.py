@@ -15,4 +15,6 @@ def resource_dir(name: str) -> Path:
     checkout = _PACKAGE_DIR.parent.parent / name
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError(f"resource folder {name!r} not found (looked in {packaged}, {checkout})")
+    raise FileNotFoundError(
+        f"resource folder {name!r} not found (looked in {packaged}, {checkout})"
+    )

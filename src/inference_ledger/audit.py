@@ -1,0 +1,101 @@
+"""The `audit` schema: runs, input files, quarantine, data-quality results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date
+
+from psycopg2.extras import execute_values
+
+from inference_ledger.quality import CheckResult
+
+
+def start_run(
+    conn,
+    run_id: str,
+    command: str,
+    landing: str | None,
+    spark_master: str,
+    start: date | None,
+    end: date | None,
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO audit.runs (run_id, command, status, started_at, period_start, period_end,
+                                       landing_dir, spark_master)
+               VALUES (%s, %s, 'running', now(), %s, %s, %s, %s)""",
+            (run_id, command, start, end, landing, spark_master),
+        )
+    conn.commit()
+
+
+def set_run_range(conn, run_id: str, start: date, end: date) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE audit.runs SET period_start = %s, period_end = %s WHERE run_id = %s",
+            (start, end, run_id),
+        )
+    conn.commit()
+
+
+def finish_run(conn, run_id: str, error: str | None = None) -> None:
+    conn.rollback()
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE audit.runs SET status = %s, finished_at = now(), error = %s WHERE run_id = %s",
+            ("failed" if error else "succeeded", error, run_id),
+        )
+    conn.commit()
+
+
+def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
+    values = [
+        (
+            run_id,
+            r["source"],
+            r["source_file"],
+            r["checksum_sha256"],
+            r["byte_count"],
+            r["rows_read"],
+            r["rows_loaded"],
+            r["rows_quarantined"],
+            r["rows_superseded"],
+            r["rows_deduplicated"],
+        )
+        for r in rows
+    ]
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            """INSERT INTO audit.input_files (run_id, source, path, checksum_sha256, byte_count,
+                   rows_read, rows_loaded, rows_quarantined, rows_superseded, rows_deduplicated)
+               VALUES %s""",
+            values,
+            page_size=1000,
+        )
+    conn.commit()
+
+
+def record_dq_results(conn, run_id: str, results: list[CheckResult]) -> None:
+    values = [
+        (
+            run_id,
+            r.suite,
+            r.expectation,
+            r.column_name,
+            r.severity,
+            r.success,
+            r.observed_value,
+            json.dumps(r.details),
+        )
+        for r in results
+    ]
+    with conn.cursor() as cur:
+        execute_values(
+            cur,
+            """INSERT INTO audit.dq_results (run_id, suite, expectation, column_name, severity, success,
+                                             observed_value, details) VALUES %s""",
+            values,
+        )
+    conn.commit()

@@ -1,0 +1,172 @@
+"""`ledger`: demo, run, report, close."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from inference_ledger.ingest.records import InputError
+from inference_ledger.periods import Quarter
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _period(value: str) -> str:
+    try:
+        return Quarter.parse(value).label
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _print_run(result) -> None:
+    print(
+        f"run {result.run_id}: {result.start} .. {result.end} (exclusive); {result.files} files, "
+        f"{result.rows_read} rows read = {result.rows_loaded} loaded + {result.rows_quarantined} quarantined + "
+        f"{result.rows_superseded} superseded + {result.rows_deduplicated} deduplicated; "
+        f"published {sum(result.published.rows.values())} mart rows after {result.published.checks} "
+        f"data-quality checks ({result.published.warnings} warnings)"
+    )
+
+
+def _print_summary() -> None:
+    from inference_ledger.db import connect, database_url
+    from inference_ledger.report import fetch_summary, summary_text
+
+    conn = connect(database_url())
+    try:
+        print(summary_text(fetch_summary(conn)))
+    finally:
+        conn.close()
+
+
+def _write_reports(out: Path, periods: list[str] | None = None) -> list[Path]:
+    from inference_ledger.db import connect, database_url
+    from inference_ledger.report import fetch_summary, write_period_report
+
+    conn = connect(database_url())
+    try:
+        labels = periods or [r["period_label"] for r in fetch_summary(conn)]
+        return [write_period_report(conn, p, out) for p in labels]
+    finally:
+        conn.close()
+
+
+def cmd_demo(args) -> int:
+    from inference_ledger.pipeline import run_pipeline
+    from inference_ledger.sample import generate_landing
+    from inference_ledger.settings import load_settings
+
+    settings = load_settings()
+    landing = Path(args.landing) if args.landing else settings.landing_dir
+    t0 = time.monotonic()
+    summary = generate_landing(landing, seed=args.seed, scale=args.scale)
+    print(
+        f"generated sample landing data in {landing} ({summary.files} files) in {time.monotonic() - t0:.1f}s"
+    )
+    result = run_pipeline(landing, command="demo", as_of=args.as_of)
+    _print_run(result)
+    print()
+    _print_summary()
+    reports = _write_reports(settings.reports_dir)
+    print(f"\nreports: {settings.reports_dir / 'index.html'} ({len(reports)} periods)")
+    print(f"done in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from inference_ledger.pipeline import run_pipeline
+
+    result = run_pipeline(Path(args.landing), args.start, args.end, command="run", as_of=args.as_of)
+    _print_run(result)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from inference_ledger.settings import load_settings
+
+    out = Path(args.out) if args.out else load_settings().reports_dir
+    for path in _write_reports(out, [args.period]):
+        print(path)
+    return 0
+
+
+def cmd_close(args) -> int:
+    from inference_ledger.close import close_period
+
+    checksum = close_period(args.period, closed_by=args.by)
+    print(f"closed {args.period}: snapshot sha256 {checksum}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ledger", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser(
+        "demo", help="generate sample data, run the pipeline, print the quarterly summary"
+    )
+    d.add_argument(
+        "--landing", help="where to write the sample landing data (default $LEDGER_HOME/landing)"
+    )
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--scale", type=float, default=1.0)
+    d.add_argument(
+        "--as-of", type=_date, default=None, help="date statuses are judged at (default today)"
+    )
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser(
+        "run", help="ingest, aggregate, reconcile, audit and publish a landing folder"
+    )
+    r.add_argument("--landing", required=True)
+    r.add_argument("--start", type=_date, help="first day (inclusive); default: from the data")
+    r.add_argument("--end", type=_date, help="last day (exclusive); default: from the data")
+    r.add_argument("--as-of", type=_date, default=None)
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="write the HTML and CSV report of a period")
+    rep.add_argument("--period", required=True, type=_period)
+    rep.add_argument("--out")
+    rep.set_defaults(func=cmd_report)
+
+    c = sub.add_parser(
+        "close", help="freeze a period: snapshot its published figures with a checksum"
+    )
+    c.add_argument("--period", required=True, type=_period)
+    c.add_argument("--by", default=None, help="who closes it (default: the OS user)")
+    c.set_defaults(func=cmd_close)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"ledger: input error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the run is already recorded as failed in audit.runs
+        from inference_ledger.quality import QualityGateFailed
+
+        if isinstance(exc, QualityGateFailed):
+            print(f"ledger: {exc}", file=sys.stderr)
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

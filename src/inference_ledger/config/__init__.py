@@ -1,0 +1,1 @@
+"""Versioned configuration shipped with the package (workload rules, mappings)."""

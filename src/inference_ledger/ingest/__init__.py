@@ -1,0 +1,1 @@
+"""Ingest: landing files -> canonical lake tables, every row accounted for."""

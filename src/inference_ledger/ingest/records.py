@@ -1,0 +1,203 @@
+"""The row-accounting model every ingest shares.
+
+An ingest turns input rows into one DataFrame of *records*: the canonical columns plus
+`source`, `source_file`, `line_number`, `status`, `reason`, `field`, `raw_record`. Each input
+row gets exactly one status, so per file: read = loaded + quarantined + superseded + deduplicated.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+LOADED = "loaded"
+QUARANTINED = "quarantined"
+SUPERSEDED = "superseded"
+DEDUPLICATED = "deduplicated"
+STATUSES = (LOADED, QUARANTINED, SUPERSEDED, DEDUPLICATED)
+
+ACCOUNTING_COLUMNS = [
+    "source",
+    "source_file",
+    "line_number",
+    "status",
+    "reason",
+    "field",
+    "raw_record",
+]
+CORRUPT = "_corrupt_record"
+
+
+class InputError(ValueError):
+    """Bad input that stops the run: the message names file, row and field."""
+
+
+@dataclass
+class IngestResult:
+    source: str
+    records: DataFrame  # canonical columns + ACCOUNTING_COLUMNS
+
+
+def local_path(uri_col: Column) -> Column:
+    """Spark reports `file:/x/y`; the audit keys files by their plain path."""
+    return F.regexp_replace(uri_col, r"^file:(//)?", "")
+
+
+def file_path_col() -> Column:
+    return local_path(F.col("_metadata.file_path"))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _open_text(path: Path):
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def read_header(path: Path) -> tuple[str, ...]:
+    import csv
+
+    with _open_text(path) as fh:
+        try:
+            return tuple(h.strip() for h in next(csv.reader(fh)))
+        except StopIteration:
+            return ()
+
+
+def read_csv_by_header(
+    spark: SparkSession,
+    files: Iterable[Path],
+    wanted: list[str],
+    required: list[str],
+) -> DataFrame | None:
+    """Read CSV files (plain or .gz) as all-string columns named by each file's own header.
+
+    Files are grouped by header so column order may differ between files. A file missing a
+    required column is an InputError naming the file and column. Extra columns are ignored.
+    Returns `wanted` columns (absent optional ones as null) + source_file + `_corrupt_record`.
+    """
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for path in files:
+        header = read_header(path)
+        if not header:
+            continue  # an empty file has no rows to account for; it is still checksummed
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
+        groups[header].append(str(path))
+    frames = []
+    for header, paths in sorted(groups.items()):
+        schema = T.StructType(
+            [T.StructField(h, T.StringType(), True) for h in header]
+            + [T.StructField(CORRUPT, T.StringType(), True)]
+        )
+        df = (
+            spark.read.schema(schema)
+            .option("header", True)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .option("multiLine", False)
+            .csv(paths)
+        )
+        frames.append(
+            df.select(
+                *[
+                    (F.col(f"`{c}`") if c in header else F.lit(None).cast("string")).alias(c)
+                    for c in wanted
+                ],
+                file_path_col().alias("source_file"),
+                F.col(CORRUPT),
+            )
+        )
+    if not frames:
+        return None
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def raw_record(columns: list[str]) -> Column:
+    return F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns]))
+
+
+def first_failure(checks: list[tuple[Column, str, str]]) -> tuple[Column, Column]:
+    """(reason, field) of the first failing check; checks are (is_bad, field, reason)."""
+    reason = F.lit(None).cast("string")
+    field = F.lit(None).cast("string")
+    for is_bad, fld, why in reversed(checks):
+        reason = F.when(is_bad, F.lit(why)).otherwise(reason)
+        field = F.when(is_bad, F.lit(fld)).otherwise(field)
+    return reason, field
+
+
+def parse_decimal(c: str, precision: int = 38, scale: int = 10) -> Column:
+    """Plain decimal text only ('.' separator, optional sign): no NaN, no exponent, no commas."""
+    txt = F.trim(F.col(f"`{c}`"))
+    ok = txt.rlike(r"^[+-]?[0-9]+(\.[0-9]+)?$")
+    return F.when(ok, txt.try_cast(T.DecimalType(precision, scale)))
+
+
+def parse_iso_date(c: str) -> Column:
+    txt = F.trim(F.col(f"`{c}`"))
+    return F.when(txt.rlike(r"^\d{4}-\d{2}-\d{2}$"), F.try_to_date(txt, F.lit("yyyy-MM-dd")))
+
+
+def parse_int(c: str) -> Column:
+    txt = F.trim(F.col(f"`{c}`"))
+    return F.when(txt.rlike(r"^[+-]?[0-9]+$"), txt.try_cast(T.LongType()))
+
+
+def is_blank(c: str) -> Column:
+    return F.col(f"`{c}`").isNull() | (F.trim(F.col(f"`{c}`")) == "")
+
+
+def bad_when_present(c: str, parsed: Column) -> Column:
+    """True when a non-blank value failed to parse."""
+    return ~is_blank(c) & parsed.isNull()
+
+
+def finish_records(
+    df: DataFrame,
+    source: str,
+    canonical: list[str],
+    raw_columns: list[str],
+    status: Column,
+    reason: Column,
+    field: Column,
+    line_number: Column | None = None,
+) -> DataFrame:
+    """Project to canonical + accounting columns."""
+    return df.select(
+        *[F.col(f"`{c}`") for c in canonical if c not in ACCOUNTING_COLUMNS],
+        F.lit(source).alias("source"),
+        F.col("source_file"),
+        (line_number if line_number is not None else F.lit(None).cast("long")).alias("line_number"),
+        status.alias("status"),
+        reason.alias("reason"),
+        field.alias("field"),
+        raw_record(raw_columns).alias("raw_record"),
+    )
+
+
+def file_counts(records: DataFrame) -> DataFrame:
+    """Per (source, file): rows read and the four outcomes."""
+    return records.groupBy("source", "source_file").agg(
+        F.count(F.lit(1)).alias("rows_read"),
+        *[F.sum(F.when(F.col("status") == s, 1).otherwise(0)).alias(f"rows_{s}") for s in STATUSES],
+    )

@@ -1,0 +1,159 @@
+"""One nightly run end to end: ingest -> aggregate + reconcile -> stage -> audit -> publish.
+
+The CLI calls `run_pipeline`; the Airflow DAG calls the same steps one task each.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from inference_ledger import audit, lake, steps
+from inference_ledger.db import connect, database_url, migrate
+from inference_ledger.db.copy import copy_csv
+from inference_ledger.publish import PublishOutcome, publish
+from inference_ledger.settings import load_settings
+from inference_ledger.spark import get_spark
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["run_id", "source", "path", "line_number", "field", "reason", "raw_record"]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    start: date
+    end: date
+    files: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_superseded: int
+    rows_deduplicated: int
+    published: PublishOutcome
+
+
+def prepare(
+    landing: Path, start: date | None, end: date | None, command: str, as_of: date | None = None
+):
+    """Database ready (migrated), run recorded as running. Returns (ctx, url)."""
+    settings = load_settings()
+    url = database_url(settings)
+    migrate(url)
+    ctx = steps.RunContext(
+        run_id=steps.new_run_id(),
+        landing=Path(landing).resolve(),
+        start=start,
+        end=end,
+        settings=settings,
+    )
+    if as_of:
+        ctx.as_of = as_of
+    conn = connect(url)
+    try:
+        audit.start_run(
+            conn, ctx.run_id, command, str(ctx.landing), settings.spark_master, start, end
+        )
+    finally:
+        conn.close()
+    return ctx, url
+
+
+def ingest_step(ctx: steps.RunContext, url: str) -> list[dict]:
+    spark = get_spark()
+    accounting = steps.ingest(spark, ctx)
+    conn = connect(url)
+    try:
+        audit.record_input_files(conn, ctx.run_id, accounting)
+        _record_quarantine(ctx, conn)
+    finally:
+        conn.close()
+    return accounting
+
+
+def _record_quarantine(ctx: steps.RunContext, conn) -> None:
+    spark = get_spark()
+    path = Path(lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
+    if not path.exists():
+        return
+    rows = spark.read.parquet(str(path)).select(
+        F.lit(ctx.run_id).alias("run_id"),
+        "source",
+        F.col("source_file").alias("path"),
+        "line_number",
+        "field",
+        "reason",
+        "raw_record",
+    )
+    out = ctx.settings.staging_dir / ctx.run_id / "quarantine"
+    rows.write.mode("overwrite").option("header", True).csv(str(out))
+    copy_csv(
+        conn, "audit", "quarantine", QUARANTINE_COLUMNS, sorted(out.glob("part-*.csv")), header=True
+    )
+    conn.commit()
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:
+    spark = get_spark()
+    counts = steps.aggregate(spark, ctx)
+    start, end = steps.run_range(spark, ctx)
+    conn = connect(url)
+    try:
+        audit.set_run_range(conn, ctx.run_id, start, end)
+    finally:
+        conn.close()
+    return counts
+
+
+def publish_step(ctx: steps.RunContext, url: str) -> PublishOutcome:
+    return publish(get_spark(), ctx, url)
+
+
+def finish(ctx: steps.RunContext, url: str, error: str | None = None) -> None:
+    conn = connect(url)
+    try:
+        audit.finish_run(conn, ctx.run_id, error)
+    finally:
+        conn.close()
+    if error is None:
+        shutil.rmtree(ctx.settings.staging_dir / ctx.run_id, ignore_errors=True)
+
+
+def run_pipeline(
+    landing: Path,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    command: str = "run",
+    as_of: date | None = None,
+) -> RunResult:
+    ctx, url = prepare(landing, start, end, command, as_of)
+    try:
+        accounting = ingest_step(ctx, url)
+        aggregate_step(ctx, url)
+        outcome = publish_step(ctx, url)
+    except BaseException as exc:
+        finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finish(ctx, url)
+    s, e = steps.run_range(get_spark(), ctx)
+    total = lambda k: sum(int(r[k]) for r in accounting)  # noqa: E731
+    return RunResult(
+        run_id=ctx.run_id,
+        start=s,
+        end=e,
+        files=len(accounting),
+        rows_read=total("rows_read"),
+        rows_loaded=total("rows_loaded"),
+        rows_quarantined=total("rows_quarantined"),
+        rows_superseded=total("rows_superseded"),
+        rows_deduplicated=total("rows_deduplicated"),
+        published=outcome,
+    )

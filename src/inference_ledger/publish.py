@@ -1,0 +1,140 @@
+"""Write -> audit -> publish: COPY into `staging`, the data-quality gate, then one transaction
+replaces the run's periods in `marts`. A failure anywhere leaves `marts` as it was."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from psycopg2 import sql
+from pyspark.sql import DataFrame, SparkSession
+
+from inference_ledger import audit, contracts, lake
+from inference_ledger.db import connect
+from inference_ledger.db.copy import copy_csv, truncate
+from inference_ledger.quality import QualityGateFailed, critical_failures, validate_staging
+from inference_ledger.steps import MARTS, RunContext, quarter_labels, run_range
+
+log = logging.getLogger(__name__)
+
+# One lock for everything that writes marts: overlapping runs publish one after the other.
+PUBLISH_LOCK_KEY = 7_420_001
+CONTROL_COLUMNS = ["table_name", "period_label", "currency", "amount", "row_count"]
+
+
+@dataclass
+class PublishOutcome:
+    rows: dict[str, int]
+    checks: int
+    warnings: int
+
+
+def _write_csv(df: DataFrame, path: Path) -> list[Path]:
+    (
+        df.write.mode("overwrite")
+        .option("header", True)
+        .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
+        .option("dateFormat", "yyyy-MM-dd")
+        .csv(str(path))
+    )
+    return sorted(path.glob("part-*.csv"))
+
+
+def _period_filter(mart: str, start: date, end: date) -> tuple[sql.Composable, tuple]:
+    col = contracts.period_column(mart)
+    if col == "period_label":
+        return sql.SQL("{} = ANY(%s)").format(sql.Identifier(col)), (quarter_labels(start, end),)
+    return sql.SQL("{} >= %s AND {} < %s").format(sql.Identifier(col), sql.Identifier(col)), (
+        start,
+        end,
+    )
+
+
+def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
+    """Spark writes CSV; COPY streams it into the emptied staging tables."""
+    work = ctx.settings.staging_dir / ctx.run_id
+    rows = {}
+    for mart in MARTS:
+        cols = [c.name for c in contracts.columns("marts", mart)]
+        files = _write_csv(
+            lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, f"marts/{mart}"), work / mart
+        )
+        truncate(conn, "staging", mart)
+        rows[mart] = copy_csv(conn, "staging", mart, cols, files, header=True)
+    files = _write_csv(
+        lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, "control_totals"),
+        work / "control_totals",
+    )
+    truncate(conn, "staging", "control_totals")
+    copy_csv(conn, "staging", "control_totals", CONTROL_COLUMNS, files, header=True)
+    conn.commit()
+    shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def replace_periods(conn, ctx: RunContext, start: date, end: date) -> dict[str, int]:
+    """One transaction: for each mart delete the run's periods and insert the staged rows."""
+    published = {}
+    with conn.cursor() as cur:
+        for mart in MARTS:
+            cols = sql.SQL(", ").join(
+                sql.Identifier(c.name) for c in contracts.columns("marts", mart)
+            )
+            where, params = _period_filter(mart, start, end)
+            cur.execute(
+                sql.SQL("DELETE FROM marts.{} WHERE ").format(sql.Identifier(mart)) + where, params
+            )
+            cur.execute(
+                sql.SQL("INSERT INTO marts.{t} ({c}) SELECT {c} FROM staging.{t} WHERE ").format(
+                    t=sql.Identifier(mart), c=cols
+                )
+                + where,
+                params,
+            )
+            published[mart] = cur.rowcount
+            cur.execute(
+                sql.SQL(
+                    """INSERT INTO audit.published_periods (table_name, period_value, run_id, published_at, row_count)
+                       SELECT %s, p::text, %s, now(), count(*) FROM (SELECT {col} AS p FROM marts.{t} WHERE """
+                ).format(col=sql.Identifier(contracts.period_column(mart)), t=sql.Identifier(mart))
+                + where
+                + sql.SQL(
+                    """) x GROUP BY p
+                       ON CONFLICT (table_name, period_value) DO UPDATE
+                       SET run_id = EXCLUDED.run_id, published_at = EXCLUDED.published_at,
+                           row_count = EXCLUDED.row_count"""
+                ),
+                (mart, ctx.run_id, *params),
+            )
+    conn.commit()
+    return published
+
+
+def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
+    start, end = run_range(spark, ctx)
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
+            if not cur.fetchone()[0]:
+                log.warning("another run is publishing; waiting for it to finish")
+                cur.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
+        conn.commit()
+        staged = stage(spark, ctx, conn)
+        results = validate_staging(url, list(MARTS))
+        audit.record_dq_results(conn, ctx.run_id, results)
+        failures = critical_failures(results)
+        if failures:
+            raise QualityGateFailed(failures)
+        replace_periods(conn, ctx, start, end)
+        warnings = sum(1 for r in results if not r.success)
+        return PublishOutcome(rows=staged, checks=len(results), warnings=warnings)
+    finally:
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock_all()")
+        conn.commit()
+        conn.close()

@@ -1,0 +1,304 @@
+"""The pipeline's steps. Each does its own I/O (landing, lake, Postgres) around pure transforms;
+the CLI, the Spark job entry points in jobs/ and the Airflow DAG all call these."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from inference_ledger import lake
+from inference_ledger.ingest import azure, finance, usage
+from inference_ledger.ingest import records as R
+from inference_ledger.periods import Quarter, quarters_between
+from inference_ledger.settings import Settings, load_settings
+from inference_ledger.workload import WorkloadRules
+
+log = logging.getLogger(__name__)
+
+MARTS = (
+    "inference_spend_daily",
+    "unit_cost_monthly",
+    "revshare_reconciliation",
+    "quarterly_summary",
+)
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    landing: Path
+    start: date | None = None  # inclusive; None = from the data
+    end: date | None = None  # exclusive; None = from the data
+    as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
+    settings: Settings = field(default_factory=load_settings)
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.settings.lake_dir
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"run-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+# ---------------------------------------------------------------- ingest
+
+
+@dataclass
+class SourceOutcome:
+    source: str
+    files: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_superseded: int
+    rows_deduplicated: int
+
+
+def _account(
+    spark: SparkSession, ctx: RunContext, name: str, records: DataFrame, files: list[Path]
+) -> list[dict]:
+    """Per-file counts (including empty files) and the quarantine, kept under the run."""
+    counts = {r["source_file"]: r.asDict() for r in R.file_counts(records).collect()}
+    source = records.select("source").first()
+    source_name = source["source"] if source else name
+    out = []
+    for path in files:
+        row = counts.pop(str(path), None) or {
+            "source": source_name,
+            "source_file": str(path),
+            "rows_read": 0,
+            **{f"rows_{s}": 0 for s in R.STATUSES},
+        }
+        row["checksum_sha256"] = R.sha256_file(path)
+        row["byte_count"] = path.stat().st_size
+        out.append(row)
+    if counts:  # a record whose file was not in the list would be lost from the audit
+        raise RuntimeError(f"{name}: records from unlisted files {sorted(counts)[:3]}")
+    quarantine = records.filter(F.col("status") == R.QUARANTINED).select(
+        "source", "source_file", "line_number", "field", "reason", "raw_record"
+    )
+    quarantine.write.mode("append").parquet(lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
+    return out
+
+
+def _loaded(records: DataFrame) -> DataFrame:
+    return records.filter(F.col("status") == R.LOADED)
+
+
+def ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None = None) -> list[dict]:
+    """Landing -> lake for every source. Returns per-file accounting rows."""
+    rules = rules or WorkloadRules.load()
+    landing = ctx.landing
+    if not landing.is_dir():
+        raise R.InputError(f"landing folder {landing} does not exist")
+    accounting: list[dict] = []
+
+    # FX first: every other money column converts with it.
+    def feed(name: str, table: str, build) -> DataFrame | None:
+        files = finance.feed_files(landing, name)
+        rows = finance.read_feed(spark, landing, name)
+        if rows is None:
+            accounting.extend(_account(spark, ctx, name, _empty_records(spark), files))
+            return None
+        records = build(rows).persist()
+        accounting.extend(_account(spark, ctx, name, records, files))
+        loaded = _loaded(records)
+        lake.write_table(loaded, ctx.lake_dir, table)
+        records.unpersist()
+        return lake.read_table(spark, ctx.lake_dir, table)
+
+    fx = feed(
+        "fx",
+        "fx_rates",
+        lambda r: finance.simple_records(
+            r, "fx", "fx_rates", ["currency", "rate_date"], ["usd_per_unit"]
+        ),
+    )
+    if fx is None:
+        fx = lake.read_table(spark, ctx.lake_dir, "fx_rates")
+    feed(
+        "prices",
+        "prices",
+        lambda r: finance.simple_records(
+            r,
+            "prices",
+            "prices",
+            ["channel", "model", "token_type", "effective_from"],
+            ["unit_price", "unit_tokens", "currency", "effective_to"],
+        ),
+    )
+    terms = feed(
+        "contracts",
+        "contract_terms",
+        lambda r: finance.simple_records(
+            r,
+            "contracts",
+            "contract_terms",
+            ["agreement_id", "direction", "effective_from"],
+            [
+                "basis",
+                "rate",
+                "effective_to",
+                "cap_amount",
+                "tolerance_abs",
+                "tolerance_pct",
+                "payment_terms_days",
+            ],
+        ),
+    )
+    if terms is not None:
+        overlaps = finance.contract_overlaps(terms)
+        if overlaps:
+            raise R.InputError("finance/contracts: " + "; ".join(overlaps))
+    feed(
+        "revenue",
+        "revenue_lines",
+        lambda r: _checked_fx(
+            finance.revenue_records(r, fx), "finance/revenue", "currency", "revenue_date"
+        ),
+    )
+    feed(
+        "settlements",
+        "settlements",
+        lambda r: _checked_fx(
+            finance.settlement_records(r, fx), "finance/settlements", "currency", "statement_date"
+        ),
+    )
+
+    # Billing: month-to-date runs, newest per (scope, month) wins.
+    runs = azure.discover_runs(landing)
+    billing_files = [p for r in runs for p, _ in r.blobs]
+    raw = azure.read_ea_rows(spark, runs)
+    if raw is not None:
+        records = azure.billing_records(raw, fx, rules).persist()
+        mismatches = azure.manifest_mismatches(records, runs)
+        if mismatches:
+            raise R.InputError("billing/azure: " + "; ".join(mismatches[:5]))
+        _checked_fx(records, "billing/azure", "billing_currency", "usage_date")
+        accounting.extend(_account(spark, ctx, "billing.azure", records, billing_files))
+        lake.write_table(_loaded(records), ctx.lake_dir, "billing_lines")
+        records.unpersist()
+
+    files = usage.usage_files(landing)
+    pages = usage.read_pages(spark, files)
+    if pages is not None:
+        records = usage.usage_records(pages).persist()
+        accounting.extend(_account(spark, ctx, "usage", records, files))
+        lake.write_table(_loaded(records), ctx.lake_dir, "usage_facts")
+        records.unpersist()
+    return accounting
+
+
+def _checked_fx(records: DataFrame, what: str, currency_col: str, date_col: str) -> DataFrame:
+    from inference_ledger.fx import require_fx
+
+    require_fx(records.filter(F.col("status") == R.LOADED), what, currency_col, date_col)
+    return records
+
+
+def _empty_records(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], "source string, source_file string, status string")
+
+
+# ---------------------------------------------------------------- aggregate + reconcile
+
+
+def resolve_range(spark: SparkSession, ctx: RunContext) -> tuple[date, date]:
+    """The run's period, widened to whole calendar quarters (the marts' coarsest grain)."""
+    start, end = ctx.start, ctx.end
+    if start is None or end is None:
+        bounds = []
+        for table, col in (
+            ("billing_lines", "usage_date"),
+            ("revenue_lines", "revenue_date"),
+            ("usage_facts", "usage_date"),
+        ):
+            row = lake.read_table(spark, ctx.lake_dir, table).agg(F.min(col), F.max(col)).first()
+            if row[0] is not None:
+                bounds.append((row[0], row[1]))
+        if not bounds:
+            raise R.InputError(f"no billing, revenue or usage data in the lake {ctx.lake_dir}")
+        start = start or min(b[0] for b in bounds)
+        end = end or date.fromordinal(max(b[1] for b in bounds).toordinal() + 1)
+    quarters = quarters_between(start, end)
+    return quarters[0].start, quarters[-1].end
+
+
+def aggregate(spark: SparkSession, ctx: RunContext) -> dict[str, int]:
+    """Lake -> the four marts for the run's quarters, written under the run for publishing."""
+    from inference_ledger.transform import reconcile, spend, summary
+
+    start, end = resolve_range(spark, ctx)
+    in_range = lambda c: (F.col(c) >= F.lit(start)) & (F.col(c) < F.lit(end))  # noqa: E731
+    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(in_range("usage_date"))
+    usage_facts = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(in_range("usage_date"))
+    revenue = lake.read_table(spark, ctx.lake_dir, "revenue_lines")
+    settlements = lake.read_table(spark, ctx.lake_dir, "settlements")
+    terms = lake.read_table(spark, ctx.lake_dir, "contract_terms")
+
+    # Caps accumulate over all history, so reconcile from the first term, then keep the range.
+    first = terms.agg(F.min("effective_from")).first()[0] or start
+    all_periods = reconcile.periods_frame(spark, min(first, start), end)
+    periods = reconcile.periods_frame(spark, start, end)
+    daily = spend.inference_spend_daily(billing)
+    unit = spend.unit_cost_monthly(usage_facts, billing)
+    rec = reconcile.revshare_reconciliation(
+        terms, revenue, settlements, all_periods, ctx.as_of
+    ).join(periods.select("period_label"), "period_label", "left_semi")
+    quarterly = summary.quarterly_summary(periods, daily, rec)
+    counts = {}
+    for name, df in (
+        ("inference_spend_daily", daily),
+        ("unit_cost_monthly", unit),
+        ("revshare_reconciliation", rec),
+        ("quarterly_summary", quarterly),
+    ):
+        lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
+        counts[name] = lake.read_run_output(
+            spark, ctx.lake_dir, ctx.run_id, f"marts/{name}"
+        ).count()
+    lake.write_run_output(
+        spark.createDataFrame([(start, end)], "start date, end date"),
+        ctx.lake_dir,
+        ctx.run_id,
+        "range",
+    )
+    _control_totals(spark, ctx, billing, start, end)
+    return counts
+
+
+def _control_totals(
+    spark: SparkSession, ctx: RunContext, billing: DataFrame, start: date, end: date
+) -> None:
+    """Lake-side totals the staged marts must tie out to, per period and currency."""
+    spend = billing.groupBy(F.date_format("usage_date", "yyyy-MM").alias("period_label")).agg(
+        F.sum("billed_cost_usd").alias("amount"), F.count(F.lit(1)).alias("row_count")
+    )
+    totals = spend.select(
+        F.lit("inference_spend_daily").alias("table_name"),
+        "period_label",
+        F.lit("USD").alias("currency"),
+        F.col("amount").cast("decimal(38,10)").alias("amount"),
+        F.col("row_count").cast("long").alias("row_count"),
+    )
+    lake.write_run_output(totals, ctx.lake_dir, ctx.run_id, "control_totals")
+
+
+def run_range(spark: SparkSession, ctx: RunContext) -> tuple[date, date]:
+    row = lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, "range").first()
+    return row["start"], row["end"]
+
+
+def quarter_labels(start: date, end: date) -> list[str]:
+    return [q.label for q in quarters_between(start, end)]
+
+
+__all__ = ["MARTS", "Quarter", "RunContext", "aggregate", "ingest", "new_run_id", "resolve_range"]

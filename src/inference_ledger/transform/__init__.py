@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame transforms from lake tables to marts."""

@@ -1,0 +1,59 @@
+"""The quarterly summary that reproduces the public-figures table."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from inference_ledger.transform.contract import select_mart
+from inference_ledger.transform.reconcile import quarter_label
+
+MONEY = T.DecimalType(38, 10)
+ZERO = F.lit(0).cast(MONEY)
+
+
+def fiscal_label(period_start) -> F.Column:
+    """Partner fiscal year July-June, named by the calendar year it ends in (FY24 = Jul 2023-Jun 2024)."""
+    months_in = F.pmod(F.month(period_start) - 7, F.lit(12))
+    fy = F.year(period_start) + F.when(F.month(period_start) >= 7, 1).otherwise(0)
+    return F.format_string("FY%02d-Q%d", F.pmod(fy, F.lit(100)), (months_in / 3).cast("int") + 1)
+
+
+def quarterly_summary(
+    periods: DataFrame, spend_daily: DataFrame, reconciliation: DataFrame
+) -> DataFrame:
+    """Grain: one row per calendar quarter."""
+    spend = (
+        spend_daily.filter(F.col("workload") == "inference")
+        .groupBy(quarter_label(F.col("usage_date")).alias("period_label"))
+        .agg(F.sum("billed_cost_usd").alias("inference_spend_usd"))
+    )
+    rec = reconciliation.groupBy("period_label").agg(
+        F.sum(F.when(F.col("direction") == "payable", F.col("settled_usd"))).alias(
+            "revshare_paid_usd"
+        ),
+        F.sum(F.when(F.col("direction") == "payable", F.col("implied_basis_usd"))).alias(
+            "implied_revenue_usd"
+        ),
+        F.sum(F.when(F.col("direction") == "receivable", F.col("settled_usd"))).alias(
+            "revshare_received_usd"
+        ),
+    )
+    df = (
+        periods.join(spend, "period_label", "left")
+        .join(rec, "period_label", "left")
+        .withColumn("fiscal_period_label", fiscal_label(F.col("period_start")))
+        .withColumn("inference_spend_usd", F.coalesce("inference_spend_usd", ZERO))
+        .withColumn("revshare_paid_usd", F.coalesce("revshare_paid_usd", ZERO))
+        .withColumn("revshare_received_usd", F.coalesce("revshare_received_usd", ZERO))
+        .withColumn("net_revshare_usd", F.col("revshare_received_usd") - F.col("revshare_paid_usd"))
+        .withColumn(
+            "spend_to_implied_revenue_ratio",
+            F.when(
+                F.col("implied_revenue_usd") != 0,
+                F.round(F.col("inference_spend_usd") / F.col("implied_revenue_usd"), 10),
+            ),
+        )
+    )
+    return select_mart(df, "quarterly_summary")
