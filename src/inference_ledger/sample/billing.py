@@ -1,0 +1,396 @@
+"""Azure Cost Management EA actual-cost exports (month-to-date runs + manifest.json).
+
+For each billing month the newest run is the truth: its inference lines per quarter add up to
+the scenario's inference spend exactly. Earlier runs of the month restate fewer days with
+slightly different numbers, so adding runs up gives a wrong (larger) answer.
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from inference_ledger.periods import Quarter
+from inference_ledger.sample.allocate import allocate_cents
+from inference_ledger.sample.scenario import SCENARIO_QUARTERS
+from inference_ledger.sample.sink import (
+    Sink,
+    csv_bytes,
+    gzip_bytes,
+    json_bytes,
+    money,
+    rng_for,
+    uuid_from,
+)
+
+# Exactly the properties of schemas/inputs/azure_ea_cost_details.schema.json, in order.
+EA_COLUMNS = (
+    "BillingAccountId", "BillingAccountName", "BillingPeriodStartDate", "BillingPeriodEndDate",
+    "SubscriptionId", "SubscriptionName", "ResourceGroup", "Date", "ProductName",
+    "MeterCategory", "MeterSubCategory", "MeterId", "MeterName", "MeterRegion", "UnitOfMeasure",
+    "Quantity", "EffectivePrice", "CostInBillingCurrency", "BillingCurrencyCode",
+    "ResourceLocation", "ConsumedService", "ResourceId", "Tags", "ChargeType", "PublisherType",
+    "PricingModel",
+)  # fmt: skip
+
+BILLING_ACCOUNT_ID = "8611537"
+BILLING_ACCOUNT_NAME = "OpenAI OpCo, LLC"  # the comma makes CSV quoting matter
+SCOPE = f"/providers/Microsoft.Billing/billingAccounts/{BILLING_ACCOUNT_ID}"
+EXPORT_NAME = "ea-actualcost-daily"
+MAX_ROWS_PER_BLOB = 250
+CENT = Decimal("0.01")
+QTY = Decimal("0.000001")
+
+REGIONS = (
+    ("eastus", "US East"),
+    ("westus3", "US West 3"),
+    ("swedencentral", "SE Central"),
+    ("southcentralus", "US South Central"),
+    ("eastus2", "US East 2"),
+)
+# Resources per day at scale 1.0 (the scale knob multiplies these).
+FLEET_BASE = {"inference": 8, "training": 4, "other": 3}
+TAGS = {
+    "inference": '"workload": "inference","team": "serving"',
+    "training": '"workload": "training","team": "research"',
+    "other": '"team": "platform","env": "prod"',
+}
+
+
+@dataclass(frozen=True)
+class Sku:
+    code: str
+    category: str
+    subcategory: str
+    meter_name: str
+    unit: str
+    price: Decimal
+    service: str  # ConsumedService, also the ARM provider namespace
+    resource_type: str
+    available_from: date | None = None
+    retired_from: date | None = None
+
+
+SKUS = {
+    s.code: s
+    for s in (
+        Sku("h100", "Virtual Machines", "NDv5 Series", "ND96isr H100 v5", "1 Hour",
+            Decimal("63.50"), "Microsoft.Compute", "virtualMachineScaleSets"),
+        Sku("h200", "Virtual Machines", "NDv5 H200 Series", "ND96isr H200 v5", "1 Hour",
+            Decimal("84.80"), "Microsoft.Compute", "virtualMachineScaleSets",
+            available_from=date(2024, 10, 1)),
+        Sku("a100", "Virtual Machines", "NDasrA100v4 Series", "ND96asr A100 v4", "1 Hour",
+            Decimal("22.00"), "Microsoft.Compute", "virtualMachineScaleSets",
+            retired_from=date(2025, 4, 1)),
+        Sku("blob", "Storage", "Tiered Block Blob", "Hot LRS Data Stored", "1 GB/Month",
+            Decimal("0.0184"), "Microsoft.Storage", "storageAccounts"),
+        Sku("egress", "Bandwidth", "Rtn Preference: MGN", "Standard Data Transfer Out", "1 GB",
+            Decimal("0.0500"), "Microsoft.Network", "applicationGateways"),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Resource:
+    order: int
+    workload: str  # the truth; the pipeline must recover it from tags / resource group
+    sku: Sku
+    region: str
+    region_name: str
+    subscription_id: str
+    subscription_name: str
+    resource_group: str
+    resource_id: str
+    tags: str
+    weight: int
+
+    def active(self, day: date) -> bool:
+        s = self.sku
+        return (s.available_from is None or s.available_from <= day) and (
+            s.retired_from is None or day < s.retired_from
+        )
+
+
+@dataclass(frozen=True)
+class Line:
+    day: date
+    resource: Resource
+    cost: Decimal
+
+
+@dataclass
+class BillingStats:
+    runs: int = 0
+    rows: int = 0
+    rows_effective: int = 0
+    superseded_runs: int = 0
+    untagged_inference_lines: int = 0
+    spend: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # quarter -> workload
+
+
+def _sku_for(workload: str, i: int) -> str:
+    if workload == "inference":
+        return {2: "h200", 3: "a100"}.get(i % 4, "h100")
+    if workload == "training":
+        return "h200" if i % 3 == 2 else "h100"
+    return "blob" if i % 2 == 0 else "egress"
+
+
+def _untagged(workload: str, i: int) -> bool:
+    # Untagged lines are recognisable only by their resource group (or not at all: `other`).
+    return {"inference": i % 3 == 2, "training": i % 4 == 3, "other": i % 2 == 1}[workload]
+
+
+def build_fleet(seed: int, scale: float) -> list[Resource]:
+    rng = rng_for(seed, "billing", "fleet")
+    subs = {
+        "inference": (uuid_from(rng), "inference-prod"),
+        "training": (uuid_from(rng), "training-prod"),
+        "other": (uuid_from(rng), "shared-services"),
+    }
+    rg_prefix = {"inference": "rg-inference", "training": "rg-training", "other": "rg-shared"}
+    name_prefix = {"inference": "inf", "training": "trn", "other": "shr"}
+    fleet: list[Resource] = []
+    for workload, base in FLEET_BASE.items():
+        for i in range(max(1, round(base * scale))):
+            region, region_name = REGIONS[i % len(REGIONS)]
+            sku = SKUS[_sku_for(workload, i)]
+            sub_id, sub_name = subs[workload]
+            rg = f"{rg_prefix[workload]}-{region}"
+            if sku.service == "Microsoft.Compute":
+                name = f"vmss-{name_prefix[workload]}-{sku.code}-{region}-{i + 1:02d}"
+            elif sku.service == "Microsoft.Storage":
+                name = f"st{name_prefix[workload]}{region}{i + 1:02d}"
+            else:
+                name = f"agw-{name_prefix[workload]}-{region}-{i + 1:02d}"
+            fleet.append(
+                Resource(
+                    order=len(fleet),
+                    workload=workload,
+                    sku=sku,
+                    region=region,
+                    region_name=region_name,
+                    subscription_id=sub_id,
+                    subscription_name=sub_name,
+                    resource_group=rg,
+                    resource_id=(
+                        f"/subscriptions/{sub_id}/resourceGroups/{rg}/providers/"
+                        f"{sku.service}/{sku.resource_type}/{name}"
+                    ),
+                    tags="" if _untagged(workload, i) else TAGS[workload],
+                    weight=rng.randint(60, 140),
+                )
+            )
+    return fleet
+
+
+def _days(start: date, end: date) -> Iterator[date]:
+    d = start
+    while d < end:
+        yield d
+        d += timedelta(days=1)
+
+
+def quarter_lines(q: Quarter, fleet: list[Resource], seed: int) -> list[Line]:
+    """The true billing lines of a quarter; each workload sums exactly to its target."""
+    targets = SCENARIO_QUARTERS[q.label]
+    totals = {
+        "inference": targets.inference_spend_usd,
+        "training": targets.training_spend_usd,
+        "other": targets.other_spend_usd,
+    }
+    rng = rng_for(seed, "billing", "lines", q.label)
+    lines: list[Line] = []
+    for workload, total in totals.items():
+        cells = [
+            (day, r)
+            for day in _days(q.start, q.end)
+            for r in fleet
+            if r.workload == workload and r.active(day)
+        ]
+        # Spend ramps up ~30% across the quarter, with a little day-to-day noise.
+        weights = [
+            r.weight * (10_000 + 35 * (day - q.start).days) * rng.randint(90, 110)
+            for day, r in cells
+        ]
+        amounts = allocate_cents(total, weights)
+        lines.extend(Line(day, r, a) for (day, r), a in zip(cells, amounts, strict=True))
+    lines.sort(key=lambda ln: (ln.day, ln.resource.order))
+    return lines
+
+
+def _us_date(d: date) -> str:
+    return f"{d:%m/%d/%Y}"
+
+
+def _row(line: Line, month_first: date, month_last: date) -> tuple[str, ...]:
+    r, s = line.resource, line.resource.sku
+    return (
+        BILLING_ACCOUNT_ID,
+        BILLING_ACCOUNT_NAME,
+        _us_date(month_first),
+        _us_date(month_last),
+        r.subscription_id,
+        r.subscription_name,
+        r.resource_group,
+        _us_date(line.day),
+        f"{s.category} {s.subcategory} - {s.meter_name} - {r.region_name}",
+        s.category,
+        s.subcategory,
+        _meter_id(s, r.region),
+        s.meter_name,
+        r.region_name,
+        s.unit,
+        str((line.cost / s.price).quantize(QTY)),
+        str(s.price),
+        money(line.cost),
+        "USD",
+        r.region,
+        s.service,
+        r.resource_id,
+        r.tags,
+        "Usage",
+        "Azure",
+        "OnDemand",
+    )
+
+
+def _meter_id(sku: Sku, region: str) -> str:
+    # Meter ids are global constants in Azure, so they do not depend on the seed.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"azure-meter:{sku.code}:{region}"))
+
+
+def _perturbed(line: Line, delta: Decimal) -> Line:
+    return replace(line, cost=(line.cost * (1 + delta)).quantize(CENT))
+
+
+@dataclass(frozen=True)
+class Run:
+    submitted: str  # ISO UTC
+    execution_type: str
+    time_frame: str
+    through: date  # last usage day restated
+    lines: list[Line]
+
+
+def month_runs(truth: list[Line], first: date, last: date, month_index: int, seed: int):
+    """Runs of one billing month, oldest first; the last one carries the true lines."""
+    rng = rng_for(seed, "billing", "runs", f"{first:%Y-%m}")
+    next_month = last + timedelta(days=1)
+
+    def stamp(d: date) -> str:
+        # Derived from the run date, never the wall clock: reruns give identical manifests.
+        hh, mm, ss = rng.randint(2, 6), rng.randint(0, 59), rng.randint(0, 59)
+        return f"{d:%Y-%m-%d}T{hh:02d}:{mm:02d}:{ss:02d}Z"
+
+    def partial(through: date) -> list[Line]:
+        out = []
+        for ln in truth:
+            if ln.day > through or rng.random() < 0.03:  # late-arriving rows are missing
+                continue
+            if ln.day == through:  # the newest day is still incomplete
+                out.append(_perturbed(ln, -Decimal(rng.randint(10, 35)) / 100))
+            else:  # earlier days restated with small corrections
+                out.append(_perturbed(ln, Decimal(rng.randint(-500, 500)) / 100_000))
+        return out
+
+    runs = [
+        Run(stamp(first.replace(day=10)), "Scheduled", "MonthToDate", first.replace(day=9),
+            partial(first.replace(day=9))),
+        Run(stamp(first.replace(day=20)), "Scheduled", "MonthToDate", first.replace(day=19),
+            partial(first.replace(day=19))),
+    ]  # fmt: skip
+    if month_index % 7 == 3:
+        # A manual re-run after close restates a few lines of the scheduled final run.
+        early = [
+            _perturbed(ln, Decimal(rng.choice([-1, 1]) * rng.randint(100, 500)) / 100_000)
+            if rng.random() < 0.3
+            else ln
+            for ln in truth
+        ]
+        runs.append(Run(stamp(next_month.replace(day=2)), "Scheduled", "TheLastBillingMonth",
+                        last, early))  # fmt: skip
+        runs.append(Run(stamp(next_month.replace(day=6)), "Manual", "TheLastBillingMonth",
+                        last, truth))  # fmt: skip
+    else:
+        runs.append(Run(stamp(next_month.replace(day=2)), "Scheduled", "TheLastBillingMonth",
+                        last, truth))  # fmt: skip
+    return runs, rng
+
+
+def write_run(sink: Sink, run: Run, run_id: str, first: date, last: date, gz: bool) -> int:
+    folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
+    rows = [_row(ln, first, last) for ln in run.lines]
+    chunks = [rows[i : i + MAX_ROWS_PER_BLOB] for i in range(0, len(rows), MAX_ROWS_PER_BLOB)]
+    blobs = []
+    for n, chunk in enumerate(chunks or [[]], start=1):
+        # blobName is relative to the run folder (the folder that holds manifest.json).
+        name = f"part_{n}_{run_id[:8]}.csv" + (".gz" if gz else "")
+        data = csv_bytes(EA_COLUMNS, chunk)
+        size = sink.write(f"{folder}/{name}", gzip_bytes(data) if gz else data)
+        blobs.append({"blobName": name, "byteCount": size, "dataRowCount": len(chunk)})
+    manifest = {
+        "manifestVersion": "2024-04-01",
+        "byteCount": sum(b["byteCount"] for b in blobs),
+        "blobCount": len(blobs),
+        "dataRowCount": len(rows),
+        "exportConfig": {
+            "exportName": EXPORT_NAME,
+            "resourceId": SCOPE,
+            "dataVersion": "2021-10-01",
+            "apiVersion": "2023-07-01-preview",
+            "type": "ActualCost",
+            "timeFrame": run.time_frame,
+            "granularity": "Daily",
+        },
+        "deliveryConfig": {
+            "partitionData": True,
+            "dataOverwriteBehavior": "CreateNewReport",
+            "fileFormat": "Csv",
+            "compressionMode": "gzip" if gz else "None",
+            "rootFolderPath": f"billing/azure/{EXPORT_NAME}",
+        },
+        "runInfo": {
+            "executionType": run.execution_type,
+            "submittedTime": run.submitted,
+            "runId": run_id,
+            "startDate": f"{first:%Y-%m-%d}T00:00:00Z",
+            "endDate": f"{run.through:%Y-%m-%d}T00:00:00Z",
+        },
+        "blobs": blobs,
+    }
+    sink.write(f"{folder}/manifest.json", json_bytes(manifest, indent=2))
+    return len(rows)
+
+
+def write_billing(sink: Sink, quarters: list[Quarter], seed: int, scale: float) -> BillingStats:
+    fleet = build_fleet(seed, scale)
+    stats = BillingStats()
+    month_index = 0
+    for q in quarters:
+        lines = quarter_lines(q, fleet, seed)
+        stats.spend[q.label] = {}
+        for ln in lines:
+            by_wl = stats.spend[q.label]
+            by_wl[ln.resource.workload] = by_wl.get(ln.resource.workload, Decimal(0)) + ln.cost
+        for m in range(3):
+            first = date(q.year, q.start.month + m, 1)
+            last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+            truth = [ln for ln in lines if first <= ln.day <= last]
+            runs, rng = month_runs(truth, first, last, month_index, seed)
+            for run_index, run in enumerate(runs):
+                gz = (month_index + run_index) % 3 == 1
+                n = write_run(sink, run, uuid_from(rng), first, last, gz)
+                stats.runs += 1
+                stats.rows += n
+            stats.superseded_runs += len(runs) - 1
+            stats.rows_effective += len(truth)
+            stats.untagged_inference_lines += sum(
+                1 for ln in truth if ln.resource.workload == "inference" and not ln.resource.tags
+            )
+            month_index += 1
+    return stats

@@ -1,0 +1,106 @@
+"""`generate_landing`: the whole sample landing folder for a range of scenario quarters."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from inference_ledger.sample.billing import write_billing
+from inference_ledger.sample.finance import write_finance
+from inference_ledger.sample.scenario import SCENARIO_QUARTERS, QuarterTargets, quarter_range
+from inference_ledger.sample.sink import Sink
+from inference_ledger.sample.usage import write_usage
+
+# The generator owns these subfolders of out_dir and nothing else.
+GENERATED_DIRS = ("billing", "usage", "finance")
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    out_dir: Path
+    seed: int
+    scale: float
+    quarters: list[str]
+    expected: dict[str, QuarterTargets]
+    files: int
+    bytes: int
+    # Billing: all data rows written (every run, every blob) and those in the newest run of
+    # each (scope, month), which are the only ones that count.
+    billing_runs: int
+    billing_rows: int
+    billing_rows_effective: int
+    untagged_inference_lines: int  # in effective runs; classified by resource group only
+    # Usage: distinct results (natural key) vs result rows written including redelivered copies.
+    usage_results: int
+    usage_results_written: int
+    usage_pages: int
+    # channel -> quarter -> distinct input + output tokens. `openai` is fixed by the scenario;
+    # `azure_openai` varies with the seed: only its value at sheet prices is fixed, in
+    # azure_usage_priced_usd (quarter -> within $1 of the partner's reported resale revenue).
+    usage_tokens: dict[str, dict[str, int]]
+    azure_usage_priced_usd: dict[str, Decimal]
+    revenue_rows: int
+    revenue_refunds: int
+    settlement_rows: int
+    # Deliberate edge cases.
+    superseded_export_runs: int
+    redelivered_usage_pages: int  # includes overlapping_usage_pages
+    overlapping_usage_pages: int  # copies of the previous day's page in the next day's folder
+    superseded_revenue_versions: int
+    superseding_statements: int
+
+
+def generate_landing(
+    out_dir: Path,
+    *,
+    seed: int = 7,
+    scale: float = 1.0,
+    start: str = "2024-Q1",
+    end: str = "2025-Q3",
+) -> GenerationSummary:
+    """Write the sample landing data for the inclusive quarter range [start, end].
+
+    Same (seed, scale, start, end) -> byte-identical files. Per-quarter money totals depend on
+    neither seed nor scale; scale multiplies the rows (resources, projects, entries per day).
+    """
+    quarters = quarter_range(start, end)
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in GENERATED_DIRS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+
+    sink = Sink(out_dir)
+    billing = write_billing(sink, quarters, seed, scale)
+    usage = write_usage(sink, quarters, seed, scale)
+    finance = write_finance(sink, quarters, seed, scale)
+    labels = [q.label for q in quarters]
+    return GenerationSummary(
+        out_dir=out_dir,
+        seed=seed,
+        scale=scale,
+        quarters=labels,
+        expected={label: SCENARIO_QUARTERS[label] for label in labels},
+        files=sink.files,
+        bytes=sink.bytes,
+        billing_runs=billing.runs,
+        billing_rows=billing.rows,
+        billing_rows_effective=billing.rows_effective,
+        untagged_inference_lines=billing.untagged_inference_lines,
+        usage_results=usage.results_unique,
+        usage_results_written=usage.results_written,
+        usage_pages=usage.pages_written,
+        usage_tokens=usage.tokens,
+        azure_usage_priced_usd=usage.azure_priced_usd,
+        revenue_rows=finance.revenue_rows,
+        revenue_refunds=finance.revenue_refunds,
+        settlement_rows=finance.settlement_rows,
+        superseded_export_runs=billing.superseded_runs,
+        redelivered_usage_pages=usage.redelivered_pages,
+        overlapping_usage_pages=usage.overlapping_pages,
+        superseded_revenue_versions=finance.superseded_revenue_versions,
+        superseding_statements=finance.superseding_statements,
+    )
