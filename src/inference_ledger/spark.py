@@ -29,6 +29,7 @@ def get_spark(app_name: str = "inference-ledger"):
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.ansi.enabled", "true")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.parquet.compression.codec", "snappy")
         .config("spark.driver.memory", os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"))
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")

@@ -16,3 +16,16 @@ def select_mart(df: DataFrame, mart: str) -> DataFrame:
             for c in contracts.columns("marts", mart)
         ]
     )
+
+
+def ratio(numerator, denominator, scale: int = 10):
+    """numerator / denominator rounded to `scale` places, null when the denominator is 0.
+
+    Spark gives decimal(38,10) / decimal(38,10) only 6 decimal places; narrowing the operands
+    first keeps 14, which rounds exactly to the marts' 10.
+    """
+    from pyspark.sql import types as T
+
+    num = numerator.cast(T.DecimalType(28, 10))
+    den = denominator.cast(T.DecimalType(24, 10))
+    return F.when(den != 0, F.round(num / den, scale))

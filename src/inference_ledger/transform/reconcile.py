@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from inference_ledger.periods import quarters_between
-from inference_ledger.transform.contract import select_mart
+from inference_ledger.transform.contract import ratio, select_mart
 
 MONEY = T.DecimalType(38, 10)
 RATE = T.DecimalType(18, 10)
@@ -199,20 +199,15 @@ def revshare_reconciliation(
         )
         .withColumn(
             "variance_pct",
-            F.when(
-                F.col("expected_usd") != 0,
-                F.round(F.col("variance_usd") / F.col("expected_usd"), 10),
-            ),
+            ratio(F.col("variance_usd"), F.col("expected_usd")),
         )
         .withColumn(
             "rate",
-            F.when(
-                F.col("basis_usd") != 0, F.round(F.col("expected_usd") / F.col("basis_usd"), 10)
-            ),
+            ratio(F.col("expected_usd"), F.col("basis_usd")),
         )
         .withColumn(
             "implied_basis_usd",
-            F.when(F.col("rate") != 0, F.round(F.col("settled_usd") / F.col("rate"), 10)),
+            ratio(F.col("settled_usd"), F.col("rate")),
         )
         .transform(lambda d: with_status(d, as_of))
         .withColumn("is_adjustment", F.lit(False))

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from inference_ledger.transform.contract import select_mart
+from inference_ledger.transform.contract import ratio, select_mart
 
 MONEY = T.DecimalType(38, 10)
 UNKNOWN = "(none)"
@@ -94,12 +94,7 @@ def unit_cost_monthly(usage_facts: DataFrame, billing_lines: DataFrame) -> DataF
         )
         .withColumn(
             "cost_per_1m_tokens_usd",
-            F.when(
-                F.col("total_tokens") > 0,
-                F.round(
-                    F.col("allocated_spend_usd") * F.lit(1_000_000) / F.col("total_tokens"), 10
-                ),
-            ),
+            ratio(F.col("allocated_spend_usd") * F.lit(1_000_000), F.col("total_tokens")),
         )
     )
     return select_mart(out, "unit_cost_monthly")

@@ -6,11 +6,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from inference_ledger.transform.contract import select_mart
+from inference_ledger.transform.contract import ratio, select_mart
 from inference_ledger.transform.reconcile import quarter_label
 
 MONEY = T.DecimalType(38, 10)
-ZERO = F.lit(0).cast(MONEY)
+
+
+def _zero():
+    return F.lit(0).cast(MONEY)
 
 
 def fiscal_label(period_start) -> F.Column:
@@ -44,16 +47,13 @@ def quarterly_summary(
         periods.join(spend, "period_label", "left")
         .join(rec, "period_label", "left")
         .withColumn("fiscal_period_label", fiscal_label(F.col("period_start")))
-        .withColumn("inference_spend_usd", F.coalesce("inference_spend_usd", ZERO))
-        .withColumn("revshare_paid_usd", F.coalesce("revshare_paid_usd", ZERO))
-        .withColumn("revshare_received_usd", F.coalesce("revshare_received_usd", ZERO))
+        .withColumn("inference_spend_usd", F.coalesce("inference_spend_usd", _zero()))
+        .withColumn("revshare_paid_usd", F.coalesce("revshare_paid_usd", _zero()))
+        .withColumn("revshare_received_usd", F.coalesce("revshare_received_usd", _zero()))
         .withColumn("net_revshare_usd", F.col("revshare_received_usd") - F.col("revshare_paid_usd"))
         .withColumn(
             "spend_to_implied_revenue_ratio",
-            F.when(
-                F.col("implied_revenue_usd") != 0,
-                F.round(F.col("inference_spend_usd") / F.col("implied_revenue_usd"), 10),
-            ),
+            ratio(F.col("inference_spend_usd"), F.col("implied_revenue_usd")),
         )
     )
     return select_mart(df, "quarterly_summary")
