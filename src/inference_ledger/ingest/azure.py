@@ -157,10 +157,10 @@ def with_current_run(runs: DataFrame) -> DataFrame:
 def _parse_usage_date(c: str):
     txt = F.trim(F.col(c))
     return F.coalesce(
-        F.when(txt.rlike(r"^\d{2}/\d{2}/\d{4}$"), F.try_to_date(txt, F.lit("MM/dd/yyyy"))),
+        F.when(txt.rlike(r"^\d{2}/\d{2}/\d{4}$"), F.try_to_date(txt, "MM/dd/yyyy")),
         F.when(
             txt.rlike(r"^\d{4}-\d{2}-\d{2}"),
-            F.try_to_date(F.substring(txt, 1, 10), F.lit("yyyy-MM-dd")),
+            F.try_to_date(F.substring(txt, 1, 10), "yyyy-MM-dd"),
         ),
     )
 
@@ -181,13 +181,16 @@ def with_ea_parsed(rows: DataFrame) -> DataFrame:
         *[F.lit(x) for k, (_, cls) in CHARGE_TYPES.items() if cls for x in (k, cls)]
     )
     return (
-        rows.withColumn("_p_date", _parse_usage_date("Date"))
+        rows.withColumn("raw_record", R.raw_record([*EA_COLUMNS, R.CORRUPT]))
+        .withColumn("_p_date", _parse_usage_date("Date"))
         .withColumn("_p_cost", R.parse_decimal("CostInBillingCurrency"))
         .withColumn("_p_qty", R.parse_decimal("Quantity"))
         .withColumn("_p_tags", tags_json)
         .withColumn("_p_tags_ok", R.is_blank("Tags") | tags_map.isNotNull())
         .withColumn("_p_category", charge[F.trim(F.col("ChargeType"))])
         .withColumn("_p_class", charge_class[F.trim(F.col("ChargeType"))])
+        # Spark resolves names case-insensitively: raw `Tags` would clash with canonical `tags`.
+        .withColumnRenamed("Tags", "_raw_tags")
     )
 
 
@@ -318,7 +321,7 @@ def billing_records(rows: DataFrame, fx: DataFrame, rules: WorkloadRules) -> Dat
         typed,
         SOURCE,
         BILLING_COLUMNS,
-        EA_COLUMNS,
+        None,
         F.col("status"),
         F.col("reason"),
         F.col("field"),

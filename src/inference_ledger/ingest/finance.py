@@ -88,10 +88,15 @@ def with_feed_checks(
     typed, checks = _typed(rows, contract)
     reason, field = R.first_failure(checks + (extra or []))
     raw_cols = [c.name for c in contracts.columns("inputs", contract)]
-    typed = typed.withColumn("raw_record", R.raw_record([*raw_cols, R.CORRUPT]))
+    # Checks read the raw strings, so they are evaluated before the typed values replace them.
+    typed = (
+        typed.withColumn("raw_record", R.raw_record([*raw_cols, R.CORRUPT]))
+        .withColumn("_reason", reason)
+        .withColumn("_field", F.nullif(field, F.lit("")))
+    )
     for c in raw_cols:
         typed = typed.withColumn(c, F.col(f"_t_{c}")).drop(f"_t_{c}")
-    return typed.withColumn("_reason", reason).withColumn("_field", F.nullif(field, F.lit("")))
+    return typed
 
 
 def _finish(

@@ -112,6 +112,8 @@ def read_csv_by_header(
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT)
             .option("multiLine", False)
+            .option("quote", '"')
+            .option("escape", '"')
             .csv(paths)
         )
         frames.append(
@@ -155,7 +157,7 @@ def parse_decimal(c: str, precision: int = 38, scale: int = 10) -> Column:
 
 def parse_iso_date(c: str) -> Column:
     txt = F.trim(F.col(f"`{c}`"))
-    return F.when(txt.rlike(r"^\d{4}-\d{2}-\d{2}$"), F.try_to_date(txt, F.lit("yyyy-MM-dd")))
+    return F.when(txt.rlike(r"^\d{4}-\d{2}-\d{2}$"), F.try_to_date(txt, "yyyy-MM-dd"))
 
 
 def parse_int(c: str) -> Column:
@@ -176,7 +178,7 @@ def finish_records(
     df: DataFrame,
     source: str,
     canonical: list[str],
-    raw_columns: list[str],
+    raw_columns: list[str] | None,
     status: Column,
     reason: Column,
     field: Column,
@@ -191,7 +193,7 @@ def finish_records(
         status.alias("status"),
         reason.alias("reason"),
         field.alias("field"),
-        raw_record(raw_columns).alias("raw_record"),
+        (raw_record(raw_columns) if raw_columns else F.col("raw_record")).alias("raw_record"),
     )
 
 
