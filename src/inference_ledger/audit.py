@@ -24,7 +24,8 @@ def start_run(
         cur.execute(
             """INSERT INTO audit.runs (run_id, command, status, started_at, period_start, period_end,
                                        landing_dir, spark_master)
-               VALUES (%s, %s, 'running', now(), %s, %s, %s, %s)""",
+               VALUES (%s, %s, 'running', now(), %s, %s, %s, %s)
+               ON CONFLICT (run_id) DO NOTHING""",
             (run_id, command, start, end, landing, spark_master),
         )
     conn.commit()

@@ -40,14 +40,19 @@ class RunResult:
 
 
 def prepare(
-    landing: Path, start: date | None, end: date | None, command: str, as_of: date | None = None
+    landing: Path,
+    start: date | None,
+    end: date | None,
+    command: str,
+    as_of: date | None = None,
+    run_id: str | None = None,
 ):
     """Database ready (migrated), run recorded as running. Returns (ctx, url)."""
     settings = load_settings()
     url = database_url(settings)
     migrate(url)
     ctx = steps.RunContext(
-        run_id=steps.new_run_id(),
+        run_id=run_id or steps.new_run_id(),
         landing=Path(landing).resolve(),
         start=start,
         end=end,

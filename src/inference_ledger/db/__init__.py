@@ -1,0 +1,32 @@
+"""The Postgres layer: connections, the embedded server, migrations, COPY loading.
+
+Everything takes or returns a SQLAlchemy-style URL; `database_url()` is LEDGER_DATABASE_URL
+when set, else the embedded server of LEDGER_HOME (started on first use, then reused).
+"""
+
+from inference_ledger.db.connection import (
+    connect,
+    connect_params,
+    database_url,
+    redact,
+    sqlalchemy_engine,
+)
+from inference_ledger.db.copy import copy_csv, spark_csv_parts, truncate
+from inference_ledger.db.embedded import ensure_embedded, is_embedded_running, stop_embedded
+from inference_ledger.db.migrate import MigrationError, migrate
+
+__all__ = [
+    "MigrationError",
+    "connect",
+    "connect_params",
+    "copy_csv",
+    "database_url",
+    "ensure_embedded",
+    "is_embedded_running",
+    "migrate",
+    "redact",
+    "spark_csv_parts",
+    "sqlalchemy_engine",
+    "stop_embedded",
+    "truncate",
+]
