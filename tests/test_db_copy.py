@@ -1,0 +1,131 @@
+"""COPY loading of Spark-style CSV: exact decimals, NULL vs empty string, dates, timestamps."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import psycopg2
+import pytest
+
+from inference_ledger.db import copy_csv, spark_csv_parts, truncate
+
+SPEND_COLUMNS = [
+    "usage_date",
+    "provider",
+    "service_name",
+    "region",
+    "sku",
+    "workload",
+    "billed_cost_usd",
+    "effective_cost_usd",
+    "consumed_quantity",
+    "consumed_unit",
+]
+
+# What Spark's CSV writer produces with escape='"': NULL is an empty unquoted field, the empty
+# string is "", quotes double, and values with commas or newlines are quoted.
+PART_0 = (
+    ",".join(SPEND_COLUMNS) + "\n"
+    "2024-01-31,azure,Azure OpenAI,eastus,gpt-4o,inference,"
+    "12345678901234567890.1234567890,-0.0000000001,,\n"
+    '2024-02-29,azure,"Compute, GPU",westeurope,"ND96 ""v5""",training,'
+    '0E-10,9999999999999999999999999999.9999999999,1.5,""\n'
+)
+PART_1 = (
+    ",".join(SPEND_COLUMNS) + "\n"
+    '2024-12-31,azure,Storage,eastus,"multi\nline",other,1,2,3,"1M tokens"\n'
+)
+
+
+def _write(path, text, *, gz=False):
+    data = text.encode("utf-8")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def test_round_trip_is_exact(pg_conn, tmp_path):
+    files = [
+        _write(tmp_path / "part-00000-x-c000.csv", PART_0),
+        _write(tmp_path / "part-00001-x-c000.csv.gz", PART_1, gz=True),
+    ]
+    loaded = copy_csv(
+        pg_conn, "staging", "inference_spend_daily", SPEND_COLUMNS, files, header=True
+    )
+    assert loaded == 3
+
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT usage_date, service_name, sku, billed_cost_usd, effective_cost_usd,"
+            " consumed_quantity, consumed_unit FROM staging.inference_spend_daily ORDER BY 1"
+        )
+        rows = cur.fetchall()
+    assert rows == [
+        (
+            date(2024, 1, 31),
+            "Azure OpenAI",
+            "gpt-4o",
+            Decimal("12345678901234567890.1234567890"),
+            Decimal("-0.0000000001"),
+            None,
+            None,
+        ),
+        (
+            date(2024, 2, 29),
+            "Compute, GPU",
+            'ND96 "v5"',
+            Decimal("0E-10"),
+            Decimal("9999999999999999999999999999.9999999999"),
+            Decimal("1.5000000000"),
+            "",
+        ),
+        (date(2024, 12, 31), "Storage", "multi\nline", 1, 2, 3, "1M tokens"),
+    ]
+    assert str(rows[0][3]) == "12345678901234567890.1234567890"  # no float on the way
+
+    truncate(pg_conn, "staging", "inference_spend_daily")
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM staging.inference_spend_daily")
+        assert cur.fetchone() == (0,)
+
+
+def test_timestamps_keep_their_instant(pg_conn, tmp_path):
+    cur = pg_conn.cursor()
+    part = _write(
+        tmp_path / "runs.csv",
+        "test_db_copy_1,run,succeeded,2024-01-01T00:00:00.000Z,2024-03-31T23:59:59.123456+02:00\n"
+        "test_db_copy_2,run,running,2024-06-30T12:00:00Z,\n",
+    )
+    columns = ["run_id", "command", "status", "started_at", "finished_at"]
+    assert copy_csv(pg_conn, "audit", "runs", columns, [part], header=False) == 2
+    cur.execute("SELECT started_at, finished_at FROM audit.runs WHERE run_id LIKE 'test_db_copy_%'")
+    assert sorted(cur.fetchall()) == [
+        (
+            datetime(2024, 1, 1, tzinfo=UTC),
+            datetime(2024, 3, 31, 23, 59, 59, 123456, tzinfo=timezone(timedelta(hours=2))),
+        ),
+        (datetime(2024, 6, 30, 12, tzinfo=UTC), None),
+    ]
+
+
+def test_header_must_match_the_columns(pg_conn, tmp_path):
+    swapped = SPEND_COLUMNS[:6] + ["effective_cost_usd", "billed_cost_usd"] + SPEND_COLUMNS[8:]
+    part = _write(tmp_path / "part-0.csv", ",".join(swapped) + "\n")
+    with pytest.raises(psycopg2.errors.BadCopyFileFormat, match="header"):
+        copy_csv(pg_conn, "staging", "inference_spend_daily", SPEND_COLUMNS, [part], header=True)
+
+
+def test_identifiers_are_quoted_not_spliced(pg_conn, tmp_path):
+    pg_conn.cursor().execute('CREATE TEMP TABLE "Odd Table" ("Amount USD" numeric(38,10))')
+    part = _write(tmp_path / "odd.csv", "Amount USD\n0.1\n")
+    assert copy_csv(pg_conn, "pg_temp", "Odd Table", ["Amount USD"], [part], header=True) == 1
+
+
+def test_spark_csv_parts_skips_markers_and_checksums(tmp_path):
+    for name in ["part-00001-a.csv", "part-00000-a.csv.gz", "_SUCCESS", ".part-00000-a.csv.crc"]:
+        (tmp_path / name).write_text("")
+    assert [p.name for p in spark_csv_parts(tmp_path)] == [
+        "part-00000-a.csv.gz",
+        "part-00001-a.csv",
+    ]
