@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -102,6 +103,7 @@ def test_deep_home_killed_processes_and_stale_lock_files(tmp_path_factory):
     home = tmp_path_factory.mktemp("deep") / ("d" * 60) / ("e" * 60)
     settings = Settings(home=home, database_url=None, spark_master="local[1]")
     pgdata = home / "pgdata"
+    socket_dir = None
     try:
         # The process that started the server is killed: the server stays and is reused as is.
         child_url, _, child_pid = _run_child(home)
@@ -137,4 +139,6 @@ def test_deep_home_killed_processes_and_stale_lock_files(tmp_path_factory):
             impostor.wait()
     finally:
         stop_embedded(settings)
+        if socket_dir is not None:  # the fallback directory lives outside the test's tmp dir
+            shutil.rmtree(socket_dir, ignore_errors=True)
     assert _postmasters(pgdata) == []
