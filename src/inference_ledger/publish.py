@@ -32,10 +32,14 @@ class PublishOutcome:
     warnings: int
 
 
-def _write_csv(df: DataFrame, path: Path) -> list[Path]:
+def write_copy_csv(df: DataFrame, path: Path) -> list[Path]:
+    """CSV that Postgres COPY reads back exactly: RFC 4180 quote doubling (Spark's default
+    escape is a backslash, which COPY misreads), ISO dates, timestamps with offset."""
     (
         df.write.mode("overwrite")
         .option("header", True)
+        .option("quote", '"')
+        .option("escape", '"')
         .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
         .option("dateFormat", "yyyy-MM-dd")
         .csv(str(path))
@@ -59,12 +63,12 @@ def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
     rows = {}
     for mart in MARTS:
         cols = [c.name for c in contracts.columns("marts", mart)]
-        files = _write_csv(
+        files = write_copy_csv(
             lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, f"marts/{mart}"), work / mart
         )
         truncate(conn, "staging", mart)
         rows[mart] = copy_csv(conn, "staging", mart, cols, files, header=True)
-    files = _write_csv(
+    files = write_copy_csv(
         lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, "control_totals"),
         work / "control_totals",
     )
