@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from inference_ledger import audit, lake, steps
 from inference_ledger.db import connect, database_url, migrate
 from inference_ledger.db.copy import copy_csv
-from inference_ledger.publish import PublishOutcome, publish
+from inference_ledger.publish import PublishOutcome, publish, write_copy_csv
 from inference_ledger.settings import load_settings
 from inference_ledger.spark import get_spark
 
@@ -97,9 +97,8 @@ def _record_quarantine(ctx: steps.RunContext, conn) -> None:
         "raw_record",
     )
     out = ctx.settings.staging_dir / ctx.run_id / "quarantine"
-    rows.write.mode("overwrite").option("header", True).csv(str(out))
     copy_csv(
-        conn, "audit", "quarantine", QUARANTINE_COLUMNS, sorted(out.glob("part-*.csv")), header=True
+        conn, "audit", "quarantine", QUARANTINE_COLUMNS, write_copy_csv(rows, out), header=True
     )
     conn.commit()
     shutil.rmtree(out, ignore_errors=True)
