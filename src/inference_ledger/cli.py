@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"ledger: input error: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # a request that cannot be honoured, e.g. closing a closed period
+        print(f"ledger: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # the run is already recorded as failed in audit.runs
         from inference_ledger.quality import QualityGateFailed
 

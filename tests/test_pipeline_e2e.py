@@ -1,0 +1,233 @@
+"""The whole pipeline on generated data, against the real embedded Postgres and Spark."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import functions as F
+
+from inference_ledger import lake
+from inference_ledger.pipeline import aggregate_step, finish, ingest_step, prepare, run_pipeline
+from inference_ledger.quality import QualityGateFailed
+from inference_ledger.sample import SCENARIO_QUARTERS, generate_landing
+
+AS_OF = date(2026, 11, 27)
+MARTS = [
+    "quarterly_summary",
+    "revshare_reconciliation",
+    "inference_spend_daily",
+    "unit_cost_monthly",
+]
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory):
+    out = tmp_path_factory.mktemp("landing")
+    generate_landing(out, start="2024-Q1", end="2024-Q2", scale=0.3)
+    return out
+
+
+def marts_hash(conn) -> dict[str, tuple[str, int]]:
+    out = {}
+    with conn.cursor() as cur:
+        for t in MARTS:
+            cur.execute(
+                f"SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')), count(*) FROM marts.{t} x"
+            )
+            out[t] = cur.fetchone()
+    conn.commit()
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, pg_url, landing):
+    return run_pipeline(landing, as_of=AS_OF)
+
+
+def test_run_reproduces_the_scenario_from_raw_rows(first_run, pg_conn):
+    assert (first_run.start, first_run.end) == (date(2024, 1, 1), date(2024, 7, 1))
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT period_label, fiscal_period_label, inference_spend_usd, revshare_paid_usd, implied_revenue_usd,"
+            " revshare_received_usd, net_revshare_usd FROM marts.quarterly_summary ORDER BY period_label"
+        )
+        rows = cur.fetchall()
+    assert [r[:2] for r in rows] == [("2024-Q1", "FY24-Q3"), ("2024-Q2", "FY24-Q4")]
+    for label, _, spend, paid, implied, received, net in rows:
+        target = SCENARIO_QUARTERS[label]
+        assert spend == target.inference_spend_usd
+        assert paid == target.revshare_paid_usd
+        assert implied == target.implied_revenue_usd
+        assert received == target.revshare_received_usd
+        assert net == received - paid
+    assert rows[0][2:5] == (
+        Decimal("546800000.00"),
+        Decimal("77300000.00"),
+        Decimal("386500000.00"),
+    )
+
+
+def test_reconciliation_both_directions_matched(first_run, pg_conn):
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT period_label, direction, status, rate, expected_usd = settled_usd, variance_usd"
+            " FROM marts.revshare_reconciliation ORDER BY 1, 2"
+        )
+        rows = cur.fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("2024-Q1", "payable", "matched"),
+        ("2024-Q1", "receivable", "matched"),
+        ("2024-Q2", "payable", "matched"),
+        ("2024-Q2", "receivable", "matched"),
+    ]
+    assert all(r[3] == Decimal("0.2") and r[4] and r[5] == 0 for r in rows)
+
+
+def test_every_input_row_is_accounted_for(first_run, pg_conn):
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT source, sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(rows_superseded),"
+            " sum(rows_deduplicated), count(*) FILTER (WHERE checksum_sha256 !~ '^[0-9a-f]{64}$')"
+            " FROM audit.input_files WHERE run_id = %s GROUP BY source ORDER BY source",
+            (first_run.run_id,),
+        )
+        by_source = {r[0]: r[1:] for r in cur.fetchall()}
+        cur.execute("SELECT status FROM audit.runs WHERE run_id = %s", (first_run.run_id,))
+        assert cur.fetchone() == ("succeeded",)
+        cur.execute(
+            "SELECT count(*), bool_and(success) FROM audit.dq_results WHERE run_id = %s",
+            (first_run.run_id,),
+        )
+        checks, all_ok = cur.fetchone()
+    assert set(by_source) == {
+        "billing.azure",
+        "usage",
+        "finance.revenue",
+        "finance.settlements",
+        "finance.contracts",
+        "finance.fx",
+        "finance.prices",
+    }
+    for read, loaded, quarantined, superseded, deduplicated, bad_checksums in by_source.values():
+        assert read == loaded + quarantined + superseded + deduplicated
+        assert bad_checksums == 0
+    # Month-to-date restatements and redeliveries are present in the generated data and handled.
+    assert by_source["billing.azure"][3] > 0
+    assert by_source["usage"][4] > 0
+    assert by_source["finance.revenue"][3] > 0
+    assert checks > 20 and all_ok
+    assert (
+        first_run.rows_read
+        == first_run.rows_loaded
+        + first_run.rows_quarantined
+        + first_run.rows_superseded
+        + first_run.rows_deduplicated
+    )
+
+
+def test_rerun_gives_identical_marts(first_run, pg_conn, landing):
+    before = marts_hash(pg_conn)
+    again = run_pipeline(landing, as_of=AS_OF)
+    assert again.run_id != first_run.run_id
+    assert marts_hash(pg_conn) == before
+
+
+def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url, landing):
+    before = marts_hash(pg_conn)
+    ctx, url = prepare(landing, None, None, "test", AS_OF)
+    ingest_step(ctx, url)
+    aggregate_step(ctx, url)
+    # The lake says one month cost a cent more than what was staged: control totals disagree.
+    path = lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals")
+    totals = spark.read.parquet(path)
+    first = totals.orderBy("period_label").first()["period_label"]
+    amount = F.col("amount") + F.when(
+        F.col("period_label") == first, F.lit(Decimal("0.01"))
+    ).otherwise(0)
+    tmp = path + "_tampered"
+    totals.withColumn("amount", amount.cast("decimal(38,10)")).write.parquet(tmp)
+    shutil.rmtree(path)
+    shutil.move(tmp, path)
+    with pytest.raises(QualityGateFailed, match="control totals|unexpected_rows"):
+        steps_publish(ctx, url)
+    assert marts_hash(pg_conn) == before
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT suite, severity FROM audit.dq_results WHERE run_id = %s AND NOT success",
+            (ctx.run_id,),
+        )
+        assert cur.fetchall() == [("staging.inference_spend_daily", "critical")]
+        cur.execute(
+            "SELECT status, error LIKE 'QualityGateFailed%%' FROM audit.runs WHERE run_id = %s",
+            (ctx.run_id,),
+        )
+        assert cur.fetchone() == ("failed", True)
+
+
+def steps_publish(ctx, url):
+    from inference_ledger.pipeline import publish_step
+
+    try:
+        return publish_step(ctx, url)
+    except BaseException as exc:
+        finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def test_cli_run_against_a_configured_database_url(
+    first_run, pg_url, pg_conn, landing, monkeypatch, capsys
+):
+    from inference_ledger import cli
+
+    before = marts_hash(pg_conn)
+    monkeypatch.setenv("LEDGER_DATABASE_URL", pg_url)
+    assert cli.main(["run", "--landing", str(landing), "--as-of", AS_OF.isoformat()]) == 0
+    assert "rows read" in capsys.readouterr().out
+    assert marts_hash(pg_conn) == before
+
+
+def test_bad_input_fails_clearly_and_keeps_published_marts(
+    first_run, pg_conn, landing, tmp_path, capsys
+):
+    from inference_ledger import cli
+
+    before = marts_hash(pg_conn)
+    broken = tmp_path / "landing"
+    shutil.copytree(landing, broken)
+    revenue = sorted((broken / "finance" / "revenue").glob("*.csv"))[0]
+    lines = revenue.read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("amount")
+    revenue.write_text(
+        "\n".join(
+            ",".join(c for i, c in enumerate(line.split(",")) if i != drop) for line in lines[:3]
+        )
+        + "\n"
+    )
+    assert cli.main(["run", "--landing", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"{revenue}: missing required column(s) amount" in err
+    assert marts_hash(pg_conn) == before
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT status FROM audit.runs ORDER BY started_at DESC LIMIT 1")
+        assert cur.fetchone() == ("failed",)
+
+
+def test_period_report_and_close(first_run, pg_conn, tmp_path, capsys):
+    from inference_ledger import cli
+
+    assert cli.main(["report", "--period", "2024-Q1", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "2024-Q1" / "index.html").read_text()
+    assert "546,800,000.00" in page and "77,300,000.00" in page and "matched" in page
+    assert (tmp_path / "2024-Q1" / "reconciliation.csv").read_text().count("\n") == 3
+    assert cli.main(["close", "--period", "2024-Q1", "--by", "tester"]) == 0
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT closed_by, length(snapshot_sha256) FROM audit.closed_periods WHERE period_label = '2024-Q1'"
+        )
+        assert cur.fetchone() == ("tester", 64)
+    assert cli.main(["close", "--period", "2024-Q1"]) == 1
+    assert "already closed" in capsys.readouterr().err
