@@ -107,6 +107,19 @@ def cmd_close(args) -> int:
     return 0
 
 
+def cmd_db(args) -> int:
+    from inference_ledger.db import database_url, migrate, redact, stop_embedded
+
+    if args.action == "stop":
+        print("stopped" if stop_embedded() else "embedded Postgres was not running")
+    elif args.action == "migrate":
+        applied = migrate(database_url())
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    else:
+        print(redact(database_url()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ledger", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -145,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--period", required=True, type=_period)
     c.add_argument("--by", default=None, help="who closes it (default: the OS user)")
     c.set_defaults(func=cmd_close)
+    db = sub.add_parser(
+        "db", help="the database: print its URL (starting the embedded one), migrate, stop"
+    )
+    db.add_argument("action", choices=["url", "migrate", "stop"])
+    db.set_defaults(func=cmd_db)
     return p
 
 
