@@ -39,7 +39,11 @@ def _quiet_gx():
 
     # We choose the generic SQL datasource on purpose: it accepts Unix-socket URLs.
     warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
-    for name in ("great_expectations", "great_expectations._docs_decorators"):
+    for name in (
+        "great_expectations",
+        "great_expectations._docs_decorators",
+        "great_expectations.data_context.types.base",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -124,6 +128,8 @@ def validate_staging(sqlalchemy_url: str, marts: list[str]) -> list[CheckResult]
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    _quiet_gx()  # again: importing GX resets some of its loggers
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from inference_ledger.settings import load_settings
 
 _SESSION = None
+_LOG4J = Path(__file__).resolve().parent / "config" / "log4j2.properties"
 
 
 def get_spark(app_name: str = "inference-ledger"):
@@ -33,6 +35,7 @@ def get_spark(app_name: str = "inference-ledger"):
         .config("spark.sql.parquet.compression.codec", "snappy")
         .config("spark.driver.memory", os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"))
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={_LOG4J}")
     )
     _SESSION = builder.getOrCreate()
     _SESSION.sparkContext.setLogLevel("ERROR")
@@ -44,3 +47,6 @@ def stop_spark() -> None:
     if _SESSION is not None:
         _SESSION.stop()
         _SESSION = None
+
+
+_LOG4J = Path(__file__).resolve().parent / "config" / "log4j2.properties"
