@@ -43,7 +43,8 @@ class ParamError(ValueError):
 
 
 def default_landing() -> Path:
-    """The landing folder when the DAG param is empty: $LEDGER_LANDING, else $LEDGER_HOME/landing."""
+    """The landing folder when the DAG param is empty: $LEDGER_LANDING, else
+    $LEDGER_HOME/landing (read on the worker, not at parse time)."""
     configured = os.environ.get("LEDGER_LANDING")
     return Path(configured) if configured else load_settings().landing_dir
 
@@ -117,9 +118,9 @@ def airflow_errors() -> Iterator[None]:
     """Data errors fail the task at once; anything else is left to Airflow's retries.
 
     Bad input (`InputError`), a failed data-quality gate (`QualityGateFailed`) and bad params
-    (`ParamError`) do not get better by retrying, so they become `AirflowFailException` (no retry). Every failure's
-    message is also pushed as XCom `error`, for `finish` to record in audit.runs (Airflow
-    clears a task's XComs when it starts again, so this is the last try's error).
+    (`ParamError`) do not get better by retrying, so they become `AirflowFailException` (no
+    retry). Every failure's message is also pushed as XCom `error`, for `finish` to record in
+    audit.runs (Airflow clears a task's XComs when it starts again: this is the last try's).
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -134,7 +135,7 @@ def airflow_errors() -> Iterator[None]:
     except (InputError, QualityGateFailed, ParamError) as exc:
         _push_error(exc)
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-    except Exception as exc:
+    except BaseException as exc:  # also Airflow's task timeout, a BaseException
         _push_error(exc)
         raise
 
