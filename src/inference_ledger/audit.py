@@ -50,6 +50,13 @@ def finish_run(conn, run_id: str, error: str | None = None) -> None:
     conn.commit()
 
 
+def clear_ingest(conn, run_id: str) -> None:
+    """Forget a previous attempt's ingest records of this run (a retried task)."""
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM audit.quarantine WHERE run_id = %s", (run_id,))
+        cur.execute("DELETE FROM audit.input_files WHERE run_id = %s", (run_id,))
+
+
 def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
     values = [
         (

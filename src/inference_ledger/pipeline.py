@@ -71,10 +71,13 @@ def prepare(
 
 
 def ingest_step(ctx: steps.RunContext, url: str) -> list[dict]:
+    """Safe to retry within a run: what an earlier attempt recorded is cleared first."""
     spark = get_spark()
+    shutil.rmtree(lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"), ignore_errors=True)
     accounting = steps.ingest(spark, ctx)
     conn = connect(url)
     try:
+        audit.clear_ingest(conn, ctx.run_id)
         audit.record_input_files(conn, ctx.run_id, accounting)
         _record_quarantine(ctx, conn)
     finally:
