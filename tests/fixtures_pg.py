@@ -34,5 +34,16 @@ def pg_conn(pg_url):
     from inference_ledger.db import connect
 
     conn = connect(pg_url)
+    # Staging keeps the last run's batch (useful after a failed gate); tests start from an
+    # empty one. Committed at once so no lock is held while the code under test stages.
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT string_agg(format('%I.%I', table_schema, table_name), ', ')"
+            " FROM information_schema.tables WHERE table_schema = 'staging'"
+        )
+        tables = cur.fetchone()[0]
+        if tables:
+            cur.execute(f"TRUNCATE {tables}")
+    conn.commit()
     yield conn
     conn.close()

@@ -231,3 +231,32 @@ def test_period_report_and_close(first_run, pg_conn, tmp_path, capsys):
         assert cur.fetchone() == ("tester", 64)
     assert cli.main(["close", "--period", "2024-Q1"]) == 1
     assert "already closed" in capsys.readouterr().err
+
+
+def test_closed_period_does_not_move(first_run, pg_conn, landing, tmp_path):
+    """Runs after the close above: a late revenue entry changes Q2 but not the closed Q1."""
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT period_label FROM audit.closed_periods")
+        assert cur.fetchall() == [("2024-Q1",)]
+    before = marts_hash(pg_conn)
+    late = tmp_path / "landing"
+    shutil.copytree(landing, late)
+    (late / "finance" / "revenue" / "late.csv").write_text(
+        "entry_id,entry_version,revenue_date,product_line,amount,currency,description\n"
+        "late-1,1,2024-02-10,api,1000000.00,USD,late Q1 entry\n"
+        "late-2,1,2024-05-10,api,1000000.00,USD,late Q2 entry\n"
+    )
+    run_pipeline(late, as_of=AS_OF)
+    after = marts_hash(pg_conn)
+    assert after != before
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT period_label, basis_usd, expected_usd, status FROM marts.revshare_reconciliation"
+            " WHERE direction = 'payable' ORDER BY 1"
+        )
+        rows = cur.fetchall()
+    q1, q2 = rows
+    assert q1 == ("2024-Q1", Decimal("386500000.00"), Decimal("77300000.00"), "matched")
+    assert q2[1] == SCENARIO_QUARTERS["2024-Q2"].implied_revenue_usd + Decimal("1000000.00")
+    assert q2[2] == Decimal("109700000.00")
+    assert q2[3] == "underpaid"

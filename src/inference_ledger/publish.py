@@ -47,14 +47,28 @@ def write_copy_csv(df: DataFrame, path: Path) -> list[Path]:
     return sorted(path.glob("part-*.csv"))
 
 
-def _period_filter(mart: str, start: date, end: date) -> tuple[sql.Composable, tuple]:
-    col = contracts.period_column(mart)
-    if col == "period_label":
-        return sql.SQL("{} = ANY(%s)").format(sql.Identifier(col)), (quarter_labels(start, end),)
-    return sql.SQL("{} >= %s AND {} < %s").format(sql.Identifier(col), sql.Identifier(col)), (
+def _period_filter(
+    mart: str, start: date, end: date, closed: list[str]
+) -> tuple[sql.Composable, tuple]:
+    """The run's periods of a mart, less the closed quarters (closed periods do not move)."""
+    col = sql.Identifier(contracts.period_column(mart))
+    if contracts.period_column(mart) == "period_label":
+        open_labels = [q for q in quarter_labels(start, end) if q not in closed]
+        return sql.SQL("{} = ANY(%s)").format(col), (open_labels,)
+    quarter_of = sql.SQL("to_char({}, 'YYYY') || '-Q' || to_char({}, 'Q')").format(col, col)
+    return sql.SQL("{c} >= %s AND {c} < %s AND NOT ({q} = ANY(%s))").format(c=col, q=quarter_of), (
         start,
         end,
+        closed,
     )
+
+
+def closed_periods(conn) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT period_label FROM audit.closed_periods WHERE reopened_at IS NULL ORDER BY 1"
+        )
+        return [r[0] for r in cur.fetchall()]
 
 
 def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
@@ -82,12 +96,18 @@ def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
 def replace_periods(conn, ctx: RunContext, start: date, end: date) -> dict[str, int]:
     """One transaction: for each mart delete the run's periods and insert the staged rows."""
     published = {}
+    closed = closed_periods(conn)
+    skipped = [q for q in quarter_labels(start, end) if q in closed]
+    if skipped:
+        # Prior-period adjustments for late changes are not posted yet: the closed figures
+        # simply stay as they were snapshotted.
+        log.warning("closed period(s) %s are not republished", ", ".join(skipped))
     with conn.cursor() as cur:
         for mart in MARTS:
             cols = sql.SQL(", ").join(
                 sql.Identifier(c.name) for c in contracts.columns("marts", mart)
             )
-            where, params = _period_filter(mart, start, end)
+            where, params = _period_filter(mart, start, end, closed)
             cur.execute(
                 sql.SQL("DELETE FROM marts.{} WHERE ").format(sql.Identifier(mart)) + where, params
             )

@@ -51,17 +51,6 @@ def new_run_id(now: datetime | None = None) -> str:
 # ---------------------------------------------------------------- ingest
 
 
-@dataclass
-class SourceOutcome:
-    source: str
-    files: int
-    rows_read: int
-    rows_loaded: int
-    rows_quarantined: int
-    rows_superseded: int
-    rows_deduplicated: int
-
-
 def _account(
     spark: SparkSession, ctx: RunContext, name: str, records: DataFrame, files: list[Path]
 ) -> list[dict]:

@@ -126,6 +126,11 @@ def read_csv_by_header(
                 F.col(CORRUPT),
             )
         )
+    return union_all(frames)
+
+
+def union_all(frames: list[DataFrame]) -> DataFrame | None:
+    """Union by column name; None when there is nothing to read."""
     if not frames:
         return None
     out = frames[0]

@@ -65,12 +65,7 @@ def read_pages(spark: SparkSession, files: list[Path]) -> DataFrame | None:
                 F.col("_metadata.file_modification_time").alias("_pulled_at"),
             )
         )
-    if not frames:
-        return None
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    return out
+    return R.union_all(frames)
 
 
 def with_results_exploded(pages: DataFrame) -> DataFrame:
