@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_ledger.ingest import azure, finance, usage
+from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
 from inference_ledger.workload import WorkloadRules
 from tests.helpers import D, lake_df
@@ -161,9 +161,11 @@ def test_month_to_date_runs_newest_wins_and_bad_rows_quarantined(spark, tmp_path
         ],
         gz=True,
     )
-    runs = azure.discover_runs(tmp_path)
+    runs = exports.discover_runs(tmp_path)
     assert [r.run_id for r in runs] == ["run-a", "run-b"]
-    records = azure.billing_records(azure.read_ea_rows(spark, runs), fx, WorkloadRules.load())
+    rows, runs = billing.read_billing_rows(spark, runs)
+    assert [r.rejected_reason for r in runs] == [None, None]
+    records = billing.billing_records(rows, fx, WorkloadRules.load())
     got = by_status(records)
     assert len(got["superseded"]) == 2
     assert {r["source_file"] for r in got["superseded"]} == {str(runs[0].blobs[0][0])}
@@ -182,14 +184,21 @@ def test_month_to_date_runs_newest_wins_and_bad_rows_quarantined(spark, tmp_path
         r["billing_month"] == "2024-01" and r["scope_id"] == "/billingAccounts/8611537"
         for r in loaded
     )
-    reasons = sorted((r["field"], r["reason"]) for r in got["quarantined"])
+    reasons = sorted((r["line_number"], r["field"], r["reason"]) for r in got["quarantined"])
     assert reasons == [
-        ("ChargeType", "unknown ChargeType"),
-        ("CostInBillingCurrency", "CostInBillingCurrency is not a decimal number"),
-        ("CostInBillingCurrency", "CostInBillingCurrency is not a decimal number"),
-        ("Date", "Date is not a date (MM/DD/YYYY or YYYY-MM-DD)"),
-        ("Date", "Date is outside the export's billing period"),
+        (7, "ChargePeriodStart", "charge date is outside the export's billing period"),
+        (8, "BilledCost", "BilledCost / CostInBillingCurrency is not a decimal number"),
+        (9, "BilledCost", "BilledCost / CostInBillingCurrency is not a decimal number"),
+        (10, "ChargeCategory", "unknown ChargeType / ChargeCategory"),
+        (
+            11,
+            "ChargePeriodStart",
+            "charge date is not a date (MM/DD/YYYY, YYYY-MM-DD or ISO date-time)",
+        ),
     ]
+    assert all(
+        r["source_format"] == "azure-ea" and r["fx_source"] in ("none", "fx_feed") for r in loaded
+    )
     counts = {r["source_file"]: r for r in R.file_counts(records).collect()}
     for c in counts.values():
         assert (
@@ -200,7 +209,6 @@ def test_month_to_date_runs_newest_wins_and_bad_rows_quarantined(spark, tmp_path
             + c["rows_deduplicated"]
         )
     assert sum(c["rows_read"] for c in counts.values()) == 12
-    assert azure.manifest_mismatches(records, runs) == []
 
 
 def test_missing_fx_rate_names_currency_and_date(spark, tmp_path, fx):
@@ -209,9 +217,8 @@ def test_missing_fx_rate_names_currency_and_date(spark, tmp_path, fx):
     write_run(
         tmp_path, "run-a", "2024-01-10T06:00:00Z", [ea_row("01/02/2024", "1.00", currency="GBP")]
     )
-    records = azure.billing_records(
-        azure.read_ea_rows(spark, azure.discover_runs(tmp_path)), fx, WorkloadRules.load()
-    )
+    rows, _ = billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+    records = billing.billing_records(rows, fx, WorkloadRules.load())
     with pytest.raises(R.InputError, match="GBP on 2024-01-02"):
         require_fx(records, "billing/azure", "billing_currency", "usage_date")
 

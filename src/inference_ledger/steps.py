@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from inference_ledger import lake
-from inference_ledger.ingest import azure, finance, usage
+from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
 from inference_ledger.periods import Quarter, quarters_between
 from inference_ledger.settings import Settings, load_settings
@@ -162,17 +162,22 @@ def ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None = N
         ),
     )
 
-    # Billing: month-to-date runs, newest per (scope, month) wins.
-    runs = azure.discover_runs(landing)
-    billing_files = [p for r in runs for p, _ in r.blobs]
-    raw = azure.read_ea_rows(spark, runs)
+    # Billing: month-to-date runs of every dialect; the newest good run per (scope, month) wins.
+    runs = exports.discover_runs(landing)
+    raw, runs = billing.read_billing_rows(spark, runs)
+    for run in runs:
+        if run.rejected_reason:
+            log.warning(
+                "billing run %s (%s) rejected: %s",
+                run.run_id,
+                run.billing_month,
+                run.rejected_reason,
+            )
     if raw is not None:
-        records = azure.billing_records(raw, fx, rules).persist()
-        mismatches = azure.manifest_mismatches(records, runs)
-        if mismatches:
-            raise R.InputError("billing/azure: " + "; ".join(mismatches[:5]))
-        _checked_fx(records, "billing/azure", "billing_currency", "usage_date")
-        accounting.extend(_account(spark, ctx, "billing.azure", records, billing_files))
+        records = billing.billing_records(raw, fx, rules).persist()
+        _checked_fx(records, "billing", "billing_currency", "usage_date")
+        files = [p for r in runs for p, _ in r.blobs]
+        accounting.extend(_account(spark, ctx, "billing", records, files))
         lake.write_table(_loaded(records), ctx.lake_dir, "billing_lines")
         records.unpersist()
 
