@@ -322,15 +322,78 @@ def month_runs(truth: list[Line], first: date, last: date, month_index: int, see
     return runs, rng
 
 
-def write_run(sink: Sink, run: Run, run_id: str, first: date, last: date, gz: bool) -> int:
-    folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
+# The same charges in the other dialects the pipeline reads (DESIGN.md "Inputs").
+MCA_COLUMNS = (
+    "invoiceId", "billingAccountId", "billingAccountName", "billingPeriodStartDate",
+    "billingPeriodEndDate", "SubscriptionId", "subscriptionName", "resourceGroupName", "date",
+    "productName", "meterCategory", "meterSubCategory", "meterId", "meterName", "meterRegion",
+    "unitOfMeasure", "quantity", "effectivePrice", "costInBillingCurrency", "billingCurrency",
+    "costInUsd", "exchangeRatePricingToBilling", "resourceLocation", "consumedService",
+    "ResourceId", "tags", "chargeType", "publisherType", "pricingModel",
+)  # fmt: skip
+FOCUS_COLUMNS = (
+    "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType",
+    "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass",
+    "ChargeDescription", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity",
+    "ConsumedUnit", "EffectiveCost", "InvoiceId", "RegionId", "RegionName", "ResourceId",
+    "ServiceCategory", "ServiceName", "ServiceProviderName", "SkuId", "SubAccountId",
+    "SubAccountName", "Tags", "x_ResourceGroupName", "x_SkuDescription",
+)  # fmt: skip
+DIALECTS = ("ea", "mca", "focus")
+
+
+def _mca_row(ea_row: tuple[str, ...]) -> tuple[str, ...]:
+    e = dict(zip(EA_COLUMNS, ea_row, strict=True))
+    return (
+        f"G{e['BillingPeriodStartDate'][-4:]}{e['BillingPeriodStartDate'][:2]}", e["BillingAccountId"],
+        e["BillingAccountName"], e["BillingPeriodStartDate"], e["BillingPeriodEndDate"],
+        e["SubscriptionId"], e["SubscriptionName"], e["ResourceGroup"], e["Date"], e["ProductName"],
+        e["MeterCategory"], e["MeterSubCategory"], e["MeterId"], e["MeterName"], e["MeterRegion"],
+        e["UnitOfMeasure"], e["Quantity"], e["EffectivePrice"], e["CostInBillingCurrency"],
+        e["BillingCurrencyCode"], e["CostInBillingCurrency"], "1", e["ResourceLocation"],
+        e["ConsumedService"], e["ResourceId"], e["Tags"], e["ChargeType"], e["PublisherType"],
+        e["PricingModel"],
+    )  # fmt: skip
+
+
+def _focus_row(line: Line, ea_row: tuple[str, ...], first: date, last: date) -> tuple[str, ...]:
+    e = dict(zip(EA_COLUMNS, ea_row, strict=True))
+    day = line.day
+    tags = "{" + e["Tags"] + "}" if e["Tags"] else ""
+    return (
+        e["CostInBillingCurrency"], e["BillingAccountId"], e["BillingAccountName"],
+        "Billing Account", "USD", f"{last + timedelta(days=1):%Y-%m-%d}T00:00:00Z",
+        f"{first:%Y-%m-%d}T00:00:00Z", "Usage", "", e["ProductName"],
+        f"{day + timedelta(days=1):%Y-%m-%d}T00:00:00Z", f"{day:%Y-%m-%d}T00:00:00Z",
+        e["Quantity"], e["UnitOfMeasure"], e["CostInBillingCurrency"],
+        f"G{first:%Y%m}", e["ResourceLocation"], e["MeterRegion"], e["ResourceId"],
+        "", e["MeterCategory"], "Microsoft", e["MeterId"], e["SubscriptionId"],
+        e["SubscriptionName"], tags, e["ResourceGroup"], e["MeterName"],
+    )  # fmt: skip
+
+
+def write_run(
+    sink: Sink, run: Run, run_id: str, first: date, last: date, gz: bool, dialect: str = "ea"
+) -> int:
+    """One export run in the given dialect: `ea` and `mca` under billing/azure, `focus` (1.2,
+    as Azure's FOCUS export writes it, with a manifest) under billing/focus/azure."""
+    if dialect == "focus":
+        folder = f"billing/focus/azure/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
+    else:
+        folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
     rows = [_row(ln, first, last) for ln in run.lines]
+    header = EA_COLUMNS
+    if dialect == "mca":
+        rows, header = [_mca_row(r) for r in rows], MCA_COLUMNS
+    elif dialect == "focus":
+        rows = [_focus_row(ln, r, first, last) for ln, r in zip(run.lines, rows, strict=True)]
+        header = FOCUS_COLUMNS
     chunks = [rows[i : i + MAX_ROWS_PER_BLOB] for i in range(0, len(rows), MAX_ROWS_PER_BLOB)]
     blobs = []
     for n, chunk in enumerate(chunks or [[]], start=1):
         # blobName is relative to the run folder (the folder that holds manifest.json).
         name = f"part_{n}_{run_id[:8]}.csv" + (".gz" if gz else "")
-        data = csv_bytes(EA_COLUMNS, chunk)
+        data = csv_bytes(header, chunk)
         size = sink.write(f"{folder}/{name}", gzip_bytes(data) if gz else data)
         blobs.append({"blobName": name, "byteCount": size, "dataRowCount": len(chunk)})
     manifest = {
@@ -341,9 +404,9 @@ def write_run(sink: Sink, run: Run, run_id: str, first: date, last: date, gz: bo
         "exportConfig": {
             "exportName": EXPORT_NAME,
             "resourceId": SCOPE,
-            "dataVersion": "2021-10-01",
+            "dataVersion": "1.2-preview" if dialect == "focus" else "2021-10-01",
             "apiVersion": "2023-07-01-preview",
-            "type": "ActualCost",
+            "type": "FocusCost" if dialect == "focus" else "ActualCost",
             "timeFrame": run.time_frame,
             "granularity": "Daily",
         },
@@ -367,7 +430,11 @@ def write_run(sink: Sink, run: Run, run_id: str, first: date, last: date, gz: bo
     return len(rows)
 
 
-def write_billing(sink: Sink, quarters: list[Quarter], seed: int, scale: float) -> BillingStats:
+def write_billing(
+    sink: Sink, quarters: list[Quarter], seed: int, scale: float, dialect: str = "ea"
+) -> BillingStats:
+    if dialect not in DIALECTS:
+        raise ValueError(f"billing dialect must be one of {DIALECTS}, got {dialect!r}")
     fleet = build_fleet(seed, scale)
     stats = BillingStats()
     month_index = 0
@@ -384,7 +451,7 @@ def write_billing(sink: Sink, quarters: list[Quarter], seed: int, scale: float) 
             runs, rng = month_runs(truth, first, last, month_index, seed)
             for run_index, run in enumerate(runs):
                 gz = (month_index + run_index) % 3 == 1
-                n = write_run(sink, run, uuid_from(rng), first, last, gz)
+                n = write_run(sink, run, uuid_from(rng), first, last, gz, dialect)
                 stats.runs += 1
                 stats.rows += n
             stats.superseded_runs += len(runs) - 1

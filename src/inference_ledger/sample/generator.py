@@ -59,11 +59,14 @@ def generate_landing(
     scale: float = 1.0,
     start: str = "2024-Q1",
     end: str = "2025-Q3",
+    billing_dialect: str = "ea",
 ) -> GenerationSummary:
     """Write the sample landing data for the inclusive quarter range [start, end].
 
     Same (seed, scale, start, end) -> byte-identical files. Per-quarter money totals depend on
     neither seed nor scale; scale multiplies the rows (resources, projects, entries per day).
+    `billing_dialect` writes the same charges as Azure EA (`ea`), MCA (`mca`) or FOCUS 1.2
+    (`focus`) exports.
     """
     quarters = quarter_range(start, end)
     if not scale > 0:
@@ -74,7 +77,7 @@ def generate_landing(
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
     sink = Sink(out_dir)
-    billing = write_billing(sink, quarters, seed, scale)
+    billing = write_billing(sink, quarters, seed, scale, billing_dialect)
     usage = write_usage(sink, quarters, seed, scale)
     finance = write_finance(sink, quarters, seed, scale)
     labels = [q.label for q in quarters]
