@@ -441,3 +441,24 @@ def test_unknown_file_is_an_error_naming_it(spark, tmp_path, fx):
     (run / "notes.csv").write_text("hello,world\n1,2\n")
     with pytest.raises(R.InputError, match=r"notes\.csv: not a known billing export"):
         billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+
+
+def test_truncated_gzip_fails_naming_the_file(spark, tmp_path):
+    import gzip
+
+    from inference_ledger import steps
+    from inference_ledger.settings import Settings
+
+    landing = tmp_path / "landing"
+    run = landing / "billing/azure/daily/20240101-20240131/r1"
+    run.mkdir(parents=True)
+    data = _csv(EA_MIN, [ea("01/02/2024", f"{i}.00") for i in range(1, 3000)]).encode()
+    packed = gzip.compress(data)
+    (run / "part_1.csv.gz").write_bytes(packed[: len(packed) // 2])
+    _manifest(run, "r1", "2024-02-02T03:00:00Z", {"part_1.csv.gz": 2999})
+    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
+    ctx = steps.RunContext(run_id="r", landing=landing, settings=settings)
+    with pytest.raises(
+        R.InputError, match=r"part_1\.csv\.gz: cannot be read \(java\.io\.EOFException"
+    ):
+        steps.ingest(spark, ctx)

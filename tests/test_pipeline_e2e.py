@@ -260,3 +260,25 @@ def test_closed_period_does_not_move(first_run, pg_conn, landing, tmp_path):
     assert q2[1] == SCENARIO_QUARTERS["2024-Q2"].implied_revenue_usd + Decimal("1000000.00")
     assert q2[2] == Decimal("109700000.00")
     assert q2[3] == "underpaid"
+
+
+def test_billing_control_totals_and_workload_share(first_run, pg_conn):
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), sum(rows_loaded), bool_and(billed_cost_in = billed_cost_lake),"
+            " sum(billed_cost_usd) FROM audit.billing_control_totals WHERE run_id = %s",
+            (first_run.run_id,),
+        )
+        months, rows, tied, usd = cur.fetchone()
+        cur.execute("SELECT sum(billed_cost_usd) FROM marts.inference_spend_daily")
+        published = cur.fetchone()[0]
+        cur.execute(
+            "SELECT workload, sum(share_of_month) FROM marts.workload_share_monthly"
+            " GROUP BY workload ORDER BY workload"
+        )
+        shares = dict(cur.fetchall())
+    assert (months, tied) == (6, True) and rows > 0
+    assert usd == published
+    assert set(shares) == {"inference", "other", "training"}
+    # Each month's shares add up to 1 (to the 10 places they are rounded to).
+    assert abs(sum(shares.values()) - 6) < Decimal("1e-9")

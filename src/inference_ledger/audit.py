@@ -57,6 +57,22 @@ def clear_ingest(conn, run_id: str) -> None:
         cur.execute("DELETE FROM audit.input_files WHERE run_id = %s", (run_id,))
 
 
+def record_billing_control_totals(conn, run_id: str, totals: list[dict]) -> None:
+    values = [
+        (run_id, t["billing_month"], t["billing_currency"], t["rows_loaded"], t["billed_cost_in"],
+         t["billed_cost_lake"], t["billed_cost_usd"])
+        for t in totals
+    ]  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM audit.billing_control_totals WHERE run_id = %s", (run_id,))
+        execute_values(
+            cur,
+            """INSERT INTO audit.billing_control_totals (run_id, billing_month, currency,
+                   rows_loaded, billed_cost_in, billed_cost_lake, billed_cost_usd) VALUES %s""",
+            values,
+        )
+
+
 def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
     values = [
         (

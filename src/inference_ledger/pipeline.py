@@ -78,6 +78,7 @@ def ingest_step(ctx: steps.RunContext, url: str) -> list[dict]:
     conn = connect(url)
     try:
         audit.clear_ingest(conn, ctx.run_id)
+        audit.record_billing_control_totals(conn, ctx.run_id, ctx.billing_control_totals)
         audit.record_input_files(conn, ctx.run_id, accounting)
         _record_quarantine(ctx, conn)
     finally:

@@ -37,6 +37,7 @@ class RunContext:
     end: date | None = None  # exclusive; None = from the data
     as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
     settings: Settings = field(default_factory=load_settings)
+    billing_control_totals: list[dict] = field(default_factory=list)
 
     @property
     def lake_dir(self) -> Path:
@@ -84,6 +85,16 @@ def _loaded(records: DataFrame) -> DataFrame:
 
 def ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None = None) -> list[dict]:
     """Landing -> lake for every source. Returns per-file accounting rows."""
+    try:
+        return _ingest(spark, ctx, rules)
+    except Exception as exc:
+        unreadable = R.input_error_from_spark(exc)
+        if unreadable is not None:
+            raise unreadable from exc
+        raise
+
+
+def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -> list[dict]:
     rules = rules or WorkloadRules.load()
     landing = ctx.landing
     if not landing.is_dir():
@@ -179,6 +190,7 @@ def ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None = N
         files = [p for r in runs for p, _ in r.blobs]
         accounting.extend(_account(spark, ctx, "billing", records, files))
         lake.write_table(_loaded(records), ctx.lake_dir, "billing_lines")
+        _billing_control_totals(spark, ctx, records)
         records.unpersist()
 
     files = usage.usage_files(landing)
@@ -191,6 +203,29 @@ def ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None = N
     return accounting
 
 
+def _billing_control_totals(spark: SparkSession, ctx: RunContext, records: DataFrame) -> None:
+    """Loaded input rows vs what the lake holds for the months written, per currency."""
+    loaded = _loaded(records)
+    months = [r[0] for r in loaded.select("billing_month").distinct().collect()]
+    key = ["billing_month", "billing_currency"]
+    inp = loaded.groupBy(*key).agg(
+        F.count(F.lit(1)).alias("rows_loaded"),
+        F.sum("billed_cost").alias("billed_cost_in"),
+        F.sum("billed_cost_usd").alias("billed_cost_usd"),
+    )
+    out = (
+        lake.read_table(spark, ctx.lake_dir, "billing_lines")
+        .filter(F.col("billing_month").isin(months))
+        .groupBy(*key)
+        .agg(F.sum("billed_cost").alias("billed_cost_lake"))
+    )
+    totals = [r.asDict() for r in inp.join(out, key, "full").collect()]
+    wrong = [t for t in totals if t["billed_cost_in"] != t["billed_cost_lake"]]
+    if wrong:
+        raise RuntimeError(f"billing control totals differ between input and lake: {wrong[:3]}")
+    ctx.billing_control_totals = totals
+
+
 def _checked_fx(records: DataFrame, what: str, currency_col: str, date_col: str) -> DataFrame:
     from inference_ledger.fx import require_fx
 
@@ -199,10 +234,16 @@ def _checked_fx(records: DataFrame, what: str, currency_col: str, date_col: str)
 
 
 def _empty_records(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame([], "source string, source_file string, status string")
+    return spark.createDataFrame(
+        [],
+        "source string, source_file string, line_number long, status string, reason string,"
+        " field string, raw_record string",
+    )
 
 
 # ---------------------------------------------------------------- aggregate + reconcile
+
+CLOSED_PERIODS_OUTPUT = "closed_periods"
 
 
 def resolve_range(spark: SparkSession, ctx: RunContext) -> tuple[date, date]:

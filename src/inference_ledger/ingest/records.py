@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ CORRUPT = "_corrupt_record"
 
 class InputError(ValueError):
     """Bad input that stops the run: the message names file, row and field."""
+
+
+_READ_FAILURE = re.compile(
+    r"FAILED_READ_FILE\S*\] Encountered error while reading file (\S+?)\.?\s"
+)
+_CAUSE = re.compile(r"Caused by: ([\w.$]+(?:Exception|Error)[^\n]*)")
+
+
+def input_error_from_spark(exc: BaseException) -> InputError | None:
+    """A file Spark could not read (truncated gzip, corrupt Parquet, bad encoding) as an
+    InputError naming the file and the cause; None for any other failure."""
+    text = str(exc)
+    m = _READ_FAILURE.search(text)
+    if not m:
+        return None
+    path = re.sub(r"^file:(//)?", "", m.group(1))
+    causes = _CAUSE.findall(text)
+    cause = causes[-1].strip() if causes else "unreadable"
+    return InputError(f"{path}: cannot be read ({cause})")
 
 
 @dataclass
