@@ -1,7 +1,9 @@
-"""ledger_nightly: the same steps as `ledger run`, one Airflow task each. Wiring only.
+"""ledger_nightly: aggregate -> reconcile -> stage -> audit -> publish -> report for one
+partition, on the ingest DAGs' assets or at 03:00 UTC. Wiring only.
 
 The task bodies are in `inference_ledger.orchestration` (a light module: no Spark, Great
-Expectations, files or database at import), so parsing this file costs next to nothing.
+Expectations, files or database at import), so parsing this file costs next to nothing; the
+Spark work runs in `spark-submit` jobs (jobs/aggregate.py, jobs/publish.py).
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AsyncCallback,
     CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
     Param,
     TriggerRule,
     dag,
@@ -19,41 +26,52 @@ from airflow.sdk import (
 
 from inference_ledger import orchestration
 
+BILLING = Asset(name="ledger_billing", uri=orchestration.ASSET_URIS["billing"])
+USAGE = Asset(name="ledger_usage", uri=orchestration.ASSET_URIS["usage"])
+FINANCE = Asset(name="ledger_finance", uri=orchestration.ASSET_URIS["finance"])
+
 DOC_MD = """
 ### ledger_nightly
 
-Runs the Inference Ledger pipeline for one **partition**, the same steps as
-`ledger run --landing DIR --start START --end END`:
+Publishes the Inference Ledger marts for one **partition**, the same steps as
+`ledger run --landing DIR --start START --end END` after ingest:
 
-`prepare` → `ingest` → `aggregate` → `publish` → `report` → `finish`
+`prepare` → `aggregate` → `publish` → `report` → `finish`
 
 | task | does |
 |---|---|
 | prepare | migrates the DB, records the run in `audit.runs`; XCom: run id, landing, partition |
-| ingest | landing → lake (Spark), per-file accounting and quarantine in `audit` |
-| aggregate | lake → the four marts of the partition's quarters (Spark) |
-| publish | stage → Great Expectations gate → publish in one transaction |
+| aggregate | `spark-submit jobs/aggregate.py`: lake → spend, unit cost, **reconciliation**, summary for the partition's quarters |
+| publish | `spark-submit jobs/publish.py`: **stage** (COPY) → **audit** (Great Expectations) → publish in one transaction |
 | report | HTML + CSV report of every quarter published (`$LEDGER_HOME/reports`) |
 | finish | `all_done`: marks the run succeeded / failed in `audit.runs`; fails if any task did |
 
-**Partition.** Scheduled nightly at 02:00 UTC with a *data interval* timetable: the run for
-day D has the interval [D 02:00, D+1 02:00) and its partition is
-`[data_interval_start.date(), data_interval_end.date())` = the day D. The library widens a
-partition to whole calendar quarters, so each night re-publishes the quarter containing D
-(idempotently: same inputs, same marts). Params `start` / `end` (ISO dates, `end`
-exclusive) override either side. A manual run without a logical date has no data interval:
-its partition is "yesterday" (the UTC day before it was triggered). Reconciliation statuses
-are judged as of `as_of`, default the end of the data interval (else the trigger date).
+**Schedule.** Whichever comes first of: the ingest DAGs' assets (billing *and* usage both
+updated, or the finance feeds updated) and 03:00 UTC every day (a data-interval timetable).
+Both kinds of run are idempotent, so a night may see two runs with identical results.
 
-**Landing.** Param `landing`, default `$LEDGER_LANDING`, else `$LEDGER_HOME/landing`
-(resolved on the worker). Settings come from the worker's environment (`LEDGER_HOME`,
-`LEDGER_DATABASE_URL`, `LEDGER_SPARK_MASTER`); each task process starts its own Spark session.
+**Partition.** A time-based run for day D has the interval [D 03:00, D+1 03:00) and the
+partition `[data_interval_start.date(), data_interval_end.date())` = the day D; backfill runs
+(`airflow backfill create --dag-id ledger_nightly --from-date … --to-date …`) are time-based
+runs of past days. An asset-triggered run has no logical date nor data interval (Airflow 3):
+its partition is the union of the partitions its triggering asset events carry. A manual run
+without a logical date: "yesterday" (the UTC day before it was triggered). The library widens
+a partition to whole calendar quarters, so each run re-publishes the quarters containing it
+(idempotently: same inputs, same marts). Params `start` / `end` (ISO dates, `end` exclusive)
+override either side. Reconciliation statuses are judged as of `as_of`, default the end of the
+data interval (else the trigger date).
 
-**Failures.** Transient errors retry (2 retries, exponential backoff). Bad input
-(`InputError`), a failed data-quality gate (`QualityGateFailed`) and bad params fail at once,
-without retries. A failed run leaves the published marts as they were; `audit.runs.error`
-names the failed task and its error. If only `report` fails, the ledger run stays
-`succeeded` (its marts were published) but the DAG run fails.
+**Spark.** The jobs run through `spark-submit` at the master of the Airflow connection
+`spark_default` (no connection: `$LEDGER_SPARK_MASTER`, else `local[*]`). Settings come from the
+worker's environment (`LEDGER_HOME`, `LEDGER_LAKE_URI`, `LEDGER_DATABASE_URL`).
+
+**Failures.** Transient errors retry (2 retries, exponential backoff). Bad input (job exit code
+2), a failed data-quality gate (exit code 3) and bad params fail at once, without retries. A
+failed run leaves the published marts as they were; `audit.runs.error` names the failed task
+and its error. If only `report` fails, the ledger run stays `succeeded` (its marts were
+published) but the DAG run fails. **Deadline:** a run still going 4 hours after it was queued
+raises a deadline alert (`orchestration.deadline_missed`: an error in the triggerer's log and,
+when `LEDGER_ALERT_WEBHOOK_URL` is set, a webhook message).
 """
 
 DEFAULT_ARGS = {
@@ -94,18 +112,32 @@ PARAMS = {
 
 @dag(
     dag_id="ledger_nightly",
-    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+        assets=(BILLING & USAGE) | FINANCE,
+    ),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params=PARAMS,
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=4),
+        callback=AsyncCallback(orchestration.deadline_missed, kwargs={"what": "ledger_nightly"}),
+    ),
     tags=["inference-ledger", "finance", "nightly"],
     doc_md=DOC_MD,
 )
 def ledger_nightly():
     @task
-    def prepare(params=None, data_interval_start=None, data_interval_end=None, dag_run=None):
+    def prepare(
+        params=None,
+        data_interval_start=None,
+        data_interval_end=None,
+        dag_run=None,
+        triggering_asset_events=None,
+    ):
         with orchestration.airflow_errors():
             start, end = orchestration.partition(
                 start=params["start"],
@@ -113,6 +145,7 @@ def ledger_nightly():
                 interval_start=data_interval_start,
                 interval_end=data_interval_end,
                 run_after=dag_run.run_after,
+                asset_extras=orchestration.triggering_extras(triggering_asset_events),
             )
             as_of = orchestration.as_of_date(params["as_of"], data_interval_end, dag_run.run_after)
             return orchestration.prepare(
@@ -124,35 +157,26 @@ def ledger_nightly():
             )
 
     @task
-    def ingest(run: dict):
-        with orchestration.airflow_errors():
-            return orchestration.ingest(run)
-
-    @task
     def aggregate(run: dict):
         with orchestration.airflow_errors():
-            return orchestration.aggregate(run)
+            orchestration.aggregate(run)
 
     @task
     def publish(run: dict):
         with orchestration.airflow_errors():
-            return orchestration.publish(run)
+            orchestration.publish(run)
 
     @task
-    def report(run: dict, aggregated: dict):
+    def report(run: dict):
         with orchestration.airflow_errors():
-            return orchestration.report(run, aggregated)
+            return orchestration.report(run)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def finish():
         orchestration.finish_from_airflow(get_current_context())
 
     run = prepare()
-    ingested = ingest(run)
-    aggregated = aggregate(run)
-    published = publish(run)
-    reported = report(run, aggregated)
-    ingested >> aggregated >> published >> reported >> finish()
+    aggregate(run) >> publish(run) >> report(run) >> finish()
 
 
 ledger_nightly()

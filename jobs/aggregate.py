@@ -1,9 +1,7 @@
 """spark-submit jobs/aggregate.py --run-id R --landing DIR: lake -> spend, unit cost,
 reconciliation and quarterly summary for the run's quarters."""
 
-import sys
-
-from _args import context, parser
+from _args import context, parser, run
 from inference_ledger.db import database_url
 from inference_ledger.pipeline import aggregate_step
 
@@ -16,4 +14,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -2,14 +2,13 @@
 
 The first job of a run records it in audit.runs (the later ones find it there)."""
 
-import sys
-
-from _args import parser
+from _args import parser, record_master, run
 from inference_ledger.pipeline import ingest_step, prepare
 
 
 def main(argv=None) -> int:
     args = parser(__doc__).parse_args(argv)
+    record_master()
     ctx, url = prepare(
         args.landing, args.start, args.end, "spark-submit", args.as_of, run_id=args.run_id
     )
@@ -19,4 +18,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -1,8 +1,6 @@
 """spark-submit jobs/publish.py --run-id R --landing DIR: stage (COPY) -> audit (GX) -> publish."""
 
-import sys
-
-from _args import context, parser
+from _args import context, parser, run
 from inference_ledger.db import database_url
 from inference_ledger.pipeline import finish, publish_step
 
@@ -23,4 +21,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

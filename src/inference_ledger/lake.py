@@ -63,6 +63,20 @@ def _exists(spark: SparkSession, path: str) -> bool:
     return fs.exists(hpath)
 
 
+def exists(spark: SparkSession, path: str) -> bool:
+    """Whether a lake path exists, on any Hadoop filesystem (local, s3a://, abfss://)."""
+    return _exists(spark, str(path))
+
+
+def delete(spark: SparkSession, path: str) -> None:
+    """Remove a lake path recursively, if it exists, on any Hadoop filesystem."""
+    jvm = spark._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(str(path))
+    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
 def write_run_output(df: DataFrame, lake: Path | str, run_id: str, name: str) -> None:
     df.write.mode("overwrite").parquet(run_path(lake, run_id, name))
 

@@ -1,38 +1,68 @@
-"""What each task of the Airflow DAG `ledger_nightly` (dags/ledger_nightly.py) does.
+"""What the tasks of the Airflow DAGs in dags/ do.
 
-The DAG file is wiring only; the task bodies live here, next to the library they call, so the
-DAG processor parses the DAG without touching Spark, Great Expectations, files or the database.
-Importing this module is cheap (stdlib and `inference_ledger.periods`/`settings` only):
-everything heavy is imported inside the functions, which run in the worker.
+The DAG files are wiring only; the task bodies live here, next to the library they call, so the
+DAG processor parses the DAGs without touching Spark, Great Expectations, files or the
+database. Importing this module is cheap (stdlib and `inference_ledger.periods`/`settings`
+only): everything heavy is imported inside the functions, which run in the worker.
+
+The DAGs (see docs/deploy.md):
+
+- `ledger_ingest_billing`, `ledger_ingest_usage`, `ledger_ingest_finance`: landing -> lake with
+  `spark-submit jobs/ingest.py`, each emitting its `Asset` (`ASSET_URIS`) with the run's
+  partition in the event's `extra`.
+- `ledger_nightly`: on those assets or at 03:00 UTC: `spark-submit jobs/aggregate.py`
+  (aggregate + reconcile), `spark-submit jobs/publish.py` (stage -> audit -> publish), report.
+- `ledger_quarterly_close`: freezes the quarter that just ended (`close_period`).
 
 Tasks pass one small JSON dict between them (`RunInfo`, the XCom of `prepare`): the ledger run
-id, the landing folder and the run's partition as ISO strings. Every task rebuilds its
-`steps.RunContext` and database URL from it and its own environment; the URL (which may carry
-a password) never goes through XCom. Each Airflow task runs in its own process in production,
-so each creates its own Spark session; under `dag.test()` they share one.
+id, the landing folder and the run's partition as ISO strings. Every task rebuilds what it needs
+from it and its own environment; the database URL (which may carry a password) never goes
+through XCom nor onto a command line. Spark work runs in `spark-submit` child processes whose
+master comes from the Airflow connection `spark_default` (`spark_target`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from inference_ledger.periods import quarters_between
+from inference_ledger.periods import Quarter, quarters_between
 from inference_ledger.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 RunInfo = dict[str, Any]
 
-# The tasks whose success means the marts were published; `report` only reads them.
-PUBLISHING_TASKS = ("prepare", "ingest", "aggregate", "publish")
+# The tasks whose success means the ledger run did its work; `report` only reads the marts.
+PUBLISHING_TASKS = ("prepare", "ingest", "aggregate", "publish", "close")
+OPTIONAL_TASKS = ("report",)
 ERROR_XCOM_KEY = "error"
 MAX_ERROR_CHARS = 2000
+
+# What the ingest DAGs produce and ledger_nightly is scheduled on. One asset per source; the
+# URIs name the lake tables each source feeds (finance feeds several small tables).
+ASSET_URIS = {
+    "billing": "ledger://lake/billing_lines",
+    "usage": "ledger://lake/usage_facts",
+    "finance": "ledger://lake/finance_feeds",
+}
+# The Airflow connection of the Spark master, and the pool that serialises lake writers.
+SPARK_CONN_ID = "spark_default"
+LAKE_POOL = "ledger_lake"
+DEFAULT_SPARK_MASTER = "local[*]"
+# spark-submit exit codes of the jobs (jobs/_args.py) that retrying will not fix.
+DATA_ERROR_EXIT_CODES = {2: "InputError", 3: "QualityGateFailed"}
 
 
 # ---------------------------------------------------------------- partition of a run
@@ -40,6 +70,10 @@ MAX_ERROR_CHARS = 2000
 
 class ParamError(ValueError):
     """A DAG param or data interval that cannot make a partition (retrying will not help)."""
+
+
+class DataError(RuntimeError):
+    """A Spark job exited with a data-error code (bad input, failed quality gate)."""
 
 
 def default_landing() -> Path:
@@ -64,6 +98,19 @@ def _param_date(name: str, value: Any) -> date | None:
         raise ParamError(f"param {name}={value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def asset_range(extras: Iterable[Mapping[str, Any] | None]) -> tuple[date, date] | None:
+    """The union [min start, max end) of the partitions that triggering asset events carry in
+    their `extra` (`{"start": ISO date, "end": ISO date}`, as the ingest DAGs emit them);
+    None when no event carries one."""
+    starts, ends = [], []
+    for extra in extras:
+        if not extra or not extra.get("start") or not extra.get("end"):
+            continue
+        starts.append(_param_date("asset event start", extra["start"]))
+        ends.append(_param_date("asset event end", extra["end"]))
+    return (min(starts), max(ends)) if starts else None
+
+
 def partition(
     *,
     start: Any = None,
@@ -71,23 +118,29 @@ def partition(
     interval_start: datetime | None = None,
     interval_end: datetime | None = None,
     run_after: datetime | None = None,
+    asset_extras: Iterable[Mapping[str, Any] | None] = (),
 ) -> tuple[date, date]:
     """The run's partition [start, end) (dates; end exclusive).
 
     - `start` / `end` params, when given, win (each independently).
     - Otherwise the data interval: [data_interval_start.date(), data_interval_end.date()) in
       UTC, at least one day. A scheduled run of "0 2 * * *" for day D has the interval
-      [D 02:00, D+1 02:00), so its partition is the day D.
-    - A manual run without a data interval (Airflow 3 lets logical_date be None) falls back to
-      "yesterday": the UTC day before the run was triggered (`run_after`, else now).
+      [D 02:00, D+1 02:00), so its partition is the day D. Backfill runs have one too.
+    - An asset-triggered run (Airflow 3: no logical date, no data interval) covers the
+      partitions its triggering asset events carry (`asset_range`).
+    - A manual run without a data interval falls back to "yesterday": the UTC day before the
+      run was triggered (`run_after`, else now).
 
     The library widens the partition to whole calendar quarters when it aggregates, so a
     nightly run re-publishes the quarter containing D.
     """
     p_start, p_end = _param_date("start", start), _param_date("end", end)
+    from_events = asset_range(asset_extras)
     if interval_start is not None and interval_end is not None:
         d_start = _utc_date(interval_start)
         d_end = max(_utc_date(interval_end), d_start + timedelta(days=1))
+    elif from_events is not None:
+        d_start, d_end = from_events
     else:
         today = _utc_date(run_after or datetime.now(UTC))
         d_start, d_end = today - timedelta(days=1), today
@@ -110,6 +163,32 @@ def as_of_date(
     return _utc_date(run_after or datetime.now(UTC))
 
 
+def quarter_to_close(
+    period: Any = None, interval_end: datetime | None = None, run_after: datetime | None = None
+) -> str:
+    """The quarter a close run freezes: the `period` param (`2024-Q1`), else the quarter that
+    ended before the end of the data interval (scheduled and backfill runs), else before the
+    trigger date (manual runs, where Airflow 3 has no logical date)."""
+    if period not in (None, ""):
+        try:
+            return Quarter.parse(str(period)).label
+        except ValueError as exc:
+            raise ParamError(str(exc)) from exc
+    reference = _utc_date(interval_end or run_after or datetime.now(UTC))
+    return Quarter.of(Quarter.of(reference).start - timedelta(days=1)).label
+
+
+def triggering_extras(triggering_asset_events: Mapping[Any, Iterable[Any]] | None) -> list:
+    """The `extra` dicts of a run's triggering asset events (empty for a time-based run)."""
+    if not triggering_asset_events:
+        return []
+    return [
+        dict(getattr(event, "extra", None) or {})
+        for events in triggering_asset_events.values()
+        for event in events
+    ]
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -117,10 +196,11 @@ def as_of_date(
 def airflow_errors() -> Iterator[None]:
     """Data errors fail the task at once; anything else is left to Airflow's retries.
 
-    Bad input (`InputError`), a failed data-quality gate (`QualityGateFailed`) and bad params
-    (`ParamError`) do not get better by retrying, so they become `AirflowFailException` (no
-    retry). Every failure's message is also pushed as XCom `error`, for `finish` to record in
-    audit.runs (Airflow clears a task's XComs when it starts again: this is the last try's).
+    Bad input (`InputError`), a failed data-quality gate (`QualityGateFailed`), a Spark job that
+    exited with one of their codes (`DataError`) and bad params (`ParamError`) do not get better
+    by retrying, so they become `AirflowFailException` (no retry). Every failure's message is
+    also pushed as XCom `error`, for `finish` to record in audit.runs (Airflow clears a task's
+    XComs when it starts again: this is the last try's).
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -132,7 +212,7 @@ def airflow_errors() -> Iterator[None]:
     except AirflowFailException as exc:
         _push_error(exc)
         raise
-    except (InputError, QualityGateFailed, ParamError) as exc:
+    except (InputError, QualityGateFailed, ParamError, DataError) as exc:
         _push_error(exc)
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
     except BaseException as exc:  # also Airflow's task timeout, a BaseException
@@ -148,6 +228,178 @@ def _push_error(exc: BaseException) -> None:
         get_current_context()["ti"].xcom_push(ERROR_XCOM_KEY, text)
     except Exception:  # never hide the task's own error behind a reporting problem
         log.warning("could not push the error of this task to XCom", exc_info=True)
+
+
+# ---------------------------------------------------------------- Spark through spark-submit
+
+
+@dataclass(frozen=True)
+class SparkTarget:
+    """Where and how `spark-submit` runs a job: from the `spark_default` connection."""
+
+    master: str = DEFAULT_SPARK_MASTER
+    deploy_mode: str | None = None
+    binary: str | None = None  # None: the spark-submit next to this interpreter, else on PATH
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+def spark_target(connection: Any | None = None) -> SparkTarget:
+    """A `SparkTarget` from an Airflow connection (or None: `$LEDGER_SPARK_MASTER`, else
+    local[*]).
+
+    The connection is read the way the apache-spark provider's SparkSubmitHook reads it:
+    a URI connection `spark://spark-master:7077` has conn_type `spark`, host `spark-master`
+    and port 7077, giving master `spark://spark-master:7077`; a connection whose host holds a
+    full master (`local[*]`, `yarn`, `k8s://https://…`) is used as is (plus `:port` if any).
+    Extras: `deploy-mode`, `spark-binary` (a name on PATH or an absolute path) and `conf`
+    (a JSON object of Spark properties, e.g. the s3a settings of the lake).
+    """
+    if connection is None:
+        return SparkTarget(master=os.environ.get("LEDGER_SPARK_MASTER") or DEFAULT_SPARK_MASTER)
+    host = (getattr(connection, "host", None) or "").strip()
+    conn_type = (getattr(connection, "conn_type", None) or "spark").strip()
+    port = getattr(connection, "port", None)
+    if conn_type == "spark" and host and ("://" in host or not port):
+        master = host
+    elif host:
+        master = f"{conn_type}://{host}"
+    else:
+        master = os.environ.get("LEDGER_SPARK_MASTER") or DEFAULT_SPARK_MASTER
+    if port:
+        master = f"{master}:{port}"
+    extra = _extra(connection)
+    conf = extra.get("conf") or {}
+    if isinstance(conf, str):
+        conf = json.loads(conf)
+    return SparkTarget(
+        master=master,
+        deploy_mode=extra.get("deploy-mode") or None,
+        binary=extra.get("spark-binary") or None,
+        conf={str(k): str(v) for k, v in conf.items()},
+    )
+
+
+def _extra(connection: Any) -> dict:
+    extra = getattr(connection, "extra_dejson", None)
+    if extra is not None:
+        return dict(extra)
+    raw = getattr(connection, "extra", None)
+    return json.loads(raw) if raw else {}
+
+
+def spark_connection(conn_id: str = SPARK_CONN_ID) -> SparkTarget:
+    """The `SparkTarget` of the Airflow connection `conn_id`; when it is not defined, the
+    worker's `$LEDGER_SPARK_MASTER`, else local[*]. Read at run time, in the worker."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        log.info("no Airflow connection %r: Spark master from the environment", conn_id)
+        connection = None
+    return spark_target(connection)
+
+
+def jobs_dir() -> Path:
+    """The folder of the spark-submit entry points: $LEDGER_JOBS_DIR, else the repository's
+    jobs/ (this package installed in development mode from the repository)."""
+    configured = os.environ.get("LEDGER_JOBS_DIR")
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "jobs"
+    if not (folder / "_args.py").is_file():
+        raise FileNotFoundError(
+            f"no Spark jobs in {folder}: set LEDGER_JOBS_DIR to the jobs/ folder"
+        )
+    return folder
+
+
+def _spark_submit_binary(target: SparkTarget) -> str:
+    if target.binary:
+        return target.binary
+    beside = Path(sys.executable).parent / "spark-submit"
+    return str(beside) if beside.exists() else "spark-submit"
+
+
+def spark_submit_command(
+    job: str, run: RunInfo, target: SparkTarget, jobs: Path | None = None
+) -> list[str]:
+    """The `spark-submit` command line of one job of a run. It carries no secret: the jobs
+    read the database URL and the lake location from their environment."""
+    from importlib.resources import files
+
+    log4j = files("inference_ledger") / "config" / "log4j2.properties"
+    conf = {
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j}",
+        "spark.driver.memory": os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"),
+        **target.conf,
+    }
+    cmd = [_spark_submit_binary(target), "--master", target.master]
+    if target.deploy_mode:
+        cmd += ["--deploy-mode", target.deploy_mode]
+    cmd += ["--name", f"inference-ledger:{job}:{run['run_id']}"]
+    for key, value in conf.items():
+        cmd += ["--conf", f"{key}={value}"]
+    cmd += [str((jobs or jobs_dir()) / f"{job}.py"), "--run-id", run["run_id"]]
+    cmd += ["--landing", run["landing"]]
+    for flag, key in (("--start", "start"), ("--end", "end"), ("--as-of", "as_of")):
+        if run.get(key):
+            cmd += [flag, run[key]]
+    return cmd
+
+
+def spark_submit_env(target: SparkTarget) -> dict[str, str]:
+    """The job's environment: the worker's own (LEDGER_*, credentials), with the driver and
+    executors on this interpreter unless configured, and the master the job records."""
+    env = dict(os.environ)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env["LEDGER_SPARK_MASTER"] = target.master
+    return env
+
+
+def submit(job: str, run: RunInfo, target: SparkTarget | None = None) -> None:
+    """Run `jobs/<job>.py` of `run` through spark-submit; its output goes to the task log.
+
+    A data-error exit code (2 bad input, 3 failed quality gate) raises `DataError` (the task
+    fails without retries); any other non-zero exit raises `RuntimeError` (retried). If the task
+    is stopped (timeout, marked failed), the spark-submit process group is terminated.
+    """
+    target = target or spark_connection()
+    cmd = spark_submit_command(job, run, target)
+    log.info("running %s", shlex.join(cmd))
+    proc = subprocess.Popen(
+        cmd,
+        env=spark_submit_env(target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    tail: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            log.info("%s", line)
+            tail = (tail + [line])[-20:]
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+    if code == 0:
+        return
+    # The job's own message (jobs/_args.py) if it printed one, else its last line.
+    mine = [t for t in tail if t.startswith("ledger job:")]
+    last = mine[-1] if mine else next((t for t in reversed(tail) if t.strip()), "")
+    if code in DATA_ERROR_EXIT_CODES:
+        raise DataError(f"{job} job: {DATA_ERROR_EXIT_CODES[code]} (exit {code}): {last}")
+    raise RuntimeError(f"{job} job exited with code {code}: {last}")
 
 
 # ---------------------------------------------------------------- the tasks
@@ -170,17 +422,10 @@ def run_context(run: RunInfo):
     )
 
 
-def _url(ctx) -> str:
+def _url(ctx=None) -> str:
     from inference_ledger.db import database_url
 
-    return database_url(ctx.settings)
-
-
-def _spark(task: str):
-    from inference_ledger.spark import get_spark
-
-    # The name sticks to the session a task process creates first (one per task in production).
-    return get_spark(f"inference-ledger:{task}")
+    return database_url(ctx.settings if ctx is not None else None)
 
 
 def prepare(
@@ -191,80 +436,144 @@ def prepare(
     as_of: date,
     command: str,
 ) -> RunInfo:
-    """Migrate the database, record the run as running; returns the XCom for the other tasks."""
-    from inference_ledger import pipeline
+    """Migrate the database, record the run as running; returns the XCom for the other tasks.
+    Light: no Spark (the Spark work is in the spark-submit jobs)."""
+    from inference_ledger import audit, steps
+    from inference_ledger.db import connect, database_url, migrate
 
+    settings = load_settings()
+    url = database_url(settings)
+    migrate(url)
     folder = Path(landing) if landing else default_landing()
-    ctx, _ = pipeline.prepare(folder, start, end, command, as_of=as_of)
+    run_id = steps.new_run_id()
+    master = spark_connection().master
+    conn = connect(url)
+    try:
+        audit.start_run(conn, run_id, command, str(folder.resolve()), master, start, end)
+    finally:
+        conn.close()
     run = {
-        "run_id": ctx.run_id,
-        "landing": str(ctx.landing),
-        "start": ctx.start.isoformat() if ctx.start else None,
-        "end": ctx.end.isoformat() if ctx.end else None,
-        "as_of": ctx.as_of.isoformat(),
+        "run_id": run_id,
+        "landing": str(folder.resolve()),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "as_of": as_of.isoformat(),
     }
-    log.info("ledger run %s: partition [%s, %s), as of %s", ctx.run_id, start, end, as_of)
+    log.info("ledger run %s: partition [%s, %s), as of %s", run_id, start, end, as_of)
     return run
 
 
-def ingest(run: RunInfo) -> dict[str, int]:
-    """Landing -> lake, with per-file accounting and the quarantine recorded in `audit`."""
-    from inference_ledger import pipeline
+def ingest(run: RunInfo) -> dict[str, Any]:
+    """Landing -> lake (`spark-submit jobs/ingest.py`), per-file accounting and quarantine in
+    `audit`. Returns the run's totals from audit.input_files and its partition, which the
+    ingest DAGs put in their asset events' `extra` for ledger_nightly."""
+    submit("ingest", run)
+    from inference_ledger.db import connect
 
-    ctx = run_context(run)
-    _spark("ingest")
-    accounting = pipeline.ingest_step(ctx, _url(ctx))
-    keys = ("rows_read", "rows_loaded", "rows_quarantined", "rows_superseded", "rows_deduplicated")
-    totals = {k: sum(int(r[k]) for r in accounting) for k in keys}
-    return {"files": len(accounting), **totals}
-
-
-def aggregate(run: RunInfo) -> dict[str, Any]:
-    """Lake -> the four marts of the run's quarters (under the run, not yet published)."""
-    from inference_ledger import pipeline, steps
-
-    ctx = run_context(run)
-    spark = _spark("aggregate")
-    counts = pipeline.aggregate_step(ctx, _url(ctx))
-    start, end = steps.run_range(spark, ctx)
-    return {"start": start.isoformat(), "end": end.isoformat(), "rows": counts}
-
-
-def publish(run: RunInfo) -> dict[str, Any]:
-    """Stage, audit (Great Expectations), publish in one transaction."""
-    from inference_ledger import pipeline
-
-    ctx = run_context(run)
-    _spark("publish")
-    outcome = pipeline.publish_step(ctx, _url(ctx))
-    return {"rows": outcome.rows, "checks": outcome.checks, "warnings": outcome.warnings}
+    conn = connect(_url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),"
+                " coalesce(sum(rows_quarantined), 0) FROM audit.input_files WHERE run_id = %s",
+                (run["run_id"],),
+            )
+            files, read, loaded, quarantined = cur.fetchone()
+        conn.commit()
+    finally:
+        conn.close()
+    return {
+        "run_id": run["run_id"],
+        "start": run["start"],
+        "end": run["end"],
+        "files": int(files),
+        "rows_read": int(read),
+        "rows_loaded": int(loaded),
+        "rows_quarantined": int(quarantined),
+    }
 
 
-def report(run: RunInfo, aggregated: Mapping[str, Any]) -> list[str]:
+def aggregate(run: RunInfo) -> None:
+    """Lake -> the four marts of the run's quarters (`spark-submit jobs/aggregate.py`:
+    spend, unit cost, reconciliation, summary; written under the run, not yet published)."""
+    submit("aggregate", run)
+
+
+def publish(run: RunInfo) -> None:
+    """Stage (COPY), audit (Great Expectations), publish in one transaction
+    (`spark-submit jobs/publish.py`)."""
+    submit("publish", run)
+
+
+def published_range(run: RunInfo) -> tuple[date, date]:
+    """The quarters the run aggregated, as `aggregate` recorded them in audit.runs."""
+    from inference_ledger.db import connect
+
+    conn = connect(_url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT period_start, period_end FROM audit.runs WHERE run_id = %s",
+                (run["run_id"],),
+            )
+            row = cur.fetchone()
+        conn.commit()
+    finally:
+        conn.close()
+    if not row or row[0] is None:
+        raise RuntimeError(f"ledger run {run['run_id']} has no period in audit.runs")
+    return row[0], row[1]
+
+
+def report(run: RunInfo) -> list[str]:
     """Period reports (HTML + CSV, from the marts) for every quarter the run published."""
     from inference_ledger.db import connect
     from inference_ledger.report import write_period_report
 
-    ctx = run_context(run)
-    labels = [
-        q.label
-        for q in quarters_between(
-            date.fromisoformat(aggregated["start"]), date.fromisoformat(aggregated["end"])
-        )
-    ]
-    conn = connect(_url(ctx))
+    start, end = published_range(run)
+    labels = [q.label for q in quarters_between(start, end)]
+    conn = connect(_url())
     try:
-        return [str(write_period_report(conn, p, ctx.settings.reports_dir)) for p in labels]
+        reports_dir = load_settings().reports_dir
+        return [str(write_period_report(conn, p, reports_dir)) for p in labels]
     finally:
         conn.close()
+
+
+def close(period: str, closed_by: str) -> str:
+    """Freeze `period` (`close_period`); a period already closed is left as it is (the run
+    succeeds with its existing checksum), one with no published figures fails at once."""
+    from inference_ledger.close import close_period
+    from inference_ledger.db import connect
+
+    conn = connect(_url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT snapshot_sha256 FROM audit.closed_periods WHERE period_label = %s",
+                (period,),
+            )
+            row = cur.fetchone()
+        conn.commit()
+    finally:
+        conn.close()
+    if row:
+        log.info("period %s is already closed (snapshot %s)", period, row[0])
+        return row[0]
+    try:
+        digest = close_period(period, closed_by=closed_by)
+    except ValueError as exc:  # no published figures: closing again will not help
+        raise ParamError(str(exc)) from exc
+    log.info("closed %s: snapshot sha256 %s", period, digest)
+    return digest
 
 
 def finish(run: RunInfo | None, states: Mapping[str, str], errors: Mapping[str, str]) -> None:
     """Close the run in audit.runs from the final states of the DAG run's other tasks.
 
     `states` maps task id -> final state, `errors` task id -> the error it pushed. The ledger
-    run succeeded when prepare, ingest, aggregate and publish did (the marts are published);
-    it failed otherwise, with the failed tasks and their errors. Any task not successful
+    run succeeded when every task but `report` did (the lake or the marts were written); it
+    failed otherwise, with the failed tasks and their errors. Any task not successful
     (report included) then fails this task, so the DAG run fails too.
     """
     from airflow.sdk.exceptions import AirflowFailException
@@ -275,7 +584,10 @@ def finish(run: RunInfo | None, states: Mapping[str, str], errors: Mapping[str, 
     from inference_ledger import pipeline
 
     ctx = run_context(run)
-    failed = [t for t in PUBLISHING_TASKS if t in not_ok]
+    order = {t: i for i, t in enumerate(PUBLISHING_TASKS)}
+    failed = sorted(
+        (t for t in not_ok if t not in OPTIONAL_TASKS), key=lambda t: (order.get(t, 99), t)
+    )
     if failed:
         error = "; ".join(
             f"{t} {not_ok[t]}" + (f": {errors[t]}" if errors.get(t) else "") for t in failed
@@ -303,3 +615,42 @@ def finish_from_airflow(context: Mapping[str, Any]) -> None:
         if s != "success"
     }
     finish(run, {t: str(getattr(s, "value", s)) for t, s in states.items()}, errors)
+
+
+# ---------------------------------------------------------------- deadline alert
+
+
+async def deadline_missed(context: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    """DeadlineAlert callback (runs in the triggerer): the nightly run is late.
+
+    Logs an error naming the DAG run; when `$LEDGER_ALERT_WEBHOOK_URL` is set (from the
+    deployment's .env, never in code), also POSTs a JSON message to it (Slack/Teams style
+    incoming webhook: `{"text": ...}`).
+    """
+    import asyncio
+
+    ctx = dict(context or {})
+    dag_run = ctx.get("dag_run") or {}
+    ident = (
+        dag_run.get("run_id") if isinstance(dag_run, Mapping) else getattr(dag_run, "run_id", None)
+    )
+    text = (
+        f"inference-ledger: {kwargs.get('what', 'a DAG run')} missed its deadline ({ident or ctx})"
+    )
+    log.error("%s", text)
+    url = os.environ.get("LEDGER_ALERT_WEBHOOK_URL")
+    if url:
+        await asyncio.to_thread(_post_json, url, {"text": text})
+
+
+def _post_json(url: str, body: Mapping[str, Any]) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (configured URL)
+        response.read()

@@ -73,7 +73,7 @@ def prepare(
 def ingest_step(ctx: steps.RunContext, url: str) -> list[dict]:
     """Safe to retry within a run: what an earlier attempt recorded is cleared first."""
     spark = get_spark()
-    shutil.rmtree(lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"), ignore_errors=True)
+    lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
     accounting = steps.ingest(spark, ctx)
     conn = connect(url)
     try:
@@ -88,10 +88,10 @@ def ingest_step(ctx: steps.RunContext, url: str) -> list[dict]:
 
 def _record_quarantine(ctx: steps.RunContext, conn) -> None:
     spark = get_spark()
-    path = Path(lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
-    if not path.exists():
+    path = lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine")
+    if not lake.exists(spark, path):
         return
-    rows = spark.read.parquet(str(path)).select(
+    rows = spark.read.parquet(path).select(
         F.lit(ctx.run_id).alias("run_id"),
         "source",
         F.col("source_file").alias("path"),

@@ -12,10 +12,13 @@ class Settings:
     home: Path
     database_url: str | None
     spark_master: str
+    lake_uri: str | None = None  # LEDGER_LAKE_URI: any Hadoop-compatible URI (s3a://, abfss://)
 
     @property
-    def lake_dir(self) -> Path:
-        return self.home / "lake"
+    def lake_dir(self) -> Path | str:
+        """The lake root: `$LEDGER_LAKE_URI` as given (a URI string, never a local Path), else
+        `$LEDGER_HOME/lake`. Only Spark and `inference_ledger.lake` read or write it."""
+        return self.lake_uri.rstrip("/") if self.lake_uri else self.home / "lake"
 
     @property
     def pgdata_dir(self) -> Path:
@@ -42,4 +45,5 @@ def load_settings() -> Settings:
         home=home,
         database_url=os.environ.get("LEDGER_DATABASE_URL") or None,
         spark_master=os.environ.get("LEDGER_SPARK_MASTER") or "local[*]",
+        lake_uri=os.environ.get("LEDGER_LAKE_URI") or None,
     )

@@ -23,10 +23,14 @@ def get_spark(app_name: str = "inference-ledger"):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     settings = load_settings()
+    # Under spark-submit, its --name and (unless LEDGER_SPARK_MASTER is set, which wins as
+    # before) its --master / spark-defaults.conf are left alone.
+    submitted = _under_spark_submit()
+    builder = SparkSession.builder if submitted else SparkSession.builder.appName(app_name)
+    if os.environ.get("LEDGER_SPARK_MASTER") or not submitted:
+        builder = builder.master(settings.spark_master)
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(settings.spark_master)
-        .config("spark.sql.session.timeZone", "UTC")
+        builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", os.environ.get("LEDGER_SHUFFLE_PARTITIONS", "4"))
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.ansi.enabled", "true")
@@ -40,6 +44,11 @@ def get_spark(app_name: str = "inference-ledger"):
     _SESSION = builder.getOrCreate()
     _SESSION.sparkContext.setLogLevel("ERROR")
     return _SESSION
+
+
+def _under_spark_submit() -> bool:
+    """True in a driver that spark-submit launched (it hands the JVM gateway over in env)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def stop_spark() -> None:

@@ -1,0 +1,144 @@
+"""ledger_ingest_billing, ledger_ingest_usage, ledger_ingest_finance: landing -> lake, one DAG
+per source, each producing its Asset. Wiring only: the task bodies are in
+`inference_ledger.orchestration`, the Spark work in `spark-submit jobs/ingest.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import (
+    Asset,
+    CronDataIntervalTimetable,
+    Param,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
+
+from inference_ledger import orchestration
+
+# source -> (when its deliveries are in, what it feeds)
+SOURCES = {
+    "billing": ("0 1 * * *", "cloud billing exports (billing/azure, billing/focus)"),
+    "usage": ("10 1 * * *", "usage-API pages (usage/<channel>/<day>)"),
+    "finance": (
+        "20 1 * * *",
+        "finance feeds (finance/fx, prices, contracts, revenue, settlements)",
+    ),
+}
+
+DEFAULT_ARGS = {
+    "owner": "finance-data-eng",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(hours=1),
+    "execution_timeout": timedelta(hours=2),
+}
+
+PARAMS = {
+    "landing": Param(
+        None,
+        type=["null", "string"],
+        description="Landing folder; empty = $LEDGER_LANDING, else $LEDGER_HOME/landing.",
+    ),
+    "start": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        description="First day (inclusive) this delivery covers; empty = data interval start.",
+    ),
+    "end": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        description="Last day (exclusive); empty = data interval end.",
+    ),
+}
+
+DOC_MD = """
+### {dag_id}
+
+Ingests the landing folder into the lake for **{source}**: {what}. Scheduled daily at
+`{cron}` UTC (data-interval timetable); on success it updates the asset
+`{uri}`, on which `ledger_nightly` is scheduled. The asset event's `extra` carries the
+ledger run id, the partition (`start`, `end`: the data interval's days, or the params) and the
+row counts, so the nightly run it triggers publishes the quarters of that partition.
+
+`prepare` (records the ledger run in `audit.runs`) → `ingest` (`spark-submit jobs/ingest.py`
+at the `spark_default` connection's master, in pool `{pool}` so lake writers never overlap) →
+`finish` (closes the ledger run; fails the DAG run if a task failed).
+
+The library's ingest step reads every source of the landing folder in one pass (FX first, as
+billing and finance amounts convert with it), so each of these DAGs ingests what is new in the
+whole folder and the three differ in schedule and the asset they announce. See
+docs/deploy.md ("Why one ingest step for three DAGs").
+
+**Failures.** Transient errors retry (2 retries, exponential backoff). Bad input (exit code 2 of
+the job, `InputError`) fails at once, without retries, and is recorded in `audit.runs`.
+"""
+
+
+def ingest_dag(source: str, cron: str, what: str):
+    dag_id = f"ledger_ingest_{source}"
+    asset = Asset(name=f"ledger_{source}", uri=orchestration.ASSET_URIS[source])
+
+    @dag(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
+        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params=PARAMS,
+        tags=["inference-ledger", "ingest", source],
+        doc_md=DOC_MD.format(
+            dag_id=dag_id,
+            source=source,
+            what=what,
+            cron=cron,
+            uri=asset.uri,
+            pool=orchestration.LAKE_POOL,
+        ),
+    )
+    def ingest_source():
+        @task
+        def prepare(params=None, data_interval_start=None, data_interval_end=None, dag_run=None):
+            with orchestration.airflow_errors():
+                start, end = orchestration.partition(
+                    start=params["start"],
+                    end=params["end"],
+                    interval_start=data_interval_start,
+                    interval_end=data_interval_end,
+                    run_after=dag_run.run_after,
+                )
+                as_of = orchestration.as_of_date(None, data_interval_end, dag_run.run_after)
+                return orchestration.prepare(
+                    landing=params["landing"],
+                    start=start,
+                    end=end,
+                    as_of=as_of,
+                    command=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+                )
+
+        @task(outlets=[asset], pool=orchestration.LAKE_POOL)
+        def ingest(run: dict, outlet_events=None):
+            with orchestration.airflow_errors():
+                summary = orchestration.ingest(run)
+            outlet_events[asset].extra.update({"source": source, **summary})
+            return summary
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def finish():
+            orchestration.finish_from_airflow(get_current_context())
+
+        run = prepare()
+        ingest(run) >> finish()
+
+    return ingest_source()
+
+
+for _source, (_cron, _what) in SOURCES.items():
+    ingest_dag(_source, _cron, _what)
