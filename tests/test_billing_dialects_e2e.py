@@ -13,10 +13,18 @@ from inference_ledger.workload import WorkloadRules
 from tests.helpers import lake_df
 
 
-def spend_mart(spark, tmp_path, dialect: str):
-    landing = tmp_path / dialect
-    generate_landing(landing, start="2024-Q1", end="2024-Q1", scale=0.1, billing_dialect=dialect)
+def spend_mart(spark, tmp_path, dialect: str, faults: bool = False):
+    landing = tmp_path / f"{dialect}-{faults}"
+    summary = generate_landing(
+        landing,
+        start="2024-Q1",
+        end="2024-Q1",
+        scale=0.1,
+        billing_dialect=dialect,
+        billing_faults=faults,
+    )
     rows, runs = billing.read_billing_rows(spark, exports.discover_runs(landing))
+    assert sum(1 for r in runs if r.rejected_reason) == summary.rejected_export_runs
     fx = lake_df(spark, "fx_rates", [])  # everything is billed in USD
     records = billing.billing_records(rows, fx, WorkloadRules.load()).cache()
     counts = {
@@ -24,7 +32,11 @@ def spend_mart(spark, tmp_path, dialect: str):
         for r in records.groupBy("status").agg(F.count(F.lit(1)).alias("n")).collect()
     }
     sources = {r["source"] for r in records.select("source").distinct().collect()}
-    daily = inference_spend_daily(records.filter(F.col("status") == R.LOADED))
+    loaded = records.filter(F.col("status") == R.LOADED)
+    counts.update(
+        {(R.LOADED, r[0]): r[1] for r in loaded.groupBy("billing_month").count().collect()}
+    )
+    daily = inference_spend_daily(loaded)
     return sorted(tuple(r) for r in daily.collect()), counts, sources
 
 
@@ -39,3 +51,15 @@ def test_ea_mca_and_focus_exports_of_the_same_charges_agree(spark, tmp_path):
     assert ea == focus == mca
     inference = sum(r[6] for r in ea if r[5] == "inference")
     assert inference == SCENARIO_QUARTERS["2024-Q1"].inference_spend_usd
+
+
+@pytest.mark.slow
+def test_generated_faults_are_quarantined_or_rejected_and_totals_hold(spark, tmp_path):
+    clean, clean_counts, _ = spend_mart(spark, tmp_path, "focus")
+    faulty, counts, _ = spend_mart(spark, tmp_path, "focus", faults=True)
+    assert faulty == clean
+    # Two unparseable extra rows in one month's final run, plus every row of the rejected re-run.
+    assert counts[R.LOADED] == clean_counts[R.LOADED]
+    assert counts[R.SUPERSEDED] == clean_counts[R.SUPERSEDED]
+    # The rejected run restates March (the month's third run index 2 -> month_index 2).
+    assert counts[R.QUARANTINED] == 2 + counts[(R.LOADED, "2024-03")]

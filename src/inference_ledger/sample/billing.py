@@ -129,6 +129,8 @@ class BillingStats:
     rows_effective: int = 0
     superseded_runs: int = 0
     untagged_inference_lines: int = 0
+    quarantinable_rows: int = 0
+    rejected_runs: int = 0
     spend: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # quarter -> workload
 
 
@@ -372,9 +374,25 @@ def _focus_row(line: Line, ea_row: tuple[str, ...], first: date, last: date) -> 
     )  # fmt: skip
 
 
+def _faulty(row: tuple[str, ...], cost: str) -> tuple[str, ...]:
+    """A copy of an EA row whose cost cannot be parsed (it must be quarantined, not loaded)."""
+    i = EA_COLUMNS.index("CostInBillingCurrency")
+    return (*row[:i], cost, *row[i + 1 :])
+
+
 def write_run(
-    sink: Sink, run: Run, run_id: str, first: date, last: date, gz: bool, dialect: str = "ea"
+    sink: Sink,
+    run: Run,
+    run_id: str,
+    first: date,
+    last: date,
+    gz: bool,
+    dialect: str = "ea",
+    bad_rows: int = 0,
+    overstate_rows: int = 0,
 ) -> int:
+    """`bad_rows` extra rows with unparseable costs (quarantined; totals unaffected);
+    `overstate_rows` makes the manifest claim more rows than delivered (the run is rejected)."""
     """One export run in the given dialect: `ea` and `mca` under billing/azure, `focus` (1.2,
     as Azure's FOCUS export writes it, with a manifest) under billing/focus/azure."""
     if dialect == "focus":
@@ -382,11 +400,14 @@ def write_run(
     else:
         folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
     rows = [_row(ln, first, last) for ln in run.lines]
+    faults = ("1,234.56", "NaN", "12.34.56", "")
+    rows += [_faulty(rows[i % len(rows)], faults[i % len(faults)]) for i in range(bad_rows) if rows]
+    lines = list(run.lines) + [run.lines[i % len(run.lines)] for i in range(bad_rows) if run.lines]
     header = EA_COLUMNS
     if dialect == "mca":
         rows, header = [_mca_row(r) for r in rows], MCA_COLUMNS
     elif dialect == "focus":
-        rows = [_focus_row(ln, r, first, last) for ln, r in zip(run.lines, rows, strict=True)]
+        rows = [_focus_row(ln, r, first, last) for ln, r in zip(lines, rows, strict=True)]
         header = FOCUS_COLUMNS
     chunks = [rows[i : i + MAX_ROWS_PER_BLOB] for i in range(0, len(rows), MAX_ROWS_PER_BLOB)]
     blobs = []
@@ -396,11 +417,12 @@ def write_run(
         data = csv_bytes(header, chunk)
         size = sink.write(f"{folder}/{name}", gzip_bytes(data) if gz else data)
         blobs.append({"blobName": name, "byteCount": size, "dataRowCount": len(chunk)})
+    blobs[-1]["dataRowCount"] += overstate_rows
     manifest = {
         "manifestVersion": "2024-04-01",
         "byteCount": sum(b["byteCount"] for b in blobs),
         "blobCount": len(blobs),
-        "dataRowCount": len(rows),
+        "dataRowCount": len(rows) + overstate_rows,
         "exportConfig": {
             "exportName": EXPORT_NAME,
             "resourceId": SCOPE,
@@ -431,8 +453,15 @@ def write_run(
 
 
 def write_billing(
-    sink: Sink, quarters: list[Quarter], seed: int, scale: float, dialect: str = "ea"
+    sink: Sink,
+    quarters: list[Quarter],
+    seed: int,
+    scale: float,
+    dialect: str = "ea",
+    faults: bool = False,
 ) -> BillingStats:
+    """With `faults`, some months get a final run with unparseable extra rows (quarantined)
+    and a later re-run whose manifest overstates its rows (rejected: the final run stays)."""
     if dialect not in DIALECTS:
         raise ValueError(f"billing dialect must be one of {DIALECTS}, got {dialect!r}")
     fleet = build_fleet(seed, scale)
@@ -451,10 +480,21 @@ def write_billing(
             runs, rng = month_runs(truth, first, last, month_index, seed)
             for run_index, run in enumerate(runs):
                 gz = (month_index + run_index) % 3 == 1
-                n = write_run(sink, run, uuid_from(rng), first, last, gz, dialect)
+                final = run_index == len(runs) - 1
+                bad = 2 if faults and final and month_index % 4 == 1 else 0
+                n = write_run(sink, run, uuid_from(rng), first, last, gz, dialect, bad_rows=bad)
                 stats.runs += 1
                 stats.rows += n
+                stats.quarantinable_rows += bad
             stats.superseded_runs += len(runs) - 1
+            if faults and month_index % 5 == 2:
+                late = replace(runs[-1], submitted=f"{last + timedelta(days=9):%Y-%m-%d}T05:00:00Z",
+                               execution_type="Manual")  # fmt: skip
+                n = write_run(sink, late, uuid_from(rng), first, last, False, dialect,
+                              overstate_rows=1)  # fmt: skip
+                stats.runs += 1
+                stats.rows += n
+                stats.rejected_runs += 1
             stats.rows_effective += len(truth)
             stats.untagged_inference_lines += sum(
                 1 for ln in truth if ln.resource.workload == "inference" and not ln.resource.tags

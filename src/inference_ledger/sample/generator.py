@@ -50,6 +50,8 @@ class GenerationSummary:
     overlapping_usage_pages: int  # copies of the previous day's page in the next day's folder
     superseded_revenue_versions: int
     superseding_statements: int
+    quarantinable_billing_rows: int = 0
+    rejected_export_runs: int = 0
 
 
 def generate_landing(
@@ -60,13 +62,15 @@ def generate_landing(
     start: str = "2024-Q1",
     end: str = "2025-Q3",
     billing_dialect: str = "ea",
+    billing_faults: bool = False,
 ) -> GenerationSummary:
     """Write the sample landing data for the inclusive quarter range [start, end].
 
     Same (seed, scale, start, end) -> byte-identical files. Per-quarter money totals depend on
     neither seed nor scale; scale multiplies the rows (resources, projects, entries per day).
     `billing_dialect` writes the same charges as Azure EA (`ea`), MCA (`mca`) or FOCUS 1.2
-    (`focus`) exports.
+    (`focus`) exports; `billing_faults` adds rows that must be quarantined and export runs
+    that must be rejected, without changing any total.
     """
     quarters = quarter_range(start, end)
     if not scale > 0:
@@ -77,7 +81,7 @@ def generate_landing(
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
     sink = Sink(out_dir)
-    billing = write_billing(sink, quarters, seed, scale, billing_dialect)
+    billing = write_billing(sink, quarters, seed, scale, billing_dialect, billing_faults)
     usage = write_usage(sink, quarters, seed, scale)
     finance = write_finance(sink, quarters, seed, scale)
     labels = [q.label for q in quarters]
@@ -106,4 +110,6 @@ def generate_landing(
         overlapping_usage_pages=usage.overlapping_pages,
         superseded_revenue_versions=finance.superseded_revenue_versions,
         superseding_statements=finance.superseding_statements,
+        quarantinable_billing_rows=billing.quarantinable_rows,
+        rejected_export_runs=billing.rejected_runs,
     )
