@@ -133,6 +133,14 @@ def test_rerun_gives_identical_marts(first_run, pg_conn, landing):
     again = run_pipeline(landing, as_of=AS_OF)
     assert again.run_id != first_run.run_id
     assert marts_hash(pg_conn) == before
+    # Incremental: the billing months were all ingested before, so no billing file is re-read.
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT bool_and(is_skipped), sum(rows_read), count(*) FROM audit.input_files"
+            " WHERE run_id = %s AND source = 'billing.azure'",
+            (again.run_id,),
+        )
+        assert cur.fetchone()[:2] == (True, 0)
 
 
 def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url, landing):
@@ -234,7 +242,8 @@ def test_period_report_and_close(first_run, pg_conn, tmp_path, capsys):
 
 
 def test_closed_period_does_not_move(first_run, pg_conn, landing, tmp_path):
-    """Runs after the close above: a late revenue entry changes Q2 but not the closed Q1."""
+    """Runs after the close above: a late revenue entry changes Q2; the one for the closed Q1
+    is posted as a prior-period adjustment in Q2."""
     with pg_conn.cursor() as cur:
         cur.execute("SELECT period_label FROM audit.closed_periods")
         assert cur.fetchall() == [("2024-Q1",)]
@@ -251,15 +260,43 @@ def test_closed_period_does_not_move(first_run, pg_conn, landing, tmp_path):
     assert after != before
     with pg_conn.cursor() as cur:
         cur.execute(
-            "SELECT period_label, basis_usd, expected_usd, status FROM marts.revshare_reconciliation"
-            " WHERE direction = 'payable' ORDER BY 1"
+            "SELECT period_label, is_adjustment, basis_usd, expected_usd, settled_usd, status,"
+            " adjustment_of_period, adjustment_inputs FROM marts.revshare_reconciliation"
+            " WHERE direction = 'payable' ORDER BY 1, 2"
         )
         rows = cur.fetchall()
-    q1, q2 = rows
-    assert q1 == ("2024-Q1", Decimal("386500000.00"), Decimal("77300000.00"), "matched")
-    assert q2[1] == SCENARIO_QUARTERS["2024-Q2"].implied_revenue_usd + Decimal("1000000.00")
-    assert q2[2] == Decimal("109700000.00")
-    assert q2[3] == "underpaid"
+        cur.execute(
+            "SELECT period_label, revshare_paid_usd, revshare_paid_adjustment_usd"
+            " FROM marts.quarterly_summary ORDER BY 1"
+        )
+        summary = cur.fetchall()
+    q1, q2, q2_adjustment = rows
+    assert q1[:6] == (
+        "2024-Q1",
+        False,
+        Decimal("386500000.00"),
+        Decimal("77300000.00"),
+        Decimal("77300000.00"),
+        "matched",
+    )
+    assert q2[2] == SCENARIO_QUARTERS["2024-Q2"].implied_revenue_usd + Decimal("1000000.00")
+    assert q2[3] == Decimal("109700000.00")
+    assert q2[5] == "underpaid"
+    # The late Q1 entry is a prior-period adjustment in Q2, traceable to the file it came in.
+    assert q2_adjustment == (
+        "2024-Q2",
+        True,
+        Decimal("1000000.00"),
+        Decimal("200000.00"),
+        Decimal("0"),
+        "underpaid",  # Q1 after the adjustment: 77.5M expected, 77.3M paid
+        "2024-Q1",
+        "finance/revenue/late.csv (new)",
+    )
+    assert summary == [
+        ("2024-Q1", Decimal("77300000.00"), Decimal("0")),
+        ("2024-Q2", Decimal("109500000.00"), Decimal("0")),
+    ]
 
 
 def test_billing_control_totals_and_workload_share(first_run, pg_conn):

@@ -50,6 +50,20 @@ def finish_run(conn, run_id: str, error: str | None = None) -> None:
     conn.commit()
 
 
+def ingested_files(conn) -> dict[str, str]:
+    """path -> checksum of each file as last ingested by a run that succeeded."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT DISTINCT ON (f.path) f.path, f.checksum_sha256
+               FROM audit.input_files f JOIN audit.runs r USING (run_id)
+               WHERE r.status = 'succeeded'
+               ORDER BY f.path, f.recorded_at DESC"""
+        )
+        rows = dict(cur.fetchall())
+    conn.commit()
+    return rows
+
+
 def clear_ingest(conn, run_id: str) -> None:
     """Forget a previous attempt's ingest records of this run (a retried task)."""
     with conn.cursor() as cur:
@@ -86,6 +100,7 @@ def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
             r["rows_quarantined"],
             r["rows_superseded"],
             r["rows_deduplicated"],
+            bool(r.get("is_skipped", False)),
         )
         for r in rows
     ]
@@ -93,7 +108,8 @@ def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
         execute_values(
             cur,
             """INSERT INTO audit.input_files (run_id, source, path, checksum_sha256, byte_count,
-                   rows_read, rows_loaded, rows_quarantined, rows_superseded, rows_deduplicated)
+                   rows_read, rows_loaded, rows_quarantined, rows_superseded, rows_deduplicated,
+                   is_skipped)
                VALUES %s""",
             values,
             page_size=1000,

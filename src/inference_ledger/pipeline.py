@@ -70,13 +70,16 @@ def prepare(
     return ctx, url
 
 
-def ingest_step(ctx: steps.RunContext, url: str) -> list[dict]:
-    """Safe to retry within a run: what an earlier attempt recorded is cleared first."""
+def ingest_step(ctx: steps.RunContext, url: str, incremental: bool = True) -> list[dict]:
+    """Safe to retry within a run: what an earlier attempt recorded is cleared first.
+    Incremental: billing months whose files were all ingested before are not read again."""
     spark = get_spark()
     lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
-    accounting = steps.ingest(spark, ctx)
     conn = connect(url)
     try:
+        if incremental:
+            ctx.known_files = audit.ingested_files(conn)
+        accounting = steps.ingest(spark, ctx)
         audit.clear_ingest(conn, ctx.run_id)
         audit.record_billing_control_totals(conn, ctx.run_id, ctx.billing_control_totals)
         audit.record_input_files(conn, ctx.run_id, accounting)

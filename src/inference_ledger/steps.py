@@ -38,6 +38,8 @@ class RunContext:
     as_of: date = field(default_factory=lambda: datetime.now(UTC).date())
     settings: Settings = field(default_factory=load_settings)
     billing_control_totals: list[dict] = field(default_factory=list)
+    # path -> sha256 of files a succeeded run already ingested (incremental billing ingest).
+    known_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def lake_dir(self) -> Path:
@@ -175,6 +177,8 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
 
     # Billing: month-to-date runs of every dialect; the newest good run per (scope, month) wins.
     runs = exports.discover_runs(landing)
+    runs, skipped = _unchanged_billing_months(spark, ctx, runs)
+    accounting.extend(skipped)
     raw, runs = billing.read_billing_rows(spark, runs)
     for run in runs:
         if run.rejected_reason:
@@ -201,6 +205,52 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         lake.write_table(_loaded(records), ctx.lake_dir, "usage_facts")
         records.unpersist()
     return accounting
+
+
+def _unchanged_billing_months(
+    spark: SparkSession, ctx: RunContext, runs: list[exports.ExportRun]
+) -> tuple[list[exports.ExportRun], list[dict]]:
+    """Incremental ingest: a billing month whose every blob (all scopes, all runs) a succeeded
+    run already ingested with the same checksum, and whose lake partition exists, is not read
+    again. Its files are recorded as skipped (no rows counted twice)."""
+    if not ctx.known_files or not runs:
+        return runs, []
+    in_lake = {
+        r[0]
+        for r in lake.read_table(spark, ctx.lake_dir, "billing_lines")
+        .select("billing_month")
+        .distinct()
+        .collect()
+    }
+    sums = {str(p): R.sha256_file(p) for r in runs for p, _ in r.blobs}
+    by_month: dict[str, list[exports.ExportRun]] = {}
+    for r in runs:
+        by_month.setdefault(r.billing_month, []).append(r)
+    keep, skipped = [], []
+    for month, month_runs in sorted(by_month.items()):
+        paths = [str(p) for r in month_runs for p, _ in r.blobs]
+        unchanged = (
+            month in in_lake
+            and not any(r.missing_blobs for r in month_runs)
+            and all(ctx.known_files.get(p) == sums[p] for p in paths)
+        )
+        if not unchanged:
+            keep.extend(month_runs)
+            continue
+        for r in month_runs:
+            for path, _ in r.blobs:
+                skipped.append(
+                    {
+                        "source": r.source,
+                        "source_file": str(path),
+                        "rows_read": 0,
+                        **{f"rows_{s}": 0 for s in R.STATUSES},
+                        "checksum_sha256": sums[str(path)],
+                        "byte_count": path.stat().st_size,
+                        "is_skipped": True,
+                    }
+                )
+    return keep, skipped
 
 
 def _billing_control_totals(spark: SparkSession, ctx: RunContext, records: DataFrame) -> None:
