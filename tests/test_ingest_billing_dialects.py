@@ -242,9 +242,25 @@ def test_focus_10_and_12_with_corrections_and_x_columns(spark, tmp_path, fx):
             ],
         )
     )
+    r11 = tmp_path / "billing/focus/oci/20240101-20240131/run-3"
+    r11.mkdir(parents=True)
+    focus_11 = [*FOCUS_10, "ServiceSubcategory", "SkuMeter"]
+    (r11 / "focus.csv").write_text(_csv(focus_11, [
+        focus_row("2024-01-11T00:00:00Z", "2024-01-12T00:00:00Z", "9.99", ProviderName="Oracle",
+                  ServiceSubcategory="GPU", SkuMeter="BM.GPU.H100.8", ServiceName="Compute"),
+    ]))  # fmt: skip
     by, runs, _ = ingest(spark, tmp_path, fx)
-    assert sorted(r.scope_id for r in runs) == ["focus:aws", "focus:gcp"]
-    got = sorted(by["loaded"], key=lambda r: (r["usage_date"], r["billed_cost"]))
+    assert sorted(r.scope_id for r in runs) == ["focus:aws", "focus:gcp", "focus:oci"]
+    [oci] = [r for r in by["loaded"] if r["provider_name"] == "Oracle"]
+    assert (oci["source_format"], oci["billed_cost_usd"], oci["sku_description"]) == (
+        "focus-1.1",
+        D("9.99"),
+        "p5.48xlarge",
+    )
+    got = sorted(
+        (r for r in by["loaded"] if r["provider_name"] != "Oracle"),
+        key=lambda r: (r["usage_date"], r["billed_cost"]),
+    )
     assert [
         (
             r["source_format"],
