@@ -255,7 +255,7 @@ def test_focus_10_and_12_with_corrections_and_x_columns(spark, tmp_path, fx):
     assert (oci["source_format"], oci["billed_cost_usd"], oci["sku_description"]) == (
         "focus-1.1",
         D("9.99"),
-        "p5.48xlarge",
+        "BM.GPU.H100.8",
     )
     got = sorted(
         (r for r in by["loaded"] if r["provider_name"] != "Oracle"),
