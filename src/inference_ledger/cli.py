@@ -1,4 +1,4 @@
-"""`ledger`: demo, run, report, close."""
+"""`ledger`: demo, run, report, close, reopen."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ def _period(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _report_period(value: str) -> str:
+    from inference_ledger.report import parse_report_period
+
+    try:
+        return parse_report_period(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _print_run(result) -> None:
     print(
         f"run {result.run_id}: {result.start} .. {result.end} (exclusive); {result.files} files, "
@@ -49,13 +58,13 @@ def _print_summary() -> None:
 
 
 def _write_reports(out: Path, periods: list[str] | None = None) -> list[Path]:
+    """The given periods' reports (default: every published quarter and year) + the index."""
     from inference_ledger.db import connect, database_url
-    from inference_ledger.report import fetch_summary, write_period_report
+    from inference_ledger.report import write_reports
 
     conn = connect(database_url())
     try:
-        labels = periods or [r["period_label"] for r in fetch_summary(conn)]
-        return [write_period_report(conn, p, out) for p in labels]
+        return write_reports(conn, out, periods)
     finally:
         conn.close()
 
@@ -77,7 +86,9 @@ def cmd_demo(args) -> int:
     print()
     _print_summary()
     reports = _write_reports(settings.reports_dir)
-    print(f"\nreports: {settings.reports_dir / 'index.html'} ({len(reports)} periods)")
+    print(
+        f"\nreports: {settings.reports_dir / 'index.html'} ({len(reports)} periods, quarters and years)"
+    )
     print(f"done in {time.monotonic() - t0:.0f}s")
     return 0
 
@@ -91,11 +102,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from inference_ledger.db import connect, database_url
+    from inference_ledger.report import write_period_report
     from inference_ledger.settings import load_settings
 
     out = Path(args.out) if args.out else load_settings().reports_dir
-    for path in _write_reports(out, [args.period]):
-        print(path)
+    conn = connect(database_url())
+    try:
+        print(write_period_report(conn, args.period, out))
+    finally:
+        conn.close()
+    print(out / "index.html")
     return 0
 
 
@@ -104,6 +121,14 @@ def cmd_close(args) -> int:
 
     checksum = close_period(args.period, closed_by=args.by)
     print(f"closed {args.period}: snapshot sha256 {checksum}")
+    return 0
+
+
+def cmd_reopen(args) -> int:
+    from inference_ledger.close import reopen_period
+
+    reopen_period(args.period, args.reason, reopened_by=args.by)
+    print(f"reopened {args.period}: the next run republishes it; its adjustments are recomputed")
     return 0
 
 
@@ -147,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", type=_date, default=None)
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="write the HTML and CSV report of a period")
-    rep.add_argument("--period", required=True, type=_period)
+    rep = sub.add_parser(
+        "report", help="write the HTML and CSV report of a quarter (2024-Q1) or a year (2024)"
+    )
+    rep.add_argument("--period", required=True, type=_report_period)
     rep.add_argument("--out")
     rep.set_defaults(func=cmd_report)
 
@@ -158,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--period", required=True, type=_period)
     c.add_argument("--by", default=None, help="who closes it (default: the OS user)")
     c.set_defaults(func=cmd_close)
+
+    ro = sub.add_parser(
+        "reopen",
+        help="reopen a closed period (recorded with who, when and why); the next run republishes it",
+    )
+    ro.add_argument("--period", required=True, type=_period)
+    ro.add_argument("--reason", required=True, help="why it is reopened (kept in audit)")
+    ro.add_argument("--by", default=None, help="who reopens it (default: the OS user)")
+    ro.set_defaults(func=cmd_reopen)
     db = sub.add_parser(
         "db", help="the database: print its URL (starting the embedded one), migrate, stop"
     )

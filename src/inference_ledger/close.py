@@ -1,13 +1,21 @@
-"""Period close: freeze a quarter's published figures with a checksum in `audit`."""
+"""Period close: freeze a quarter's published figures with a checksum in `audit`; reopen it
+only by an explicit, recorded command. Also what a run needs to know about closed periods to
+post late changes to them as prior-period adjustments (see transform.reconcile)."""
 
 from __future__ import annotations
 
 import getpass
 import hashlib
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from inference_ledger import contracts
 from inference_ledger.db import connect, database_url
 from inference_ledger.periods import Quarter
+
+# Shared with publish: a close or reopen never interleaves with a publishing transaction.
+PUBLISH_LOCK_KEY = 7_420_001
 
 SNAPSHOT_SQL = {
     "quarterly_summary": "SELECT * FROM marts.quarterly_summary WHERE period_label = %s ORDER BY period_label",
@@ -16,6 +24,8 @@ SNAPSHOT_SQL = {
         "ORDER BY agreement_id, direction, is_adjustment"
     ),
 }
+# Sources whose files can move reconciliation figures (adjustment traceability).
+FINANCE_SOURCES = ("finance.revenue", "finance.settlements", "finance.contracts", "finance.fx")
 
 
 def snapshot(conn, period: str) -> dict:
@@ -31,25 +41,238 @@ def snapshot(conn, period: str) -> dict:
     return out
 
 
-def close_period(period: str, closed_by: str | None = None) -> str:
+def snapshot_digest(snap: dict) -> tuple[str, str]:
+    body = json.dumps(snap, sort_keys=True, separators=(",", ":"))
+    return body, hashlib.sha256(body.encode()).hexdigest()
+
+
+def _lock(cur) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
+
+
+def close_period(period: str, closed_by: str | None = None, url: str | None = None) -> str:
+    """Snapshot the period's published figures; returns the snapshot's SHA-256.
+
+    A period closed and later reopened can be closed again (a new snapshot)."""
     label = Quarter.parse(period).label
-    conn = connect(database_url())
+    who = closed_by or getpass.getuser()
+    conn = connect(url or database_url())
     try:
-        snap = snapshot(conn, label)
-        if not snap["quarterly_summary"]:
-            raise ValueError(f"period {label} has no published figures to close")
-        body = json.dumps(snap, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(body.encode()).hexdigest()
         with conn.cursor() as cur:
+            _lock(cur)
+            snap = snapshot(conn, label)
+            if not snap["quarterly_summary"]:
+                raise ValueError(f"period {label} has no published figures to close")
+            body, digest = snapshot_digest(snap)
             cur.execute(
                 """INSERT INTO audit.closed_periods (period_label, closed_at, closed_by, snapshot_sha256, snapshot)
                    VALUES (%s, now(), %s, %s, %s::jsonb)
-                   ON CONFLICT (period_label) DO NOTHING RETURNING period_label""",
-                (label, closed_by or getpass.getuser(), digest, body),
+                   ON CONFLICT (period_label) DO UPDATE
+                   SET closed_at = EXCLUDED.closed_at, closed_by = EXCLUDED.closed_by,
+                       snapshot_sha256 = EXCLUDED.snapshot_sha256, snapshot = EXCLUDED.snapshot,
+                       reopened_at = NULL, reopened_by = NULL, reopen_reason = NULL
+                   WHERE audit.closed_periods.reopened_at IS NOT NULL
+                   RETURNING period_label""",
+                (label, who, digest, body),
             )
             if cur.fetchone() is None:
                 raise ValueError(f"period {label} is already closed")
+            cur.execute(
+                """INSERT INTO audit.period_close_events (period_label, event, event_by, snapshot_sha256)
+                   VALUES (%s, 'closed', %s, %s)""",
+                (label, who, digest),
+            )
         conn.commit()
         return digest
     finally:
         conn.close()
+
+
+def reopen_period(
+    period: str, reason: str, reopened_by: str | None = None, url: str | None = None
+) -> None:
+    """Reopen a closed period: the next run republishes it from its inputs, and the adjustments
+    that carried its late changes are recomputed (reversed where they sit in closed periods)."""
+    label = Quarter.parse(period).label
+    if not (reason or "").strip():
+        raise ValueError("a reason is required to reopen a period")
+    who = reopened_by or getpass.getuser()
+    conn = connect(url or database_url())
+    try:
+        with conn.cursor() as cur:
+            _lock(cur)
+            cur.execute(
+                """UPDATE audit.closed_periods
+                   SET reopened_at = now(), reopened_by = %s, reopen_reason = %s
+                   WHERE period_label = %s AND reopened_at IS NULL
+                   RETURNING period_label""",
+                (who, reason.strip(), label),
+            )
+            if cur.fetchone() is None:
+                raise ValueError(f"period {label} is not closed")
+            cur.execute(
+                """INSERT INTO audit.period_close_events (period_label, event, event_by, reason)
+                   VALUES (%s, 'reopened', %s, %s)""",
+                (label, who, reason.strip()),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def closed_labels(conn) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT period_label FROM audit.closed_periods WHERE reopened_at IS NULL ORDER BY 1"
+        )
+        return [r[0] for r in cur.fetchall()]
+
+
+def period_status(conn, period: str) -> dict | None:
+    """The close state of a period, its event history, and whether `marts` still matches the
+    snapshot taken at close (None when it was never closed)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT closed_at, closed_by, snapshot_sha256, reopened_at, reopened_by, reopen_reason
+               FROM audit.closed_periods WHERE period_label = %s""",
+            (period,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        names = ["closed_at", "closed_by", "snapshot_sha256", "reopened_at", "reopened_by"]
+        out = dict(zip([*names, "reopen_reason"], row, strict=True))
+        cur.execute(
+            """SELECT event, event_at, event_by, reason, snapshot_sha256
+               FROM audit.period_close_events WHERE period_label = %s ORDER BY event_at, event_id""",
+            (period,),
+        )
+        out["events"] = [
+            dict(
+                zip(["event", "event_at", "event_by", "reason", "snapshot_sha256"], r, strict=True)
+            )
+            for r in cur.fetchall()
+        ]
+    out["closed"] = out["reopened_at"] is None
+    out["snapshot_matches"] = snapshot_matches(conn, period)
+    return out
+
+
+def snapshot_matches(conn, period: str) -> bool:
+    """Does `marts` still hold exactly what was snapshotted at close? (Columns added to the
+    marts after the close are left out of the comparison.)"""
+    with conn.cursor() as cur:
+        cur.execute("SELECT snapshot FROM audit.closed_periods WHERE period_label = %s", (period,))
+        row = cur.fetchone()
+    if row is None:
+        return False
+    stored = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    current = snapshot(conn, period)
+    for table, rows in stored.items():
+        now = current.get(table, [])
+        if len(now) != len(rows):
+            return False
+        for old, new in zip(rows, now, strict=True):
+            if any(new.get(k) != v for k, v in old.items()):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------- what a run needs
+
+
+@dataclass
+class ClosedState:
+    """Closed periods (not reopened) and the rows `marts` holds for them."""
+
+    closed: list[str] = field(default_factory=list)
+    frozen: list[tuple] = field(default_factory=list)  # marts.revshare_reconciliation rows
+
+
+def load_closed_state(conn) -> ClosedState:
+    labels = closed_labels(conn)
+    if not labels:
+        return ClosedState()
+    cols = ", ".join(c.name for c in contracts.columns("marts", "revshare_reconciliation"))
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {cols} FROM marts.revshare_reconciliation WHERE period_label = ANY(%s)",  # noqa: S608 - names from the contract
+            (labels,),
+        )
+        rows = cur.fetchall()
+    return ClosedState(closed=labels, frozen=rows)
+
+
+def adjustment_blocks(
+    run_quarters: list[Quarter], closed: list[str] | set[str], earliest: Quarter
+) -> tuple[list[tuple[str, str]], Quarter | None]:
+    """(target, corrected) pairs: each open quarter of the run and the closed quarters right
+    before it (back to the previous open one, not before `earliest`). When the run's last
+    quarter is closed, the first open quarter after it is a target too, returned separately
+    (the run extends to it only if an adjustment lands there)."""
+    closed = set(closed)
+    pairs: list[tuple[str, str]] = []
+
+    def block(target: Quarter) -> None:
+        q = Quarter(target.year, target.quarter)
+        while True:
+            q = Quarter(q.year - (q.quarter == 1), (q.quarter - 2) % 4 + 1)
+            if q < earliest or q.label not in closed:
+                return
+            pairs.append((target.label, q.label))
+
+    for q in run_quarters:
+        if q.label not in closed:
+            block(q)
+    extra = None
+    if run_quarters and run_quarters[-1].label in closed:
+        extra = run_quarters[-1].next()
+        while extra.label in closed:
+            extra = extra.next()
+        block(extra)
+    return pairs, extra
+
+
+def changed_inputs(conn, run_id: str, corrected: list[str]) -> list[tuple[str, str]]:
+    """(source, "path (new|changed|removed)") for the finance inputs of `run_id` that differ
+    from those of the runs that published `corrected` (paths relative to each run's landing
+    folder; a file is unchanged when the same source had a file with the same checksum)."""
+
+    def files(where: str, params) -> list[tuple[str, str, str]]:
+        with conn.cursor() as cur:
+            cur.execute(
+                """SELECT f.source, f.path, f.checksum_sha256, r.landing_dir
+                   FROM audit.input_files f JOIN audit.runs r USING (run_id)
+                   WHERE f.source = ANY(%s) AND """
+                + where,
+                (list(FINANCE_SOURCES), *params),
+            )
+            return [(s, _relative(p, landing), c) for s, p, c, landing in cur.fetchall()]
+
+    now = files("f.run_id = %s", (run_id,))
+    before = files(
+        """f.run_id IN (SELECT run_id FROM audit.published_periods
+                        WHERE table_name = 'revshare_reconciliation' AND period_value = ANY(%s))""",
+        (list(corrected),),
+    )
+    before_sums = {(s, c) for s, _, c in before}
+    before_paths = {(s, p) for s, p, _ in before}
+    now_sums = {(s, c) for s, _, c in now}
+    now_paths = {(s, p) for s, p, _ in now}
+    out = set()
+    for s, p, c in now:
+        if (s, c) not in before_sums:
+            out.add((s, f"{p} ({'changed' if (s, p) in before_paths else 'new'})"))
+    for s, p, c in before:
+        if (s, c) not in now_sums and (s, p) not in now_paths:
+            out.add((s, f"{p} (removed)"))
+    return sorted(out)
+
+
+def _relative(path: str, landing: str | None) -> str:
+    if landing:
+        try:
+            return str(Path(path).relative_to(landing))
+        except ValueError:
+            pass
+    return path

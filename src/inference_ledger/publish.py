@@ -13,15 +13,23 @@ from psycopg2 import sql
 from pyspark.sql import DataFrame, SparkSession
 
 from inference_ledger import audit, contracts, lake
+from inference_ledger import close as closing
 from inference_ledger.db import connect
 from inference_ledger.db.copy import copy_csv, truncate
 from inference_ledger.quality import QualityGateFailed, critical_failures, validate_staging
-from inference_ledger.steps import MARTS, RunContext, quarter_labels, run_range
+from inference_ledger.steps import (
+    MARTS,
+    RunContext,
+    closed_periods_used,
+    quarter_labels,
+    run_range,
+)
 
 log = logging.getLogger(__name__)
 
-# One lock for everything that writes marts: overlapping runs publish one after the other.
-PUBLISH_LOCK_KEY = 7_420_001
+# One lock for everything that writes marts or closes periods: overlapping runs publish one
+# after the other, and a close or reopen never lands in the middle of a publish.
+PUBLISH_LOCK_KEY = closing.PUBLISH_LOCK_KEY
 CONTROL_COLUMNS = ["table_name", "period_label", "currency", "amount", "row_count"]
 
 
@@ -63,12 +71,12 @@ def _period_filter(
     )
 
 
+class ClosedPeriodsChanged(ValueError):
+    """Periods were closed or reopened between the run's aggregate and publish steps."""
+
+
 def closed_periods(conn) -> list[str]:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT period_label FROM audit.closed_periods WHERE reopened_at IS NULL ORDER BY 1"
-        )
-        return [r[0] for r in cur.fetchall()]
+    return closing.closed_labels(conn)
 
 
 def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
@@ -99,9 +107,8 @@ def replace_periods(conn, ctx: RunContext, start: date, end: date) -> dict[str, 
     closed = closed_periods(conn)
     skipped = [q for q in quarter_labels(start, end) if q in closed]
     if skipped:
-        # Prior-period adjustments for late changes are not posted yet: the closed figures
-        # simply stay as they were snapshotted.
-        log.warning("closed period(s) %s are not republished", ", ".join(skipped))
+        # Their late changes, if any, are in the staged adjustment rows of the open periods.
+        log.info("closed period(s) %s stay as closed", ", ".join(skipped))
     with conn.cursor() as cur:
         for mart in MARTS:
             cols = sql.SQL(", ").join(
@@ -147,6 +154,14 @@ def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
                 log.warning("another run is publishing; waiting for it to finish")
                 cur.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
         conn.commit()
+        used = closed_periods_used(spark, ctx)
+        now = closed_periods(conn)
+        if used is not None and used != now:
+            raise ClosedPeriodsChanged(
+                f"periods were closed or reopened after this run aggregated (closed then: "
+                f"{', '.join(used) or 'none'}; now: {', '.join(now) or 'none'}); nothing "
+                "published: run again so adjustments are computed against the current close"
+            )
         staged = stage(spark, ctx, conn)
         results = validate_staging(url, list(MARTS))
         audit.record_dq_results(conn, ctx.run_id, results)

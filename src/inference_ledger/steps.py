@@ -317,27 +317,85 @@ def resolve_range(spark: SparkSession, ctx: RunContext) -> tuple[date, date]:
     return quarters[0].start, quarters[-1].end
 
 
-def aggregate(spark: SparkSession, ctx: RunContext) -> dict[str, int]:
-    """Lake -> the four marts for the run's quarters, written under the run for publishing."""
+def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> dict[str, int]:
+    """Lake -> the four marts for the run's quarters, written under the run for publishing.
+
+    Reads the closed periods from the database (`url`, default the configured one): a late
+    change to a closed quarter becomes a prior-period adjustment row in the first open quarter
+    after it. If the run's last quarter is closed and such a change exists, the run extends to
+    the next open quarter so the adjustment has somewhere to go."""
+    from inference_ledger import close as closing
+    from inference_ledger.db import connect, database_url
     from inference_ledger.transform import reconcile, spend, summary
 
     start, end = resolve_range(spark, ctx)
-    in_range = lambda c: (F.col(c) >= F.lit(start)) & (F.col(c) < F.lit(end))  # noqa: E731
-    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(in_range("usage_date"))
-    usage_facts = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(in_range("usage_date"))
     revenue = lake.read_table(spark, ctx.lake_dir, "revenue_lines")
     settlements = lake.read_table(spark, ctx.lake_dir, "settlements")
     terms = lake.read_table(spark, ctx.lake_dir, "contract_terms")
+    prices = lake.read_table(spark, ctx.lake_dir, "prices")
+    # The estimate of the reported basis reads the partner channel's usage of every period
+    # (closed ones are recomputed to find late changes).
+    resale_usage = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(
+        F.col("channel") == reconcile.USAGE_CHANNEL
+    )
 
     # Caps accumulate over all history, so reconcile from the first term, then keep the range.
     first = terms.agg(F.min("effective_from")).first()[0] or start
-    all_periods = reconcile.periods_frame(spark, min(first, start), end)
+    earliest = min(first, start)
+    conn = connect(url or database_url(ctx.settings))
+    try:
+        state = closing.load_closed_state(conn)
+        pairs, extra = closing.adjustment_blocks(
+            quarters_between(start, end), state.closed, Quarter.of(earliest)
+        )
+        targets = sorted({t for t, _ in pairs})
+        changed = [
+            (target, source, entry)
+            for target in targets
+            for source, entry in closing.changed_inputs(
+                conn, ctx.run_id, [c for t, c in pairs if t == target]
+            )
+        ]
+    finally:
+        conn.close()
+    horizon = extra.end if extra is not None and extra.end > end else end
+    all_periods = reconcile.periods_frame(spark, earliest, horizon)
+    rec_all = reconcile.revshare_reconciliation(
+        terms, revenue, settlements, all_periods, ctx.as_of, resale_usage, prices
+    ).persist()
+    adjustments = None
+    if pairs:
+        from inference_ledger import contracts
+
+        mart_schema = contracts.spark_schema("marts", "revshare_reconciliation")
+        nullable = mart_schema.__class__(
+            [f.__class__(f.name, f.dataType, True) for f in mart_schema.fields]
+        )
+        adjustments = reconcile.prior_period_adjustments(
+            rec_all,
+            spark.createDataFrame(state.frozen, nullable),
+            spark.createDataFrame(pairs, "target_period string, corrected_period string"),
+            all_periods,
+            spark.createDataFrame(changed, "target_period string, source string, entry string"),
+        ).persist()
+        if extra is not None and adjustments.filter(F.col("period_label") == extra.label).count():
+            log.warning(
+                "late changes to closed period(s) before %s: the run extends to %s to post them",
+                extra.label,
+                extra.label,
+            )
+            end = extra.end
+    in_range = lambda c: (F.col(c) >= F.lit(start)) & (F.col(c) < F.lit(end))  # noqa: E731
+    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(in_range("usage_date"))
+    usage_facts = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(in_range("usage_date"))
     periods = reconcile.periods_frame(spark, start, end)
     daily = spend.inference_spend_daily(billing)
     unit = spend.unit_cost_monthly(usage_facts, billing)
-    rec = reconcile.revshare_reconciliation(
-        terms, revenue, settlements, all_periods, ctx.as_of
-    ).join(periods.select("period_label"), "period_label", "left_semi")
+    rec = rec_all.join(periods.select("period_label"), "period_label", "left_semi")
+    if adjustments is not None:
+        rec = rec.unionByName(
+            adjustments.join(periods.select("period_label"), "period_label", "left_semi")
+        )
     quarterly = summary.quarterly_summary(periods, daily, rec)
     counts = {}
     for name, df in (
@@ -350,11 +408,21 @@ def aggregate(spark: SparkSession, ctx: RunContext) -> dict[str, int]:
         counts[name] = lake.read_run_output(
             spark, ctx.lake_dir, ctx.run_id, f"marts/{name}"
         ).count()
+    rec_all.unpersist()
+    if adjustments is not None:
+        adjustments.unpersist()
     lake.write_run_output(
         spark.createDataFrame([(start, end)], "start date, end date"),
         ctx.lake_dir,
         ctx.run_id,
         "range",
+    )
+    # Publish refuses to go ahead if periods were closed or reopened since (see publish.py).
+    lake.write_run_output(
+        spark.createDataFrame([(label,) for label in state.closed], "period_label string"),
+        ctx.lake_dir,
+        ctx.run_id,
+        CLOSED_PERIODS_OUTPUT,
     )
     _control_totals(spark, ctx, billing, start, end)
     return counts
@@ -375,6 +443,14 @@ def _control_totals(
         F.col("row_count").cast("long").alias("row_count"),
     )
     lake.write_run_output(totals, ctx.lake_dir, ctx.run_id, "control_totals")
+
+
+def closed_periods_used(spark: SparkSession, ctx: RunContext) -> list[str] | None:
+    """The closed periods the run's aggregate step worked with (None for an older run)."""
+    path = lake.run_path(ctx.lake_dir, ctx.run_id, CLOSED_PERIODS_OUTPUT)
+    if not lake._exists(spark, path):
+        return None
+    return sorted(r["period_label"] for r in spark.read.parquet(path).collect())
 
 
 def run_range(spark: SparkSession, ctx: RunContext) -> tuple[date, date]:

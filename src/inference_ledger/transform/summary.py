@@ -26,21 +26,26 @@ def fiscal_label(period_start) -> F.Column:
 def quarterly_summary(
     periods: DataFrame, spend_daily: DataFrame, reconciliation: DataFrame
 ) -> DataFrame:
-    """Grain: one row per calendar quarter."""
+    """Grain: one row per calendar quarter. `reconciliation` includes the adjustment rows."""
     spend = (
         spend_daily.filter(F.col("workload") == "inference")
         .groupBy(quarter_label(F.col("usage_date")).alias("period_label"))
         .agg(F.sum("billed_cost_usd").alias("inference_spend_usd"))
     )
+    payable = F.col("direction") == "payable"
+    receivable = F.col("direction") == "receivable"
+    adjustment = F.col("is_adjustment")
+    # Prior-period adjustments posted into a quarter count in its figures (that is where they
+    # are booked); the adjustment columns say how much of paid / received they are.
     rec = reconciliation.groupBy("period_label").agg(
-        F.sum(F.when(F.col("direction") == "payable", F.col("settled_usd"))).alias(
-            "revshare_paid_usd"
+        F.sum(F.when(payable, F.col("settled_usd"))).alias("revshare_paid_usd"),
+        F.sum(F.when(payable, F.col("implied_basis_usd"))).alias("implied_revenue_usd"),
+        F.sum(F.when(receivable, F.col("settled_usd"))).alias("revshare_received_usd"),
+        F.sum(F.when(payable & adjustment, F.col("settled_usd"))).alias(
+            "revshare_paid_adjustment_usd"
         ),
-        F.sum(F.when(F.col("direction") == "payable", F.col("implied_basis_usd"))).alias(
-            "implied_revenue_usd"
-        ),
-        F.sum(F.when(F.col("direction") == "receivable", F.col("settled_usd"))).alias(
-            "revshare_received_usd"
+        F.sum(F.when(receivable & adjustment, F.col("settled_usd"))).alias(
+            "revshare_received_adjustment_usd"
         ),
     )
     df = (
@@ -50,6 +55,13 @@ def quarterly_summary(
         .withColumn("inference_spend_usd", F.coalesce("inference_spend_usd", _zero()))
         .withColumn("revshare_paid_usd", F.coalesce("revshare_paid_usd", _zero()))
         .withColumn("revshare_received_usd", F.coalesce("revshare_received_usd", _zero()))
+        .withColumn(
+            "revshare_paid_adjustment_usd", F.coalesce("revshare_paid_adjustment_usd", _zero())
+        )
+        .withColumn(
+            "revshare_received_adjustment_usd",
+            F.coalesce("revshare_received_adjustment_usd", _zero()),
+        )
         .withColumn("net_revshare_usd", F.col("revshare_received_usd") - F.col("revshare_paid_usd"))
         .withColumn(
             "spend_to_implied_revenue_ratio",

@@ -1,0 +1,129 @@
+"""Inline SVG bar charts (no scripts, no fonts or files fetched): grouped bars per period,
+negative values below a zero line, the report's own period highlighted. Geometry uses floats;
+every label and tooltip shows the exact figure it was given."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+Series = tuple[str, str, Sequence[Decimal | None]]  # name, colour, one value per category
+
+
+def _nice_step(raw: float) -> float:
+    if raw <= 0:
+        return 1.0
+    exp = math.floor(math.log10(raw))
+    base = raw / 10**exp
+    for nice in (1, 2, 2.5, 5, 10):
+        if base <= nice:
+            return nice * 10**exp
+    return 10 ** (exp + 1)
+
+
+def _tick(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 100 or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:,.2f}".rstrip("0").rstrip(".")
+
+
+def bar_chart(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    unit: str,
+    scale: Decimal = Decimal(1),
+    label: Callable[[Decimal], str],
+    highlight: str | None = None,
+    chart_id: str = "chart",
+    width: int = 660,
+    height: int = 300,
+) -> str:
+    """`scale` divides values for the axis (e.g. 1e6 for $M); `label` formats exact values."""
+    left, right, top, bottom = 70, 14, 44, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    vals = [float(v / scale) for _, _, vs in series for v in vs if v is not None]
+    lo, hi = min([0.0, *vals]), max([0.0, *vals])
+    if hi == lo:
+        hi = lo + 1.0
+    step = _nice_step((hi - lo) / 5)
+    lo_t, hi_t = math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+    def y(v: float) -> float:
+        return top + (hi_t - v) / (hi_t - lo_t) * plot_h
+
+    n = max(len(categories), 1)
+    group_w = plot_w / n
+    bar_w = min(34.0, group_w * 0.74 / max(len(series), 1))
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{html.escape(chart_id)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-labelledby="{html.escape(chart_id)}-title">',
+        f'<title id="{html.escape(chart_id)}-title">{html.escape(title)}</title>',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="18" class="ct">{html.escape(title)}</text>',
+    ]
+    if highlight in categories:
+        i = list(categories).index(highlight)
+        out.append(
+            f'<rect x="{left + i * group_w:.1f}" y="{top - 6}" width="{group_w:.1f}" '
+            f'height="{plot_h + 6}" fill="#fef3c7"/>'
+        )
+    k = 0
+    while lo_t + k * step <= hi_t + step / 1000:
+        v = lo_t + k * step
+        yy = y(v)
+        colour = "#9ca3af" if abs(v) < step / 1000 else "#e5e7eb"
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{colour}"/>'
+        )
+        out.append(
+            f'<text x="{left - 6}" y="{yy + 4:.1f}" class="ax" text-anchor="end">{_tick(v)}</text>'
+        )
+        k += 1
+    out.append(
+        f'<text x="14" y="{top + plot_h / 2:.1f}" class="ax" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{html.escape(unit)}</text>'
+    )
+    zero = y(0.0)
+    show_values = len(categories) * len(series) <= 16
+    for i, cat in enumerate(categories):
+        gx = left + i * group_w + (group_w - bar_w * len(series)) / 2
+        for j, (name, colour, vs) in enumerate(series):
+            v = vs[i]
+            if v is None:
+                continue
+            fv = float(v / scale)
+            yv = y(fv)
+            x = gx + j * bar_w
+            h = abs(zero - yv)
+            out.append(
+                f'<rect x="{x:.1f}" y="{min(yv, zero):.1f}" width="{bar_w - 2:.1f}" '
+                f'height="{max(h, 0.8):.1f}" fill="{colour}"><title>{html.escape(cat)} '
+                f"{html.escape(name)}: {html.escape(label(v))}</title></rect>"
+            )
+            if show_values:
+                ty = yv - 4 if fv >= 0 else yv + 11
+                out.append(
+                    f'<text x="{x + (bar_w - 2) / 2:.1f}" y="{ty:.1f}" class="vl" '
+                    f'text-anchor="middle">{html.escape(label(v))}</text>'
+                )
+        weight = ' font-weight="700"' if cat == highlight else ""
+        out.append(
+            f'<text x="{left + (i + 0.5) * group_w:.1f}" y="{top + plot_h + 18}" class="ax" '
+            f'text-anchor="middle"{weight}>{html.escape(cat)}</text>'
+        )
+    lx = left
+    for name, colour, _ in series:
+        out.append(
+            f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{height - 7}" class="ax">{html.escape(name)}</text>'
+        )
+        lx += 24 + 7 * len(name)
+    out.append("</svg>")
+    return "".join(out)
