@@ -13,8 +13,8 @@ from inference_ledger.workload import WorkloadRules
 from tests.helpers import lake_df
 
 
-def spend_mart(spark, tmp_path, dialect: str, faults: bool = False):
-    landing = tmp_path / f"{dialect}-{faults}"
+def spend_mart(spark, tmp_path, dialect: str, faults: bool = False, parquet: bool = False):
+    landing = tmp_path / f"{dialect}-{faults}-{parquet}"
     summary = generate_landing(
         landing,
         start="2024-Q1",
@@ -22,6 +22,7 @@ def spend_mart(spark, tmp_path, dialect: str, faults: bool = False):
         scale=0.1,
         billing_dialect=dialect,
         billing_faults=faults,
+        billing_parquet=parquet,
     )
     rows, runs = billing.read_billing_rows(spark, exports.discover_runs(landing))
     assert sum(1 for r in runs if r.rejected_reason) == summary.rejected_export_runs
@@ -63,3 +64,11 @@ def test_generated_faults_are_quarantined_or_rejected_and_totals_hold(spark, tmp
     assert counts[R.SUPERSEDED] == clean_counts[R.SUPERSEDED]
     # The rejected run restates March (the month's third run index 2 -> month_index 2).
     assert counts[R.QUARANTINED] == 2 + counts[(R.LOADED, "2024-03")]
+
+
+@pytest.mark.slow
+def test_parquet_exports_give_the_same_spend_as_csv(spark, tmp_path):
+    csv_mart, csv_counts, _ = spend_mart(spark, tmp_path, "ea", faults=True)
+    pq_mart, pq_counts, _ = spend_mart(spark, tmp_path, "ea", faults=True, parquet=True)
+    assert pq_mart == csv_mart
+    assert pq_counts == csv_counts

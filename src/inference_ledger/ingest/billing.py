@@ -209,7 +209,8 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
             df = spark.read.parquet(str(path))
             for f in schema.fields:
                 if isinstance(f.dataType, T.DoubleType | T.FloatType):
-                    df = df.withColumn(f.name, F.col(f"`{f.name}`").cast(T.DecimalType(38, 10)))
+                    # NaN / infinity have no decimal value: try_cast leaves them null (quarantined).
+                    df = df.withColumn(f.name, F.col(f"`{f.name}`").try_cast(T.DecimalType(38, 10)))
             frames.append(
                 _select(df, header, dialect, R.file_path_col(), F.col("_metadata.row_index") + 1)
             )

@@ -374,6 +374,40 @@ def _focus_row(line: Line, ea_row: tuple[str, ...], first: date, last: date) -> 
     )  # fmt: skip
 
 
+# Numeric columns Azure types as numbers in its Parquet exports.
+PARQUET_NUMERIC = {"Quantity", "EffectivePrice", "CostInBillingCurrency", "quantity",
+                   "effectivePrice", "costInBillingCurrency", "costInUsd", "BilledCost",
+                   "EffectiveCost", "ConsumedQuantity"}  # fmt: skip
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:  # a deliberate fault: the reader must quarantine it, not load it
+        return float("nan")
+
+
+def parquet_bytes(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> bytes:
+    """A Parquet blob: amounts as doubles (as the exports type them), the rest as strings."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {}
+    for i, name in enumerate(header):
+        values = [r[i] if r[i] != "" else None for r in rows]
+        if name in PARQUET_NUMERIC:
+            columns[name] = pa.array([_float(v) for v in values], pa.float64())
+        else:
+            columns[name] = pa.array(values, pa.string())
+    buf = io.BytesIO()
+    pq.write_table(pa.table(columns), buf, compression="snappy")
+    return buf.getvalue()
+
+
 def _faulty(row: tuple[str, ...], cost: str) -> tuple[str, ...]:
     """A copy of an EA row whose cost cannot be parsed (it must be quarantined, not loaded)."""
     i = EA_COLUMNS.index("CostInBillingCurrency")
@@ -390,6 +424,7 @@ def write_run(
     dialect: str = "ea",
     bad_rows: int = 0,
     overstate_rows: int = 0,
+    parquet: bool = False,
 ) -> int:
     """`bad_rows` extra rows with unparseable costs (quarantined; totals unaffected);
     `overstate_rows` makes the manifest claim more rows than delivered (the run is rejected)."""
@@ -413,9 +448,13 @@ def write_run(
     blobs = []
     for n, chunk in enumerate(chunks or [[]], start=1):
         # blobName is relative to the run folder (the folder that holds manifest.json).
-        name = f"part_{n}_{run_id[:8]}.csv" + (".gz" if gz else "")
-        data = csv_bytes(header, chunk)
-        size = sink.write(f"{folder}/{name}", gzip_bytes(data) if gz else data)
+        if parquet:
+            name = f"part_{n}_{run_id[:8]}.snappy.parquet"
+            size = sink.write(f"{folder}/{name}", parquet_bytes(header, chunk))
+        else:
+            name = f"part_{n}_{run_id[:8]}.csv" + (".gz" if gz else "")
+            data = csv_bytes(header, chunk)
+            size = sink.write(f"{folder}/{name}", gzip_bytes(data) if gz else data)
         blobs.append({"blobName": name, "byteCount": size, "dataRowCount": len(chunk)})
     blobs[-1]["dataRowCount"] += overstate_rows
     manifest = {
@@ -435,7 +474,7 @@ def write_run(
         "deliveryConfig": {
             "partitionData": True,
             "dataOverwriteBehavior": "CreateNewReport",
-            "fileFormat": "Csv",
+            "fileFormat": "Parquet" if parquet else "Csv",
             "compressionMode": "gzip" if gz else "None",
             "rootFolderPath": f"billing/azure/{EXPORT_NAME}",
         },
@@ -459,6 +498,7 @@ def write_billing(
     scale: float,
     dialect: str = "ea",
     faults: bool = False,
+    parquet: bool = False,
 ) -> BillingStats:
     """With `faults`, some months get a final run with unparseable extra rows (quarantined)
     and a later re-run whose manifest overstates its rows (rejected: the final run stays)."""
@@ -482,7 +522,17 @@ def write_billing(
                 gz = (month_index + run_index) % 3 == 1
                 final = run_index == len(runs) - 1
                 bad = 2 if faults and final and month_index % 4 == 1 else 0
-                n = write_run(sink, run, uuid_from(rng), first, last, gz, dialect, bad_rows=bad)
+                n = write_run(
+                    sink,
+                    run,
+                    uuid_from(rng),
+                    first,
+                    last,
+                    gz,
+                    dialect,
+                    bad_rows=bad,
+                    parquet=parquet,
+                )
                 stats.runs += 1
                 stats.rows += n
                 stats.quarantinable_rows += bad

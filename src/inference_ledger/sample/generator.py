@@ -63,6 +63,7 @@ def generate_landing(
     end: str = "2025-Q3",
     billing_dialect: str = "ea",
     billing_faults: bool = False,
+    billing_parquet: bool = False,
 ) -> GenerationSummary:
     """Write the sample landing data for the inclusive quarter range [start, end].
 
@@ -70,7 +71,8 @@ def generate_landing(
     neither seed nor scale; scale multiplies the rows (resources, projects, entries per day).
     `billing_dialect` writes the same charges as Azure EA (`ea`), MCA (`mca`) or FOCUS 1.2
     (`focus`) exports; `billing_faults` adds rows that must be quarantined and export runs
-    that must be rejected, without changing any total.
+    that must be rejected, without changing any total; `billing_parquet` writes the blobs as
+    Parquet (amounts as doubles, as Azure types them) instead of CSV.
     """
     quarters = quarter_range(start, end)
     if not scale > 0:
@@ -81,7 +83,9 @@ def generate_landing(
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
     sink = Sink(out_dir)
-    billing = write_billing(sink, quarters, seed, scale, billing_dialect, billing_faults)
+    billing = write_billing(
+        sink, quarters, seed, scale, billing_dialect, billing_faults, billing_parquet
+    )
     usage = write_usage(sink, quarters, seed, scale)
     finance = write_finance(sink, quarters, seed, scale)
     labels = [q.label for q in quarters]
