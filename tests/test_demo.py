@@ -49,6 +49,13 @@ def test_demo_prints_the_public_figures(tmp_path):
     for label, (fiscal, spend, paid, implied) in expected.items():
         pattern = rf"^{re.escape(label)}\s+{re.escape(fiscal)}\s*{re.escape(spend)}\s+{re.escape(paid)}\s+{re.escape(implied)}\s"
         assert re.search(pattern, out, re.M), f"{label} row missing or wrong in:\n{out}"
-    assert re.search(r"0 quarantined", out)
+    # The demo's billing exports carry deliberate faults: unparseable rows (quarantined) and
+    # re-runs whose manifest overstates their rows (rejected: their rows are quarantined too).
+    from inference_ledger.sample import generate_landing
+
+    sample = generate_landing(tmp_path / "expected", billing_faults=True)
+    faults = sample.quarantinable_billing_rows + sample.rejected_export_rows
+    assert sample.rejected_export_runs == 4 and sample.quarantinable_billing_rows == 10
+    assert re.search(rf"\b{faults} quarantined\b", out), out
     assert (home / "reports" / "index.html").is_file()
     assert (home / "reports" / "2024-Q1" / "index.html").is_file()

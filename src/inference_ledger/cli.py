@@ -77,7 +77,7 @@ def cmd_demo(args) -> int:
     settings = load_settings()
     landing = Path(args.landing) if args.landing else settings.landing_dir
     t0 = time.monotonic()
-    summary = generate_landing(landing, seed=args.seed, scale=args.scale)
+    summary = generate_landing(landing, seed=args.seed, scale=args.scale, billing_faults=True)
     print(
         f"generated sample landing data in {landing} ({summary.files} files) in {time.monotonic() - t0:.1f}s"
     )

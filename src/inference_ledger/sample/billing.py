@@ -131,6 +131,7 @@ class BillingStats:
     untagged_inference_lines: int = 0
     quarantinable_rows: int = 0
     rejected_runs: int = 0
+    rejected_rows: int = 0
     spend: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # quarter -> workload
 
 
@@ -545,6 +546,7 @@ def write_billing(
                 stats.runs += 1
                 stats.rows += n
                 stats.rejected_runs += 1
+                stats.rejected_rows += n
             stats.rows_effective += len(truth)
             stats.untagged_inference_lines += sum(
                 1 for ln in truth if ln.resource.workload == "inference" and not ln.resource.tags

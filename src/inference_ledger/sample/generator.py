@@ -52,6 +52,7 @@ class GenerationSummary:
     superseding_statements: int
     quarantinable_billing_rows: int = 0
     rejected_export_runs: int = 0
+    rejected_export_rows: int = 0  # rows of rejected runs: quarantined with the run's reason
 
 
 def generate_landing(
@@ -116,4 +117,5 @@ def generate_landing(
         superseding_statements=finance.superseding_statements,
         quarantinable_billing_rows=billing.quarantinable_rows,
         rejected_export_runs=billing.rejected_runs,
+        rejected_export_rows=billing.rejected_rows,
     )
