@@ -96,7 +96,14 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     from inference_ledger.pipeline import run_pipeline
 
-    result = run_pipeline(Path(args.landing), args.start, args.end, command="run", as_of=args.as_of)
+    result = run_pipeline(
+        Path(args.landing),
+        args.start,
+        args.end,
+        command="run",
+        as_of=args.as_of,
+        incremental=not args.full,
+    )
     _print_run(result)
     return 0
 
@@ -170,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--start", type=_date, help="first day (inclusive); default: from the data")
     r.add_argument("--end", type=_date, help="last day (exclusive); default: from the data")
     r.add_argument("--as-of", type=_date, default=None)
+    r.add_argument(
+        "--full",
+        action="store_true",
+        help="re-read every billing file, even those a succeeded run already ingested",
+    )
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser(

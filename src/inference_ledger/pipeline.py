@@ -144,10 +144,11 @@ def run_pipeline(
     *,
     command: str = "run",
     as_of: date | None = None,
+    incremental: bool = True,
 ) -> RunResult:
     ctx, url = prepare(landing, start, end, command, as_of)
     try:
-        accounting = ingest_step(ctx, url)
+        accounting = ingest_step(ctx, url, incremental=incremental)
         aggregate_step(ctx, url)
         outcome = publish_step(ctx, url)
     except BaseException as exc:
