@@ -1,0 +1,346 @@
+"""Period close, prior-period adjustments and reopen, through the whole pipeline on a tiny
+hand-made landing folder, in a database and LEDGER_HOME of their own (the other tests' marts
+and closed periods are untouched)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+
+from inference_ledger import cli
+from inference_ledger.db import connect, migrate
+from inference_ledger.pipeline import aggregate_step, ingest_step, prepare, run_pipeline
+
+AS_OF = date(2026, 11, 27)
+
+CONTRACTS = """agreement_id,direction,counterparty,basis,rate,effective_from,effective_to,cap_amount,cap_currency,tolerance_abs,tolerance_pct,payment_terms_days
+PAY,payable,Partner,revenue:api,0.20,2024-01-01,,,,1.00,0.001,30
+RCV,receivable,Partner,reported,0.20,2024-01-01,2024-05-15,,,1.00,0.001,30
+"""
+REVENUE = """entry_id,entry_version,revenue_date,product_line,amount,currency,description
+E1,1,2024-02-01,api,1000.00,USD,api
+E2,1,2024-05-01,api,2000.00,USD,api
+E3,1,2024-08-01,api,3000.00,USD,api
+X1,1,2024-02-01,other,999.00,USD,not in the basis
+"""
+SETTLEMENTS = """statement_id,supersedes_statement_id,agreement_id,direction,counterparty,period_start,period_end,reported_basis_amount,rate,amount,currency,statement_date,payment_date,reference
+S-Q1,,PAY,payable,Partner,2024-01-01,2024-04-01,1000.00,0.20,200.00,USD,2024-04-15,2024-04-30,
+S-Q2,,PAY,payable,Partner,2024-04-01,2024-07-01,2000.00,0.20,400.00,USD,2024-07-15,2024-07-30,
+S-Q3,,PAY,payable,Partner,2024-07-01,2024-10-01,3000.00,0.20,600.00,USD,2024-10-15,2024-10-30,
+R-Q1,,RCV,receivable,Partner,2024-01-01,2024-04-01,100.00,0.20,20.00,USD,2024-04-15,2024-04-30,
+"""
+PRICES = """channel,model,token_type,unit_tokens,unit_price,currency,effective_from,effective_to
+azure_openai,m,input,1000000,2.00,USD,2024-01-01,
+azure_openai,m,cached_input,1000000,0.50,USD,2024-01-01,
+azure_openai,m,output,1000000,8.00,USD,2024-01-01,
+"""
+# Late arrivals: a Q1 revenue entry and a statement replacing S-Q1.
+LATE_REVENUE = """entry_id,entry_version,revenue_date,product_line,amount,currency,description
+L1,1,2024-03-30,api,500.00,USD,late Q1 entry
+"""
+LATE_STATEMENT = """statement_id,supersedes_statement_id,agreement_id,direction,counterparty,period_start,period_end,reported_basis_amount,rate,amount,currency,statement_date,payment_date,reference
+S-Q1-R1,S-Q1,PAY,payable,Partner,2024-01-01,2024-04-01,1250.00,0.20,250.00,USD,2024-05-15,2024-05-30,
+"""
+
+
+def _usage_page(day: date, inp: int, out: int) -> str:
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    result = {
+        "object": "organization.usage.completions.result",
+        "input_tokens": inp,
+        "output_tokens": out,
+        "input_cached_tokens": 0,
+        "num_model_requests": 10,
+        "project_id": "proj_a",
+        "model": "m",
+        "batch": False,
+        "service_tier": "default",
+    }
+    bucket = {"object": "bucket", "start_time": start, "end_time": start + 86_400}
+    page = {"object": "page", "data": [{**bucket, "results": [result]}], "has_more": False}
+    return json.dumps(page)
+
+
+def _landing(root):
+    f = root / "finance"
+    for sub in ("contracts", "revenue", "settlements", "fx", "prices"):
+        (f / sub).mkdir(parents=True, exist_ok=True)
+    (f / "contracts" / "contracts.csv").write_text(CONTRACTS)
+    (f / "revenue" / "revenue_2024.csv").write_text(REVENUE)
+    (f / "settlements" / "settlements.csv").write_text(SETTLEMENTS)
+    (f / "prices" / "prices.csv").write_text(PRICES)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(366 + 90)]
+    (f / "fx" / "fx.csv").write_text(
+        "rate_date,currency,usd_per_unit\n" + "".join(f"{d},USD,1.000000\n" for d in days)
+    )
+    # Resale usage: 10M in + 5M out on 2024-02-01 = 20 + 40 = $60; 1M in on 2024-05-10 = $2;
+    # 2024-05-20 is after the receivable terms end (2024-05-15): not in the estimate.
+    for day, inp, out in (
+        (date(2024, 2, 1), 10_000_000, 5_000_000),
+        (date(2024, 5, 10), 1_000_000, 0),
+        (date(2024, 5, 20), 7_000_000, 7_000_000),
+    ):
+        folder = root / "usage" / "azure_openai" / day.isoformat()
+        folder.mkdir(parents=True)
+        (folder / "page-0001.json").write_text(_usage_page(day, inp, out))
+    return root
+
+
+@pytest.fixture(scope="module")
+def env(spark, pg_url, tmp_path_factory):
+    """Its own database on the session's server and its own LEDGER_HOME (lake, reports)."""
+    name = f"close_{secrets.token_hex(4)}"
+    admin = connect(pg_url)
+    admin.autocommit = True
+    admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    home = tmp_path_factory.mktemp("close_home")
+    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
+    os.environ.update(LEDGER_HOME=str(home), LEDGER_DATABASE_URL=url)
+    landing = _landing(tmp_path_factory.mktemp("close_landing"))
+    late = tmp_path_factory.mktemp("close_late") / "landing"
+    shutil.copytree(landing, late)
+    (late / "finance" / "revenue" / "late.csv").write_text(LATE_REVENUE)
+    (late / "finance" / "settlements" / "settlements_fix.csv").write_text(LATE_STATEMENT)
+    yield {"url": url, "home": home, "landing": landing, "late": late}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    admin.cursor().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()
+
+
+def q(env, query, *args):
+    conn = connect(env["url"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, args or None)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def marts(env):
+    return q(
+        env,
+        "SELECT 'r', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM marts.revshare_reconciliation x"
+        " UNION ALL SELECT 's', md5(string_agg(x::text, '|' ORDER BY x::text)) FROM marts.quarterly_summary x",
+    )
+
+
+RECON = (
+    "SELECT period_label, direction, is_adjustment, basis_usd, expected_usd, settled_usd,"
+    " variance_usd, status, statement_ids, superseded_statement_ids, adjustment_of_period,"
+    " adjustment_reason, adjustment_inputs, usage_estimate_usd, usage_estimate_variance_usd"
+    " FROM marts.revshare_reconciliation ORDER BY period_label, direction, is_adjustment"
+)
+SUMMARY = (
+    "SELECT period_label, revshare_paid_usd, implied_revenue_usd, revshare_received_usd,"
+    " net_revshare_usd, revshare_paid_adjustment_usd FROM marts.quarterly_summary ORDER BY 1"
+)
+
+
+def test_first_run_reconciles_both_directions(env):
+    result = run_pipeline(env["landing"], as_of=AS_OF)
+    assert (result.start, result.end) == (date(2024, 1, 1), date(2024, 10, 1))
+    rows = {(r[0], r[1], r[2]): r for r in q(env, RECON)}
+    assert set(rows) == {
+        ("2024-Q1", "payable", False),
+        ("2024-Q1", "receivable", False),
+        ("2024-Q2", "payable", False),
+        ("2024-Q2", "receivable", False),  # terms end 2024-05-15, inside Q2
+        ("2024-Q3", "payable", False),
+    }
+    assert rows[("2024-Q1", "payable", False)][3:10] == (
+        D("1000.00"),
+        D("200.00"),
+        D("200.00"),
+        D("0"),
+        "matched",
+        "S-Q1",
+        None,
+    )
+    rcv1 = rows[("2024-Q1", "receivable", False)]
+    assert rcv1[3:8] == (D("100.00"), D("20.00"), D("20.00"), D("0"), "matched")
+    assert rcv1[13:] == (D("60.00"), D("40.00"))  # reported 100 vs usage x price 60
+    rcv2 = rows[("2024-Q2", "receivable", False)]
+    assert rcv2[5] is None and rcv2[7] == "missing_settlement"
+    assert rcv2[13] == D("2.00")  # 2024-05-20 usage is after the terms end
+    assert q(env, SUMMARY) == [
+        ("2024-Q1", D("200.00"), D("1000.00"), D("20.00"), D("-180.00"), D("0")),
+        ("2024-Q2", D("400.00"), D("2000.00"), D("0"), D("-400.00"), D("0")),
+        ("2024-Q3", D("600.00"), D("3000.00"), D("0"), D("-600.00"), D("0")),
+    ]
+
+
+def test_close_then_a_late_change_posts_a_prior_period_adjustment(env, capsys, tmp_path):
+    assert cli.main(["close", "--period", "2024-Q1", "--by", "controller"]) == 0
+    closed_q1 = q(env, RECON + "")[:2]
+    before = q(env, "SELECT * FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1'")
+    run_pipeline(env["late"], as_of=AS_OF)
+    # The closed quarter did not move ...
+    after = q(env, "SELECT * FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1'")
+    assert sorted(after) == sorted(before)
+    assert q(env, RECON)[:2] == closed_q1
+    # ... its late changes are one adjustment row in the first open quarter, traceable.
+    adjustments = [r for r in q(env, RECON) if r[2]]
+    assert adjustments == [
+        (
+            "2024-Q2",
+            "payable",
+            True,
+            D("500.00"),
+            D("100.00"),
+            D("50.00"),
+            D("-50.00"),
+            "underpaid",  # Q1 now: 300 expected, 250 paid
+            "S-Q1-R1",
+            "S-Q1",
+            "2024-Q1",
+            "2024-Q1: basis +500.00, expected +100.00, settled +50.00; "
+            "statements now S-Q1-R1 (closed: S-Q1)",
+            "finance/revenue/late.csv (new); finance/settlements/settlements_fix.csv (new)",
+            None,
+            None,
+        )
+    ]
+    # The open quarter books it: paid 400 + 50, implied 2000 + 250.
+    assert q(env, SUMMARY)[1] == (
+        "2024-Q2",
+        D("450.00"),
+        D("2250.00"),
+        D("0"),
+        D("-450.00"),
+        D("50.00"),
+    )
+    # Closed figures + adjustments = the recomputed figures.
+    assert q(
+        env,
+        "SELECT sum(basis_usd), sum(settled_usd) FROM marts.revshare_reconciliation"
+        " WHERE direction = 'payable' AND (period_label = '2024-Q1' OR is_adjustment)",
+    ) == [(D("1500.00"), D("250.00"))]
+    # The report shows it, both where it is posted and in the closed period's page.
+    assert cli.main(["report", "--period", "2024-Q2", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "2024-Q2" / "index.html").read_text()
+    assert "Prior-period adjustment posted into this open period for closed 2024-Q1" in page
+    assert "finance/revenue/late.csv (new)" in page
+    assert cli.main(["report", "--period", "2024-Q1", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "2024-Q1" / "index.html").read_text()
+    assert "CLOSED" in page and "marts match the snapshot" in page
+    assert '<td data-col="posted_in">2024-Q2</td>' in page
+
+
+def test_rerun_with_the_same_inputs_is_identical(env):
+    before = marts(env)
+    run_pipeline(env["late"], as_of=AS_OF)
+    assert marts(env) == before
+
+
+def test_close_and_reopen_are_explicit_and_recorded(env, capsys):
+    assert cli.main(["close", "--period", "2024-Q1"]) == 1
+    assert "already closed" in capsys.readouterr().err
+    assert cli.main(["reopen", "--period", "2024-Q2", "--reason", "x"]) == 1
+    assert "2024-Q2 is not closed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --reason is required
+        cli.main(["reopen", "--period", "2024-Q1"])
+    assert cli.main(["reopen", "--period", "2024-Q1", "--reason", " ", "--by", "cfo"]) == 1
+    assert "a reason is required" in capsys.readouterr().err
+    assert (
+        cli.main(
+            ["reopen", "--period", "2024-Q1", "--reason", "late revenue restatement", "--by", "cfo"]
+        )
+        == 0
+    )
+    assert q(
+        env,
+        "SELECT reopened_by, reopen_reason, reopened_at IS NOT NULL FROM audit.closed_periods",
+    ) == [("cfo", "late revenue restatement", True)]
+    # Reopened: the next run republishes Q1 from its inputs and drops the adjustment.
+    run_pipeline(env["late"], as_of=AS_OF)
+    rows = q(env, RECON)
+    assert [r[:3] for r in rows if r[2]] == []
+    q1 = next(r for r in rows if r[:2] == ("2024-Q1", "payable"))
+    assert q1[3:10] == (
+        D("1500.00"),
+        D("300.00"),
+        D("250.00"),
+        D("-50.00"),
+        "underpaid",
+        "S-Q1-R1",
+        "S-Q1",
+    )
+    assert q(env, SUMMARY)[:2] == [
+        ("2024-Q1", D("250.00"), D("1250.00"), D("20.00"), D("-230.00"), D("0")),
+        ("2024-Q2", D("400.00"), D("2000.00"), D("0"), D("-400.00"), D("0")),
+    ]
+    # Closed again: a new snapshot; the history keeps every close and reopen.
+    assert cli.main(["close", "--period", "2024-Q1", "--by", "controller"]) == 0
+    events = q(
+        env,
+        "SELECT event, event_by, reason, snapshot_sha256 IS NOT NULL"
+        " FROM audit.period_close_events ORDER BY event_at, event_id",
+    )
+    assert events == [
+        ("closed", "controller", None, True),
+        ("reopened", "cfo", "late revenue restatement", False),
+        ("closed", "controller", None, True),
+    ]
+
+
+def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
+    from inference_ledger.pipeline import finish, publish_step
+    from inference_ledger.publish import ClosedPeriodsChanged
+
+    before = marts(env)
+    ctx, url = prepare(env["late"], None, None, "test", AS_OF)
+    ingest_step(ctx, url)
+    aggregate_step(ctx, url)
+    assert cli.main(["close", "--period", "2024-Q2"]) == 0
+    with pytest.raises(ClosedPeriodsChanged, match="closed then: 2024-Q1; now: 2024-Q1, 2024-Q2"):
+        publish_step(ctx, url)
+    finish(ctx, url, error="ClosedPeriodsChanged")
+    assert marts(env) == before
+
+
+def test_late_change_to_the_last_closed_quarter_extends_the_run(env):
+    """Q1-Q3 closed, data to Q3: a late Q3 entry lands in 2024-Q4, which the run adds."""
+    assert cli.main(["close", "--period", "2024-Q3"]) == 0
+    (env["late"] / "finance" / "revenue" / "late_q3.csv").write_text(
+        "entry_id,entry_version,revenue_date,product_line,amount,currency,description\n"
+        "L3,1,2024-09-30,api,100.00,USD,late Q3 entry\n"
+    )
+    result = run_pipeline(env["late"], as_of=AS_OF)
+    assert (result.start, result.end) == (date(2024, 1, 1), date(2025, 1, 1))
+    rows = [r for r in q(env, RECON) if r[0] == "2024-Q4"]
+    assert [r[:8] for r in rows] == [
+        ("2024-Q4", "payable", False, None, None, None, None, "missing_settlement"),
+        (
+            "2024-Q4",
+            "payable",
+            True,
+            D("100.00"),
+            D("20.00"),
+            D("0E-10"),
+            D("-20.00"),
+            "underpaid",
+        ),
+    ]
+    assert rows[1][10:13] == (
+        "2024-Q3",
+        "2024-Q3: basis +100.00, expected +20.00, settled +0.00",
+        "finance/revenue/late_q3.csv (new)",
+    )
+    assert q(env, "SELECT period_end FROM audit.runs WHERE run_id = %s", result.run_id) == [
+        (date(2025, 1, 1),)
+    ]
