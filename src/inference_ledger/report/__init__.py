@@ -98,8 +98,8 @@ SUMMARY_COLS = [
     Col("Revenue share received $", "revshare_received_usd", money, True),
     Col("Net (received - paid) $", "net_revshare_usd", money, True),
     Col("Spend / implied revenue", "spend_to_implied_revenue_ratio", ratio_text, True),
-    Col("of paid: prior-period adj. $", "revshare_paid_adjustment_usd", money, True),
-    Col("of received: prior-period adj. $", "revshare_received_adjustment_usd", money, True),
+    Col("Paid: of which prior-period adj. $", "revshare_paid_adjustment_usd", money, True),
+    Col("Received: of which prior-period adj. $", "revshare_received_adjustment_usd", money, True),
 ]
 
 RECON_COLS = [
@@ -125,9 +125,8 @@ DETAIL_COLS = [
     Col("Cap remaining $", "cap_remaining_usd", money, True),
     Col("Payment due", "payment_due_date"),
     Col("Statements", "statement_ids"),
-    Col("Superseding (replaced)", "superseded_statement_ids"),
+    Col("Replaced statements", "superseded_statement_ids"),
     Col("Statement basis $", "statement_basis_usd", money, True),
-    Col("Basis", "basis_definition"),
     Col("Basis entries", "basis_entry_count", integer, True),
 ]
 CROSS_COLS = [
@@ -175,6 +174,10 @@ QUARANTINE_COLS = [
     Col("Reason", "reason"),
     Col("Rows", "rows", integer, True),
 ]
+
+
+# Columns shown only when some row of the period has them.
+OPTIONAL = ("adjustment_of_period", "cap_used_usd", "cap_remaining_usd", "superseded_statement_ids")
 
 
 def _adj_class(r: dict) -> str:
@@ -278,12 +281,12 @@ def _explain(r: dict, x: dict) -> list[str]:
                 f"terms are in effect): ${money(r['usage_estimate_usd'])}"
             )
             d = r["usage_estimate_variance_usd"]
-            if d is not None and d != 0:
+            if d is not None and money(abs(d)) == "0.00":
+                text += "; the reported basis matches it to the cent"
+            elif d is not None:
                 side = "above" if d > 0 else "below"
                 share = pct(r["usage_estimate_variance_pct"])
                 text += f"; the reported basis is ${money(abs(d))} {side} it ({share})"
-            elif d is not None:
-                text += "; the reported basis equals it"
             if x.get("share_at_usage_estimate_usd") is not None:
                 text += (
                     f"; at the rate it implies a share of "
@@ -489,6 +492,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
                 query=Q.RECONCILIATION,
                 table_id="reconciliation",
                 row_class=_adj_class,
+                optional=OPTIONAL,
             )
             + "<h3>Implied basis, cap and statements</h3>"
             + table(
@@ -497,6 +501,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
                 query=Q.RECONCILIATION,
                 table_id="reconciliation-detail",
                 row_class=_adj_class,
+                optional=OPTIONAL,
             )
             + sql_block(Q.RECONCILIATION, label),
             "reconciliation",
@@ -509,6 +514,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
                 query=Q.RECONCILIATION,
                 table_id="cross-check",
                 row_class=_adj_class,
+                optional=OPTIONAL,
                 empty="No agreement with a reported basis in this period.",
             )
             + '<p class="muted">The estimate prices channel azure_openai usage with the price '
@@ -558,12 +564,15 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             _dq_summary(dq)
             + table(
                 DQ_COLS,
-                dq,
+                [r for r in dq if not r["success"]],
                 query=Q.DQ_RESULTS,
-                table_id="dq",
-                row_class=lambda r: "" if r["success"] else "fail",
-                empty="No data-quality results recorded for the publishing run.",
+                table_id="dq-failed",
+                row_class=lambda r: "fail",
+                empty="No check failed.",
             )
+            + f"<details><summary>All {len(dq)} checks</summary>"
+            + table(DQ_COLS, dq, query=Q.DQ_RESULTS, table_id="dq")
+            + "</details>"
             + sql_block(Q.DQ_RESULTS, run_id, note="audit, not marts"),
             "data-quality",
         ),
@@ -609,8 +618,9 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
 
 
 def _dq_summary(dq: list[dict]) -> str:
+    """Per suite: checks, passed, failed (critical blocks publishing, warning does not)."""
     if not dq:
-        return ""
+        return "<p>No data-quality results recorded for the publishing run.</p>"
     failed = [r for r in dq if not r["success"]]
     crit = [r for r in failed if r["severity"] == "critical"]
     badge = (
@@ -618,7 +628,26 @@ def _dq_summary(dq: list[dict]) -> str:
         if not failed
         else f'<span class="badge bad">{len(failed)} failed ({len(crit)} critical)</span>'
     )
-    return f"<p>{len(dq)} checks {badge}</p>"
+    suites: dict[str, dict] = {}
+    for r in dq:
+        s = suites.setdefault(
+            r["suite"], {"suite": r["suite"], "checks": 0, "passed": 0, "critical": 0, "warning": 0}
+        )
+        s["checks"] += 1
+        if r["success"]:
+            s["passed"] += 1
+        else:
+            s[r["severity"]] += 1
+    cols = [
+        Col("Suite", "suite"),
+        Col("Checks", "checks", integer, True),
+        Col("Passed", "passed", integer, True),
+        Col("Failed: critical", "critical", integer, True),
+        Col("Failed: warning", "warning", integer, True),
+    ]
+    return f"<p>{len(dq)} checks {badge}</p>" + table(
+        cols, list(suites.values()), query=Q.DQ_RESULTS, table_id="dq-suites"
+    )
 
 
 def _close_history(state: dict | None) -> str:

@@ -41,8 +41,8 @@ def bar_chart(
     label: Callable[[Decimal], str],
     highlight: str | None = None,
     chart_id: str = "chart",
-    width: int = 660,
-    height: int = 300,
+    width: int = 630,
+    height: int = 290,
 ) -> str:
     """`scale` divides values for the axis (e.g. 1e6 for $M); `label` formats exact values."""
     left, right, top, bottom = 70, 14, 44, 46
@@ -91,7 +91,7 @@ def bar_chart(
         f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{html.escape(unit)}</text>'
     )
     zero = y(0.0)
-    show_values = len(categories) * len(series) <= 16
+    show_values = group_w / max(len(series), 1) >= 34
     for i, cat in enumerate(categories):
         gx = left + i * group_w + (group_w - bar_w * len(series)) / 2
         for j, (name, colour, vs) in enumerate(series):

@@ -13,6 +13,7 @@ from pathlib import Path
 from inference_ledger.report.queries import Query
 
 MILLION = Decimal(1_000_000)
+KEY_COLUMNS = {"period_label", "label", "posted_in", "direction", "fiscal_period_label"}
 
 STATUS_COLOURS = {
     # status: (text colour, background)
@@ -110,6 +111,19 @@ def table(
     cols: Sequence[Col],
     rows: Iterable[dict],
     *,
+    optional: Sequence[str] = (),
+    **kwargs,
+) -> str:
+    """`optional` columns are left out when no row has a value in them."""
+    rows = list(rows)
+    cols = [c for c in cols if c.key not in optional or any(r.get(c.key) is not None for r in rows)]
+    return _table(cols, rows, **kwargs)
+
+
+def _table(
+    cols: Sequence[Col],
+    rows: Iterable[dict],
+    *,
     query: Query | None = None,
     table_id: str = "",
     row_class: Callable[[dict], str] | None = None,
@@ -133,13 +147,16 @@ def table(
                 cells.append(f"<td>{status_pill(v)}</td>")
                 continue
             text = html.escape(c.fmt(v))
-            cls = ' class="num"' if c.numeric else ""
+            cls = ' class="num"' if c.numeric else ' class="key"' if c.key in KEY_COLUMNS else ""
             if c.numeric and isinstance(v, Decimal) and v < 0:
                 cls = ' class="num neg"'
             cells.append(f'<td{cls} data-col="{html.escape(c.key)}">{text}</td>')
         rc = row_class(r) if row_class else ""
         body.append(f"<tr{f' class={rc!r}' if rc else ''}>{''.join(cells)}</tr>")
-    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (
+        f'<div class="tw"><table{attrs}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def sql_block(query: Query, param=None, note: str = "") -> str:
@@ -171,15 +188,18 @@ header.top{background:#0f172a;color:#f8fafc;padding:18px 32px}
 header.top h1{margin:0;font-size:22px}
 header.top .sub{color:#cbd5e1;margin-top:4px}
 header.top a{color:#93c5fd}
-main{padding:18px 32px 48px;max-width:1400px}
-section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:14px 18px;margin:16px 0}
+main{padding:14px 20px 40px;max-width:1400px}
+section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:12px 14px;margin:14px 0}
+.tw{overflow-x:auto}
 h2{font-size:17px;margin:0 0 8px}
 h3{font-size:14px;margin:14px 0 6px}
 p{margin:6px 0}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
 th,td{border:1px solid #e2e8f0;padding:4px 8px;vertical-align:top}
-th{background:#f1f5f9;text-align:left;font-weight:600}
-th.num,td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{background:#f1f5f9;text-align:left;font-weight:600;max-width:150px}
+td.key{white-space:nowrap}
+th.num{text-align:right}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.neg{color:#b91c1c}
 tr.adjustment td{background:#fffbeb}
 tr.total td{font-weight:700;border-top:2px solid #64748b}
@@ -197,7 +217,7 @@ tr.fail td{background:#fef2f2}
 .badge.closed{background:#1f2937;color:#f9fafb}
 .badge.ok{background:#dcfce7;color:#14532d}
 .badge.bad{background:#fecaca;color:#7f1d1d}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
+.charts{display:flex;flex-wrap:wrap;gap:10px}
 .charts svg{border:1px solid #e2e8f0;border-radius:6px;background:#fff}
 svg .ct{font-size:13px;font-weight:700;fill:#111827}
 svg .ax{font-size:11px;fill:#374151}
@@ -205,8 +225,8 @@ svg .vl{font-size:10px;fill:#111827}
 .sql{margin:6px 0 2px}
 .sqlhead{font-size:11px;color:#64748b;text-transform:uppercase;letter-spacing:.04em}
 .sql .note{text-transform:none;letter-spacing:0}
-pre{background:#f1f5f9;border:1px solid #e2e8f0;border-radius:4px;padding:6px 8px;margin:2px 0;
- font-size:11px;white-space:pre-wrap;color:#334155}
+pre{background:#f1f5f9;border:1px solid #e2e8f0;border-radius:4px;padding:5px 8px;margin:2px 0;
+ font-size:10.5px;line-height:1.35;white-space:pre-wrap;color:#334155}
 ul.expl{margin:4px 0 10px 0;padding-left:20px}
 ul.expl li{margin:2px 0}
 .muted{color:#64748b}
