@@ -561,7 +561,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
         ),
         section(
             "Data quality of the publishing run",
-            _dq_summary(dq)
+            _dq_summary(conn, run_id, dq)
             + table(
                 DQ_COLS,
                 [r for r in dq if not r["success"]],
@@ -617,7 +617,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     return path
 
 
-def _dq_summary(dq: list[dict]) -> str:
+def _dq_summary(conn, run_id: str | None, dq: list[dict]) -> str:
     """Per suite: checks, passed, failed (critical blocks publishing, warning does not)."""
     if not dq:
         return "<p>No data-quality results recorded for the publishing run.</p>"
@@ -628,25 +628,18 @@ def _dq_summary(dq: list[dict]) -> str:
         if not failed
         else f'<span class="badge bad">{len(failed)} failed ({len(crit)} critical)</span>'
     )
-    suites: dict[str, dict] = {}
-    for r in dq:
-        s = suites.setdefault(
-            r["suite"], {"suite": r["suite"], "checks": 0, "passed": 0, "critical": 0, "warning": 0}
-        )
-        s["checks"] += 1
-        if r["success"]:
-            s["passed"] += 1
-        else:
-            s[r["severity"]] += 1
     cols = [
         Col("Suite", "suite"),
         Col("Checks", "checks", integer, True),
         Col("Passed", "passed", integer, True),
-        Col("Failed: critical", "critical", integer, True),
-        Col("Failed: warning", "warning", integer, True),
+        Col("Failed: critical", "failed_critical", integer, True),
+        Col("Failed: warning", "failed_warning", integer, True),
     ]
-    return f"<p>{len(dq)} checks {badge}</p>" + table(
-        cols, list(suites.values()), query=Q.DQ_RESULTS, table_id="dq-suites"
+    suites = Q.DQ_SUITES.run(conn, run_id)
+    return (
+        f"<p>{len(dq)} checks {badge}</p>"
+        + table(cols, suites, query=Q.DQ_SUITES, table_id="dq-suites")
+        + sql_block(Q.DQ_SUITES, run_id, note="audit, not marts")
     )
 
 
@@ -840,7 +833,7 @@ def write_index(conn, out_dir: Path) -> Path:
                 "net_revshare_usd",
             )
         )
-        + f'<td class="num">{i["exceptions"]}</td></tr>'
+        + f'<td class="num" data-sql="sql-variance_by_period">{i["exceptions"]}</td></tr>'
         for i in items
     )
     years = sorted({r["period_label"][:4] for r in rows})
@@ -851,10 +844,11 @@ def write_index(conn, out_dir: Path) -> Path:
     )
     body = section(
         "Quarters",
-        "<table id=periods><thead><tr><th>Period</th><th>Partner fiscal</th><th>State</th>"
+        '<div class="tw"><table id="periods" data-sql="sql-summary_all"><thead>'
+        "<tr><th>Period</th><th>Partner fiscal</th><th>State</th>"
         "<th class=num>Spend $M</th><th class=num>Paid $M</th><th class=num>Implied revenue $M</th>"
         "<th class=num>Received $M</th><th class=num>Net $M</th><th class=num>Exceptions</th>"
-        f"</tr></thead><tbody>{body_rows}</tbody></table>"
+        f"</tr></thead><tbody>{body_rows}</tbody></table></div>"
         + sql_block(Q.SUMMARY_ALL)
         + sql_block(Q.VARIANCE_BY_PERIOD, note="exceptions: rows neither matched nor pending"),
         "quarters",

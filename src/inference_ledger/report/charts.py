@@ -51,6 +51,9 @@ def bar_chart(
     lo, hi = min([0.0, *vals]), max([0.0, *vals])
     if hi == lo:
         hi = lo + 1.0
+    # Room for the value labels above positive bars and below negative ones.
+    span = hi - lo
+    hi, lo = (hi + 0.06 * span if hi > 0 else hi), (lo - 0.1 * span if lo < 0 else lo)
     step = _nice_step((hi - lo) / 5)
     lo_t, hi_t = math.floor(lo / step) * step, math.ceil(hi / step) * step
 

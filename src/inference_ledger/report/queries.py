@@ -160,6 +160,18 @@ WHERE run_id = %(p)s
 ORDER BY success, severity, suite, expectation, column_name""",
 )
 
+DQ_SUITES = Query(
+    "dq_suites",
+    """SELECT suite, count(*) AS checks,
+       count(*) FILTER (WHERE success) AS passed,
+       count(*) FILTER (WHERE NOT success AND severity = 'critical') AS failed_critical,
+       count(*) FILTER (WHERE NOT success AND severity = 'warning') AS failed_warning
+FROM audit.dq_results
+WHERE run_id = %(p)s
+GROUP BY suite
+ORDER BY suite""",
+)
+
 INPUT_FILES = Query(
     "input_files",
     """SELECT source, count(*) AS files, sum(rows_read) AS rows_read,

@@ -175,7 +175,16 @@ def write_csv(path: Path, rows: list[dict], columns: Sequence[str] | None = None
         w = csv.DictWriter(fh, fieldnames=names, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: "" if r.get(k) is None else r.get(k) for k in names})
+            w.writerow({k: _csv_value(r.get(k)) for k in names})
+
+
+def _csv_value(v):
+    """Exact values as plain text: decimals never in exponent form (0E-10 -> 0.0000000000)."""
+    if v is None:
+        return ""
+    if isinstance(v, Decimal):
+        return f"{v:f}"
+    return v
 
 
 # ---------------------------------------------------------------- page shell
