@@ -58,4 +58,17 @@ def test_demo_prints_the_public_figures(tmp_path):
     assert sample.rejected_export_runs == 4 and sample.quarantinable_billing_rows == 10
     assert re.search(rf"\b{faults} quarantined\b", out), out
     assert (home / "reports" / "index.html").is_file()
-    assert (home / "reports" / "2024-Q1" / "index.html").is_file()
+    for quarter in ("2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3"):
+        assert (home / "reports" / quarter / "index.html").is_file(), quarter
+    # The 2024 page shows the public-figures table: the quarters and the year.
+    year = (home / "reports" / "2024" / "index.html").read_text()
+    for figure in (
+        "$546.8M",
+        "$748.3M",
+        "$1,005.0M",
+        "$1,467.0M",
+        "$3,767.1M",
+        "$493.8M",
+        "$2,469.0M",
+    ):
+        assert f">{figure}</td>" in year, figure
