@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import yaml
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -9,7 +14,9 @@ from pyspark.sql import types as T
 from inference_ledger.transform.contract import ratio, select_mart
 
 MONEY = T.DecimalType(38, 10)
+AMOUNT = T.DecimalType(28, 10)
 UNKNOWN = "(none)"
+DEFAULT_ALLOCATION = Path(__file__).resolve().parent.parent / "config" / "unit_cost_allocation.yaml"
 
 
 def inference_spend_daily(billing_lines: DataFrame) -> DataFrame:
@@ -40,11 +47,40 @@ def inference_spend_daily(billing_lines: DataFrame) -> DataFrame:
     )
 
 
-def unit_cost_monthly(usage_facts: DataFrame, billing_lines: DataFrame) -> DataFrame:
-    """Allocation rule: a month's inference spend (billed cost, USD) is split across (channel,
-    model) by their share of the month's total tokens (input + output; cached input is part
-    of input). Rounding to 10 places leaves a residual that goes to the largest consumer, so
-    allocations add up exactly to the month's spend."""
+@dataclass(frozen=True)
+class AllocationRule:
+    """Token weights of the unit-cost allocation (config/unit_cost_allocation.yaml)."""
+
+    version: int
+    input: Decimal
+    cached_input: Decimal
+    output: Decimal
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AllocationRule:
+        path = path or DEFAULT_ALLOCATION
+        doc = yaml.safe_load(path.read_text())
+        weights = doc.get("weights") or {}
+        try:
+            values = {k: Decimal(str(weights[k])) for k in ("input", "cached_input", "output")}
+        except (KeyError, InvalidOperation) as exc:
+            raise ValueError(
+                f"{path}: weights input, cached_input and output must be numbers"
+            ) from exc
+        if any(v < 0 for v in values.values()) or not any(values.values()):
+            raise ValueError(f"{path}: weights must be >= 0 and not all 0")
+        return cls(int(doc.get("version", 0)), **values)
+
+
+def unit_cost_monthly(
+    usage_facts: DataFrame, billing_lines: DataFrame, rule: AllocationRule | None = None
+) -> DataFrame:
+    """Grain: month, channel, model. A month's inference spend (billed cost, USD) is allocated
+    by weighted token share (see config/unit_cost_allocation.yaml; default: plain token share).
+    Rounding to 10 places leaves a residual that goes to the largest consumer, so allocations
+    add up exactly to the month's spend."""
+    rule = rule or AllocationRule.load()
+    weight = T.DecimalType(24, 4)
     usage = (
         usage_facts.groupBy(
             F.trunc("usage_date", "month").alias("usage_month"),
@@ -58,6 +94,15 @@ def unit_cost_monthly(usage_facts: DataFrame, billing_lines: DataFrame) -> DataF
             F.sum("num_model_requests").alias("num_model_requests"),
         )
         .withColumn("total_tokens", F.col("input_tokens") + F.col("output_tokens"))
+        .withColumn(
+            "_weight",
+            (
+                (F.col("input_tokens") - F.col("input_cached_tokens")).cast(weight)
+                * F.lit(rule.input)
+                + F.col("input_cached_tokens").cast(weight) * F.lit(rule.cached_input)
+                + F.col("output_tokens").cast(weight) * F.lit(rule.output)
+            ).cast(weight),
+        )
     )
     spend = (
         billing_lines.filter(F.col("workload") == "inference")
@@ -65,20 +110,16 @@ def unit_cost_monthly(usage_facts: DataFrame, billing_lines: DataFrame) -> DataF
         .agg(F.sum("billed_cost_usd").alias("_month_spend"))
     )
     month = Window.partitionBy("usage_month")
-    biggest = Window.partitionBy("usage_month").orderBy(
-        F.col("total_tokens").desc(), "channel", "model"
-    )
-    share = F.col("total_tokens").cast(T.DecimalType(20, 0)) / F.col("_month_tokens").cast(
-        T.DecimalType(20, 0)
-    )
+    biggest = Window.partitionBy("usage_month").orderBy(F.col("_weight").desc(), "channel", "model")
+    share = F.col("_weight") / F.col("_month_weight")
     out = (
         usage.join(spend, "usage_month", "left")
         .withColumn("_month_spend", F.coalesce("_month_spend", F.lit(0).cast(MONEY)))
-        .withColumn("_month_tokens", F.sum("total_tokens").over(month))
+        .withColumn("_month_weight", F.sum("_weight").over(month).cast(weight))
         .withColumn(
             "_alloc",
             F.when(
-                F.col("_month_tokens") > 0,
+                F.col("_month_weight") > 0,
                 F.round(
                     F.col("_month_spend").cast(T.DecimalType(24, 10))
                     * share.cast(T.DecimalType(13, 12)),
@@ -86,11 +127,17 @@ def unit_cost_monthly(usage_facts: DataFrame, billing_lines: DataFrame) -> DataF
                 ),
             ).otherwise(F.lit(0)),
         )
-        .withColumn("_residual", F.col("_month_spend") - F.sum("_alloc").over(month))
+        # Narrowed to 28 digits so Spark's decimal arithmetic keeps all 10 places.
+        .withColumn(
+            "_residual",
+            F.col("_month_spend").cast(AMOUNT) - F.sum("_alloc").over(month).cast(AMOUNT),
+        )
         .withColumn(
             "allocated_spend_usd",
-            F.col("_alloc")
-            + F.when(F.row_number().over(biggest) == 1, F.col("_residual")).otherwise(F.lit(0)),
+            F.col("_alloc").cast(AMOUNT)
+            + F.when(F.row_number().over(biggest) == 1, F.col("_residual"))
+            .otherwise(F.lit(0))
+            .cast(AMOUNT),
         )
         .withColumn(
             "cost_per_1m_tokens_usd",
