@@ -553,11 +553,11 @@ def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
     """The billing ingest DAG (its asset), then the nightly run for the last day of 2024-Q1,
     both with `dag.test()` and their Spark steps through spark-submit; the marts equal those
     of `ledger run` over the same landing and quarter, as of the same day."""
-    from inference_ledger.sample import generate_landing
-    from tests.test_spark_cluster import ledger_cli_run, mart_digests
+    from tests.test_spark_cluster import PERIOD, mart_digests, shared_baseline
 
-    landing = tmp_path_factory.mktemp("landing")
-    generate_landing(landing, start="2024-Q1", end="2024-Q1", scale=0.3)
+    # The generated 2024-Q1 landing, and the marts `ledger run` published from it (--start
+    # 2024-01-01 --end 2024-04-01 --as-of 2024-04-01) in its own home and database.
+    landing, cli_url = shared_baseline(pg_url, tmp_path_factory)
     env = {**ledger_env, "LEDGER_LANDING": str(landing)}  # the `landing` param's default
 
     # Ingest run for 2024-03-31: interval [03-31 01:00, 04-01 01:00) UTC.
@@ -628,17 +628,8 @@ def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
     pg_conn.commit()
     assert (ledger_home / "reports" / "2024-Q1" / "index.html").is_file()
 
-    # `ledger run` on the same landing, quarter and as-of date, in its own home and database:
-    # the same marts, row for row.
-    airflow_marts = mart_digests(pg_url, date(2024, 1, 1), date(2024, 4, 1))
-    cli_url = ledger_cli_run(
-        pg_url,
-        "ledger_cli_vs_airflow",
-        tmp_path_factory.mktemp("cli_home"),
-        landing,
-        ["--start", "2024-01-01", "--end", "2024-04-01", "--as-of", "2024-04-01"],
-    )
-    assert mart_digests(cli_url, date(2024, 1, 1), date(2024, 4, 1)) == airflow_marts
+    # `ledger run` on the same landing, quarter and as-of date: the same marts, row for row.
+    assert mart_digests(pg_url, *PERIOD) == mart_digests(cli_url, *PERIOD)
 
 
 @pytest.mark.slow
@@ -662,3 +653,36 @@ def test_bad_input_fails_the_run_at_once_and_is_recorded(ledger_env, tmp_path, p
     assert run["status"] == "failed"
     assert "ingest failed: DataError: ingest job: InputError (exit 2)" in run["error"]
     assert str(missing) in run["error"]
+
+
+@pytest.mark.slow
+def test_quarterly_close_freezes_the_quarter_that_just_ended(ledger_env, pg_url, tmp_path_factory):
+    """The run of 2024-04-20 (interval [Jan 20, Apr 20)) closes 2024-Q1, here in the database
+    of the shared `ledger run` (so the other tests' quarters stay open); a second run finds it
+    closed and succeeds with the same snapshot."""
+    from inference_ledger.db import connect
+    from tests.test_spark_cluster import shared_baseline
+
+    _, url = shared_baseline(pg_url, tmp_path_factory)
+    env = {**ledger_env, "LEDGER_DATABASE_URL": url}
+    digests = []
+    for _ in range(2):
+        code, result, output = _dag_test(
+            "ledger_quarterly_close", "2024-04-20T06:00:00+00:00", {}, env, timeout=240
+        )
+        assert code == 0 and result is not None, _tail(output)
+        assert result["tasks"]["close"]["state"] == "success"
+        conn = connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT period_label, closed_by, snapshot_sha256 FROM audit.closed_periods"
+                )
+                rows = cur.fetchall()
+            conn.commit()
+        finally:
+            conn.close()
+        assert [r[0] for r in rows] == ["2024-Q1"]
+        assert rows[0][1].startswith("airflow:ledger_quarterly_close/")
+        digests.append(rows[0][2])
+    assert digests[0] == digests[1]
