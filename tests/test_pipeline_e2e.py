@@ -319,3 +319,55 @@ def test_billing_control_totals_and_workload_share(first_run, pg_conn):
     assert set(shares) == {"inference", "other", "training"}
     # Each month's shares add up to 1 (to the 10 places they are rounded to).
     assert abs(sum(shares.values()) - 6) < Decimal("1e-9")
+
+
+def test_missing_fx_rate_fails_only_that_billing_month(
+    first_run, pg_conn, landing, tmp_path, capsys
+):
+    import csv
+    import gzip
+    import io
+    import json
+
+    from inference_ledger import cli
+
+    before = marts_hash(pg_conn)
+    broken = tmp_path / "landing"
+    shutil.copytree(landing, broken)
+    manifests = sorted((broken / "billing" / "azure").glob("*/20240101-20240131/*/manifest.json"))
+    newest = max(manifests, key=lambda p: json.loads(p.read_text())["runInfo"]["submittedTime"])
+    doc = json.loads(newest.read_text())
+    blob = newest.parent / doc["blobs"][0]["blobName"]
+    raw = (
+        gzip.decompress(blob.read_bytes()).decode()
+        if blob.name.endswith(".gz")
+        else blob.read_text()
+    )
+    rows = list(csv.DictReader(io.StringIO(raw)))
+    extra = dict(
+        rows[0], CostInBillingCurrency="1000", BillingCurrencyCode="JPY", Date="01/15/2024"
+    )
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([*rows, extra])
+    data = out.getvalue().encode()
+    blob.write_bytes(gzip.compress(data) if blob.name.endswith(".gz") else data)
+    doc["blobs"][0]["dataRowCount"] += 1
+    doc["dataRowCount"] = doc.get("dataRowCount", 0) + 1
+    newest.write_text(json.dumps(doc))
+
+    assert cli.main(["run", "--landing", str(broken), "--as-of", AS_OF.isoformat()]) == 2
+    err = capsys.readouterr().err
+    assert "2024-01: no FX rate to USD for JPY on 2024-01-15" in err
+    # January kept its previously published spend; the other months were republished as is.
+    spend_marts = ("inference_spend_daily", "unit_cost_monthly")
+    after = marts_hash(pg_conn)
+    assert {m: after[m] for m in spend_marts} == {m: before[m] for m in spend_marts}
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM audit.quarantine q JOIN audit.runs r USING (run_id)"
+            " WHERE r.started_at = (SELECT max(started_at) FROM audit.runs)"
+            " AND q.reason LIKE 'billing month not loaded: no FX rate to USD for JPY on 2024-01-15%%'"
+        )
+        assert cur.fetchone()[0] == doc["dataRowCount"]  # every row of that run

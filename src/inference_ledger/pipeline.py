@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from inference_ledger import audit, lake, steps
 from inference_ledger.db import connect, database_url, migrate
 from inference_ledger.db.copy import copy_csv
+from inference_ledger.ingest.records import InputError
 from inference_ledger.publish import PublishOutcome, publish, write_copy_csv
 from inference_ledger.settings import load_settings
 from inference_ledger.spark import get_spark
@@ -151,6 +152,14 @@ def run_pipeline(
         accounting = ingest_step(ctx, url, incremental=incremental)
         aggregate_step(ctx, url)
         outcome = publish_step(ctx, url)
+        if ctx.failed_months:
+            # The other months are published; these kept their previous figures.
+            raise InputError(
+                "billing: month(s) not loaded: "
+                + "; ".join(
+                    f"{m}: {', '.join(v[:3])}" for m, v in sorted(ctx.failed_months.items())
+                )
+            )
     except BaseException as exc:
         finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
         raise

@@ -40,6 +40,8 @@ class RunContext:
     billing_control_totals: list[dict] = field(default_factory=list)
     # path -> sha256 of files a succeeded run already ingested (incremental billing ingest).
     known_files: dict[str, str] = field(default_factory=dict)
+    # billing month -> why it was not loaded (e.g. a missing FX rate); the run fails at the end.
+    failed_months: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def lake_dir(self) -> Path:
@@ -189,8 +191,7 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
                 run.rejected_reason,
             )
     if raw is not None:
-        records = billing.billing_records(raw, fx, rules).persist()
-        _checked_fx(records, "billing", "billing_currency", "usage_date")
+        records = _fail_months_without_fx(ctx, billing.billing_records(raw, fx, rules)).persist()
         files = [p for r in runs for p, _ in r.blobs]
         accounting.extend(_account(spark, ctx, "billing", records, files))
         lake.write_table(_loaded(records), ctx.lake_dir, "billing_lines")
@@ -274,6 +275,34 @@ def _billing_control_totals(spark: SparkSession, ctx: RunContext, records: DataF
     if wrong:
         raise RuntimeError(f"billing control totals differ between input and lake: {wrong[:3]}")
     ctx.billing_control_totals = totals
+
+
+def _fail_months_without_fx(ctx: RunContext, records: DataFrame) -> DataFrame:
+    """A billing month with a line lacking an FX rate is not loaded (its lake partition, and so
+    its published figures, stay as they were); its rows are quarantined with the currency and
+    date named, the other months go on, and the run fails at the end (`failed_months`)."""
+    missing = (
+        records.filter((F.col("status") == R.LOADED) & F.col("fx_rate").isNull())
+        .groupBy("billing_month", "billing_currency", "usage_date")
+        .count()
+        .orderBy("billing_month", "billing_currency", "usage_date")
+        .collect()
+    )
+    if not missing:
+        return records
+    for r in missing:
+        ctx.failed_months.setdefault(r["billing_month"], []).append(
+            f"no FX rate to USD for {r['billing_currency']} on {r['usage_date']}"
+        )
+    reasons = {m: "; ".join(v[:5]) for m, v in ctx.failed_months.items()}
+    reason_of = F.create_map(*[F.lit(x) for kv in reasons.items() for x in kv])
+    failed = (F.col("status") == R.LOADED) & F.col("billing_month").isin(list(reasons))
+    return records.withColumn(
+        "reason",
+        F.when(
+            failed, F.concat(F.lit("billing month not loaded: "), reason_of[F.col("billing_month")])
+        ).otherwise(F.col("reason")),
+    ).withColumn("status", F.when(failed, F.lit(R.QUARANTINED)).otherwise(F.col("status")))
 
 
 def _checked_fx(records: DataFrame, what: str, currency_col: str, date_col: str) -> DataFrame:
