@@ -76,11 +76,17 @@ def ingest_step(ctx: steps.RunContext, url: str, incremental: bool = True) -> li
     Incremental: billing months whose files were all ingested before are not read again."""
     spark = get_spark()
     lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
+    lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "failed_months"))
     conn = connect(url)
     try:
         if incremental:
             ctx.known_files = audit.ingested_files(conn)
         accounting = steps.ingest(spark, ctx)
+        if ctx.failed_months:
+            # Kept with the run, so the publish step (maybe another process) fails the run.
+            rows = [(m, ", ".join(v[:3])) for m, v in sorted(ctx.failed_months.items())]
+            failed = spark.createDataFrame(rows, "billing_month string, reason string")
+            lake.write_run_output(failed, ctx.lake_dir, ctx.run_id, "failed_months")
         audit.clear_ingest(conn, ctx.run_id)
         audit.record_billing_control_totals(conn, ctx.run_id, ctx.billing_control_totals)
         audit.record_input_files(conn, ctx.run_id, accounting)
@@ -125,7 +131,19 @@ def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:
 
 
 def publish_step(ctx: steps.RunContext, url: str) -> PublishOutcome:
-    return publish(get_spark(), ctx, url)
+    """Publish; then, if ingest left billing months out (e.g. a missing FX rate), fail the run
+    naming them: the other months are published, those keep their previous figures."""
+    spark = get_spark()
+    outcome = publish(spark, ctx, url)
+    path = lake.run_path(ctx.lake_dir, ctx.run_id, "failed_months")
+    if lake.exists(spark, path):
+        failed = sorted(
+            (r["billing_month"], r["reason"]) for r in spark.read.parquet(path).collect()
+        )
+        raise InputError(
+            "billing: month(s) not loaded: " + "; ".join(f"{m}: {why}" for m, why in failed)
+        )
+    return outcome
 
 
 def finish(ctx: steps.RunContext, url: str, error: str | None = None) -> None:
@@ -152,14 +170,6 @@ def run_pipeline(
         accounting = ingest_step(ctx, url, incremental=incremental)
         aggregate_step(ctx, url)
         outcome = publish_step(ctx, url)
-        if ctx.failed_months:
-            # The other months are published; these kept their previous figures.
-            raise InputError(
-                "billing: month(s) not loaded: "
-                + "; ".join(
-                    f"{m}: {', '.join(v[:3])}" for m, v in sorted(ctx.failed_months.items())
-                )
-            )
     except BaseException as exc:
         finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
         raise
