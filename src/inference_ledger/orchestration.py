@@ -541,25 +541,21 @@ def report(run: RunInfo) -> list[str]:
 
 
 def close(period: str, closed_by: str) -> str:
-    """Freeze `period` (`close_period`); a period already closed is left as it is (the run
-    succeeds with its existing checksum), one with no published figures fails at once."""
-    from inference_ledger.close import close_period
+    """Freeze `period` (`close_period`); a period already closed (and not reopened) is left as
+    it is (the run succeeds with its existing checksum), one with no published figures fails
+    at once."""
+    from inference_ledger.close import close_period, period_status
     from inference_ledger.db import connect
 
     conn = connect(_url())
     try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT snapshot_sha256 FROM audit.closed_periods WHERE period_label = %s",
-                (period,),
-            )
-            row = cur.fetchone()
+        status = period_status(conn, period)
         conn.commit()
     finally:
         conn.close()
-    if row:
-        log.info("period %s is already closed (snapshot %s)", period, row[0])
-        return row[0]
+    if status and status["closed"]:
+        log.info("period %s is already closed (snapshot %s)", period, status["snapshot_sha256"])
+        return status["snapshot_sha256"]
     try:
         digest = close_period(period, closed_by=closed_by)
     except ValueError as exc:  # no published figures: closing again will not help
