@@ -3,17 +3,32 @@
 The first job of a run records it in audit.runs (the later ones find it there)."""
 
 from _args import parser, record_master, run
+from inference_ledger.ingest.records import InputError
 from inference_ledger.pipeline import ingest_step, prepare
 
 
 def main(argv=None) -> int:
-    args = parser(__doc__).parse_args(argv)
+    p = parser(__doc__)
+    p.add_argument(
+        "--fail-on-failed-months",
+        action="store_true",
+        help="exit 2 (after loading the other months) if billing months could not be loaded,"
+        " e.g. for a missing FX rate. For schedulers whose publish step is another run"
+        " (the Airflow ingest DAGs); without it, this run's publish step fails instead.",
+    )
+    args = p.parse_args(argv)
     record_master()
     ctx, url = prepare(
         args.landing, args.start, args.end, "spark-submit", args.as_of, run_id=args.run_id
     )
     rows = ingest_step(ctx, url)
     print(f"ingested {len(rows)} files, {sum(r['rows_read'] for r in rows)} rows read")
+    failed = getattr(ctx, "failed_months", None)
+    if args.fail_on_failed_months and failed:
+        raise InputError(
+            "billing: month(s) not loaded: "
+            + "; ".join(f"{m}: {', '.join(v[:3])}" for m, v in sorted(failed.items()))
+        )
     return 0
 
 

@@ -453,6 +453,10 @@ def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch):
         "--end", "2024-04-01", "--as-of", "2024-04-01",
     ]  # fmt: skip
     assert not any("s3cret" in part for part in cmd)
+    ingest = orchestration.spark_submit_command(
+        "ingest", run, target, job_args=["--fail-on-failed-months"]
+    )
+    assert ingest[-1] == "--fail-on-failed-months"  # the ingest DAGs' job fails on them
     env = orchestration.spark_submit_env(target)
     assert env["LEDGER_SPARK_MASTER"] == "spark://127.0.0.1:7077"
     assert env["LEDGER_DATABASE_URL"].endswith("@db/ledger")  # secrets travel in env only

@@ -321,7 +321,11 @@ def _spark_submit_binary(target: SparkTarget) -> str:
 
 
 def spark_submit_command(
-    job: str, run: RunInfo, target: SparkTarget, jobs: Path | None = None
+    job: str,
+    run: RunInfo,
+    target: SparkTarget,
+    jobs: Path | None = None,
+    job_args: Iterable[str] = (),
 ) -> list[str]:
     """The `spark-submit` command line of one job of a run. It carries no secret: the jobs
     read the database URL and the lake location from their environment."""
@@ -344,7 +348,7 @@ def spark_submit_command(
     for flag, key in (("--start", "start"), ("--end", "end"), ("--as-of", "as_of")):
         if run.get(key):
             cmd += [flag, run[key]]
-    return cmd
+    return [*cmd, *job_args]
 
 
 def spark_submit_env(target: SparkTarget) -> dict[str, str]:
@@ -357,7 +361,9 @@ def spark_submit_env(target: SparkTarget) -> dict[str, str]:
     return env
 
 
-def submit(job: str, run: RunInfo, target: SparkTarget | None = None) -> None:
+def submit(
+    job: str, run: RunInfo, target: SparkTarget | None = None, job_args: Iterable[str] = ()
+) -> None:
     """Run `jobs/<job>.py` of `run` through spark-submit; its output goes to the task log.
 
     A data-error exit code (2 bad input, 3 failed quality gate) raises `DataError` (the task
@@ -365,7 +371,7 @@ def submit(job: str, run: RunInfo, target: SparkTarget | None = None) -> None:
     is stopped (timeout, marked failed), the spark-submit process group is terminated.
     """
     target = target or spark_connection()
-    cmd = spark_submit_command(job, run, target)
+    cmd = spark_submit_command(job, run, target, job_args=job_args)
     log.info("running %s", shlex.join(cmd))
     proc = subprocess.Popen(
         cmd,
@@ -466,8 +472,12 @@ def prepare(
 def ingest(run: RunInfo) -> dict[str, Any]:
     """Landing -> lake (`spark-submit jobs/ingest.py`), per-file accounting and quarantine in
     `audit`. Returns the run's totals from audit.input_files and its partition, which the
-    ingest DAGs put in their asset events' `extra` for ledger_nightly."""
-    submit("ingest", run)
+    ingest DAGs put in their asset events' `extra` for ledger_nightly.
+
+    Billing months that could not be loaded (e.g. a missing FX rate) fail the task without
+    retry after the other months are in the lake: the nightly run publishes under its own run
+    id, so it would not see them (`--fail-on-failed-months`)."""
+    submit("ingest", run, job_args=["--fail-on-failed-months"])
     from inference_ledger.db import connect
 
     conn = connect(_url())
