@@ -86,6 +86,25 @@ def test_reconciliation_both_directions_matched(first_run, pg_conn):
     assert all(r[3] == Decimal("0.2") and r[4] and r[5] == 0 for r in rows)
 
 
+def test_receivable_cross_check_prices_the_resale_usage(first_run, pg_conn, tmp_path):
+    """The reported basis vs usage of channel azure_openai x the price sheet: the generator
+    sized that usage to price at the reported resale revenue (to within rounding of tokens)."""
+    summary = generate_landing(tmp_path / "again", start="2024-Q1", end="2024-Q2", scale=0.3)
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT period_label, basis_usd, usage_estimate_usd, usage_estimate_variance_usd,"
+            " usage_unpriced_tokens FROM marts.revshare_reconciliation"
+            " WHERE direction = 'receivable' AND NOT is_adjustment ORDER BY 1"
+        )
+        rows = cur.fetchall()
+    assert [r[0] for r in rows] == ["2024-Q1", "2024-Q2"]
+    for label, basis, estimate, difference, unpriced in rows:
+        assert basis == SCENARIO_QUARTERS[label].received_basis_usd
+        assert estimate == summary.azure_usage_priced_usd[label]
+        assert difference == basis - estimate and abs(difference) < 1
+        assert unpriced == 0
+
+
 def test_every_input_row_is_accounted_for(first_run, pg_conn):
     with pg_conn.cursor() as cur:
         cur.execute(

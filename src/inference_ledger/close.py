@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg2 import sql
+
 from inference_ledger import contracts
 from inference_ledger.db import connect, database_url
 from inference_ledger.periods import Quarter
@@ -193,10 +195,14 @@ def load_closed_state(conn) -> ClosedState:
     labels = closed_labels(conn)
     if not labels:
         return ClosedState()
-    cols = ", ".join(c.name for c in contracts.columns("marts", "revshare_reconciliation"))
+    cols = sql.SQL(", ").join(
+        sql.Identifier(c.name) for c in contracts.columns("marts", "revshare_reconciliation")
+    )
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {cols} FROM marts.revshare_reconciliation WHERE period_label = ANY(%s)",  # noqa: S608 - names from the contract
+            sql.SQL(
+                "SELECT {} FROM marts.revshare_reconciliation WHERE period_label = ANY(%s)"
+            ).format(cols),
             (labels,),
         )
         rows = cur.fetchall()
