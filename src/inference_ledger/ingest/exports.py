@@ -15,7 +15,7 @@ count) is rejected with the reason and does not replace the previous good run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -60,7 +60,6 @@ class ExportRun:
     missing_blobs: tuple[str, ...] = ()
     rejected_reason: str | None = None
     data_version: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def _parse_ts(value: str) -> datetime:

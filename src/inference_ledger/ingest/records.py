@@ -203,7 +203,7 @@ def finish_records(
     df: DataFrame,
     source: str,
     canonical: list[str],
-    raw_columns: list[str] | None,
+    raw_columns: list[str],
     status: Column,
     reason: Column,
     field: Column,
@@ -218,7 +218,7 @@ def finish_records(
         status.alias("status"),
         reason.alias("reason"),
         field.alias("field"),
-        (raw_record(raw_columns) if raw_columns else F.col("raw_record")).alias("raw_record"),
+        raw_record(raw_columns).alias("raw_record"),
     )
 
 
