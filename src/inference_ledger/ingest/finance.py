@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from inference_ledger import contracts
@@ -115,61 +115,21 @@ def _finish(
     )
 
 
-def _dedupe_status(
-    valid: Column, key: list[str], order: list[Column], same: list[str], superseded_why: str
-):
-    """Among valid rows: first by `order` in each `key` group is loaded; the rest are duplicates
-    (identical `same` columns) or superseded."""
-    w = Window.partitionBy(valid, *key).orderBy(*order)
-    rank = F.row_number().over(w)
-    kept = F.first(F.struct(*same)).over(w)
-    status = (
-        F.when(~valid, F.lit(R.QUARANTINED))
-        .when(rank == 1, F.lit(R.LOADED))
-        .when(F.struct(*same) == kept, F.lit(R.DEDUPLICATED))
-        .otherwise(F.lit(R.SUPERSEDED))
-    )
-    reason = (
-        F.when(~valid, F.col("_reason"))
-        .when(rank == 1, F.lit(None))
-        .when(F.struct(*same) == kept, F.lit("exact duplicate row"))
-        .otherwise(F.lit(superseded_why))
-    )
-    return status, reason
-
-
 def revenue_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
     """Highest entry_version of each entry_id wins; lower versions are superseded."""
     from inference_ledger.fx import to_usd, with_fx_rate
 
     df = with_feed_checks(rows, "finance_revenue")
     valid = F.col("_reason").isNull()
-    w = Window.partitionBy(valid, "entry_id").orderBy(
-        F.col("entry_version").desc(), F.col("source_file")
-    )
-    top_version = F.max("entry_version").over(Window.partitionBy(valid, "entry_id"))
-    rank = F.row_number().over(w)
-    kept = F.first(F.struct("revenue_date", "product_line", "amount", "currency")).over(w)
-    same = F.struct("revenue_date", "product_line", "amount", "currency") == kept
-    status = (
-        F.when(~valid, F.lit(R.QUARANTINED))
-        .when(rank == 1, F.lit(R.LOADED))
-        .when((F.col("entry_version") == top_version) & same, F.lit(R.DEDUPLICATED))
-        .when(F.col("entry_version") == top_version, F.lit(R.QUARANTINED))
-        .otherwise(F.lit(R.SUPERSEDED))
-    )
-    reason = (
-        F.when(~valid, F.col("_reason"))
-        .when(rank == 1, F.lit(None))
-        .when(
-            (F.col("entry_version") == top_version) & same,
-            F.lit("exact duplicate of the entry version"),
-        )
-        .when(
-            F.col("entry_version") == top_version,
-            F.lit("conflicting duplicate of the same entry_version"),
-        )
-        .otherwise(F.lit("a higher entry_version supersedes this one"))
+    status, reason = R.first_wins_status(
+        valid,
+        ["entry_id"],
+        [F.col("entry_version").desc(), F.col("source_file")],
+        ["entry_version", "revenue_date", "product_line", "amount", "currency"],
+        duplicate_why="exact duplicate of the entry version",
+        superseded_why="a higher entry_version supersedes this one",
+        conflict_on=["entry_version"],
+        conflict_why="conflicting duplicate of the same entry_version",
     )
     df = df.withColumn("status", status).withColumn("reason", reason)
     df = df.withColumn(
@@ -226,8 +186,13 @@ def settlement_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
     )
     valid = F.col("_reason").isNull()
     same = ["agreement_id", "direction", "period_start", "period_end", "amount", "currency"]
-    status, reason = _dedupe_status(
-        valid, ["statement_id"], [F.col("source_file")], same, "conflicting duplicate statement_id"
+    status, reason = R.first_wins_status(
+        valid,
+        ["statement_id"],
+        [F.col("source_file")],
+        same,
+        duplicate_why="exact duplicate row",
+        superseded_why="conflicting duplicate statement_id",
     )
     status = F.when(valid & F.col("_superseded_by").isNotNull(), F.lit(R.SUPERSEDED)).otherwise(
         status
@@ -252,11 +217,17 @@ def simple_records(
     """Contracts, FX, prices: typed, checked, exact duplicates removed, conflicts quarantined."""
     df = with_feed_checks(rows, FEEDS[feed][0])
     valid = F.col("_reason").isNull()
-    status, reason = _dedupe_status(
-        valid, key, [F.col("source_file")], same, f"conflicting duplicate of {key}"
-    )
     # A conflicting duplicate is not a newer version here: quarantine it for a person to resolve.
-    status = F.when(status == R.SUPERSEDED, F.lit(R.QUARANTINED)).otherwise(status)
+    status, reason = R.first_wins_status(
+        valid,
+        key,
+        [F.col("source_file")],
+        same,
+        duplicate_why="exact duplicate row",
+        superseded_why=f"conflicting duplicate of {key}",
+        conflict_on=key,
+        conflict_why=f"conflicting duplicate of {key}",
+    )
     df = df.withColumn("status", status).withColumn("reason", reason)
     df = df.withColumn(
         "_field", F.when(F.col("status") == R.QUARANTINED, F.coalesce("_field", F.lit(key[0])))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -197,6 +197,49 @@ def is_blank(c: str) -> Column:
 def bad_when_present(c: str, parsed: Column) -> Column:
     """True when a non-blank value failed to parse."""
     return ~is_blank(c) & parsed.isNull()
+
+
+def first_wins_status(
+    valid: Column,
+    key: list[str],
+    order: list[Column],
+    same: list[str],
+    *,
+    duplicate_why: str,
+    superseded_why: str,
+    conflict_on: list[str] | None = None,
+    conflict_why: str | None = None,
+) -> tuple[Column, Column]:
+    """(status, reason) of each row when the first of each `key` group by `order` wins.
+
+    Invalid rows are quarantined with their `_reason`. Among the valid rows of a group the
+    first is loaded; another one is deduplicated when its `same` columns equal the winner's,
+    else superseded by it -- unless its `conflict_on` columns also equal the winner's: then
+    neither can be said to be newer, and it is quarantined with `conflict_why` for a person.
+    """
+    w = Window.partitionBy(valid, *key).orderBy(*order)
+    first = F.row_number().over(w) == 1
+    duplicate = F.struct(*same) == F.first(F.struct(*same)).over(w)
+    conflict = (
+        F.struct(*conflict_on) == F.first(F.struct(*conflict_on)).over(w)
+        if conflict_on
+        else F.lit(False)
+    )
+    status = (
+        F.when(~valid, F.lit(QUARANTINED))
+        .when(first, F.lit(LOADED))
+        .when(duplicate, F.lit(DEDUPLICATED))
+        .when(conflict, F.lit(QUARANTINED))
+        .otherwise(F.lit(SUPERSEDED))
+    )
+    reason = (
+        F.when(~valid, F.col("_reason"))
+        .when(first, F.lit(None).cast("string"))
+        .when(duplicate, F.lit(duplicate_why))
+        .when(conflict, F.lit(conflict_why))
+        .otherwise(F.lit(superseded_why))
+    )
+    return status, reason
 
 
 def finish_records(

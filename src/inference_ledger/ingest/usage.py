@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -29,7 +29,11 @@ NATURAL_KEY = [
     "user_id",
     "api_key_id",
 ]
-MEASURES = ["input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests"]
+REQUIRED_MEASURES = ["input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests"]
+# Pages from before the API reported audio (and results with no audio) omit these or send null:
+# no audio tokens, so they are kept as 0 rather than quarantined.
+AUDIO_MEASURES = ["input_audio_tokens", "output_audio_tokens"]
+MEASURES = REQUIRED_MEASURES + AUDIO_MEASURES
 USAGE_COLUMNS = [c.name for c in contracts.columns("lake", "usage_facts")]
 _PATH_RE = r"/usage/([^/]+)/(\d{4}-\d{2}-\d{2})/[^/]+$"
 
@@ -85,7 +89,8 @@ def with_results_exploded(pages: DataFrame) -> DataFrame:
         b["end_time"].alias("end_time"),
         r["object"].alias("result_object"),
         F.regexp_extract("source_file", _PATH_RE, 1).alias("channel"),
-        *[r[c].alias(c) for c in MEASURES],
+        *[r[c].alias(c) for c in REQUIRED_MEASURES],
+        *[F.coalesce(r[c], F.lit(0).cast("long")).alias(c) for c in AUDIO_MEASURES],
         *[
             r[c].alias(c)
             for c in ["project_id", "model", "batch", "service_tier", "user_id", "api_key_id"]
@@ -118,7 +123,7 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
             "bucket has no time range",
         ),
         (F.col("end_time") <= F.col("start_time"), "end_time", "bucket end is not after its start"),
-        *[(F.col(c).isNull(), c, f"{c} is missing") for c in MEASURES],
+        *[(F.col(c).isNull(), c, f"{c} is missing") for c in REQUIRED_MEASURES],
         *[(F.col(c) < 0, c, f"{c} is negative") for c in MEASURES],
         (
             F.col("input_cached_tokens") > F.col("input_tokens"),
@@ -134,23 +139,13 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
         .withColumn("bucket_end_at", F.timestamp_seconds("end_time"))
     )
     valid = F.col("_reason").isNull()
-    newest_first = Window.partitionBy(valid, *NATURAL_KEY).orderBy(
-        F.col("_pulled_at").desc(), F.col("source_file").desc()
-    )
-    kept = F.first(F.struct(*MEASURES)).over(newest_first)
-    rank = F.row_number().over(newest_first)
-    same_numbers = F.struct(*MEASURES) == kept
-    status = (
-        F.when(~valid, F.lit(R.QUARANTINED))
-        .when(rank == 1, F.lit(R.LOADED))
-        .when(same_numbers, F.lit(R.DEDUPLICATED))
-        .otherwise(F.lit(R.SUPERSEDED))
-    )
-    why = (
-        F.when(~valid, F.col("_reason"))
-        .when(rank == 1, F.lit(None))
-        .when(same_numbers, F.lit("redelivered bucket result (same natural key and numbers)"))
-        .otherwise(F.lit("conflicting redelivery; the newest pull wins"))
+    status, why = R.first_wins_status(
+        valid,
+        NATURAL_KEY,
+        [F.col("_pulled_at").desc(), F.col("source_file").desc()],
+        MEASURES,
+        duplicate_why="redelivered bucket result (same natural key and numbers)",
+        superseded_why="conflicting redelivery; the newest pull wins",
     )
     return (
         rows.withColumn("status", status)
