@@ -367,6 +367,9 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
     resale_usage = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(
         F.col("channel") == reconcile.USAGE_CHANNEL
     )
+    price_errors = finance.price_sheet_errors(prices, resale_usage, terms)
+    if price_errors:
+        raise R.InputError("finance/prices: " + "; ".join(price_errors[:10]))
 
     # Caps accumulate over all history, so reconcile from the first term, then keep the range.
     first = terms.agg(F.min("effective_from")).first()[0] or start
