@@ -27,6 +27,15 @@ def _period(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _landing(value: str) -> str:
+    # Refused before a run is recorded or Spark starts: a typo costs nothing.
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"landing folder {value} does not exist or is not a folder"
+        )
+    return value
+
+
 def _report_period(value: str) -> str:
     from inference_ledger.report import parse_report_period
 
@@ -173,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run", help="ingest, aggregate, reconcile, audit and publish a landing folder"
     )
-    r.add_argument("--landing", required=True)
+    r.add_argument("--landing", required=True, type=_landing)
     r.add_argument("--start", type=_date, help="first day (inclusive); default: from the data")
     r.add_argument("--end", type=_date, help="last day (exclusive); default: from the data")
     r.add_argument("--as-of", type=_date, default=None)

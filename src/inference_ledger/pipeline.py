@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from inference_ledger import audit, lake, steps
+from inference_ledger import audit, faults, lake, steps
 from inference_ledger.db import connect, database_url, migrate
 from inference_ledger.db.copy import copy_csv
 from inference_ledger.ingest.records import InputError
@@ -166,9 +166,12 @@ def run_pipeline(
     incremental: bool = True,
 ) -> RunResult:
     ctx, url = prepare(landing, start, end, command, as_of)
+    faults.checkpoint("pipeline:after_prepare")
     try:
         accounting = ingest_step(ctx, url, incremental=incremental)
+        faults.checkpoint("pipeline:after_ingest")
         aggregate_step(ctx, url)
+        faults.checkpoint("pipeline:after_aggregate")
         outcome = publish_step(ctx, url)
     except BaseException as exc:
         finish(ctx, url, error=f"{type(exc).__name__}: {exc}")

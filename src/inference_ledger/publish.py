@@ -12,7 +12,7 @@ from pathlib import Path
 from psycopg2 import sql
 from pyspark.sql import DataFrame, SparkSession
 
-from inference_ledger import audit, contracts, lake
+from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
 from inference_ledger.db import connect
 from inference_ledger.db.copy import copy_csv, truncate
@@ -140,6 +140,7 @@ def replace_periods(conn, ctx: RunContext, start: date, end: date) -> dict[str, 
                 ),
                 (mart, ctx.run_id, *params),
             )
+    faults.checkpoint("publish:in_transaction")
     conn.commit()
     return published
 
@@ -163,6 +164,7 @@ def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
                 "published: run again so adjustments are computed against the current close"
             )
         staged = stage(spark, ctx, conn)
+        faults.checkpoint("publish:after_stage")
         results = validate_staging(url, list(MARTS))
         audit.record_dq_results(conn, ctx.run_id, results)
         failures = critical_failures(results)

@@ -1,0 +1,187 @@
+"""Shared by the reliability, bad-input and security tests: an isolated ledger (its own
+database on the session's embedded server and its own LEDGER_HOME), tiny generated landings,
+marts fingerprints and small landing edits (new export runs, late files)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import json
+import os
+import secrets
+import shutil
+import sys
+import uuid
+from datetime import date
+from pathlib import Path
+
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+
+from inference_ledger.db import connect, migrate
+
+AS_OF = date(2026, 11, 27)
+REPO = Path(__file__).resolve().parents[1]
+MARTS = (
+    "quarterly_summary",
+    "revshare_reconciliation",
+    "inference_spend_daily",
+    "unit_cost_monthly",
+    "workload_share_monthly",
+)
+
+
+@contextlib.contextmanager
+def isolated_ledger(pg_url: str, home: Path, prefix: str):
+    """A fresh migrated database and LEDGER_HOME, made current through the environment the
+    way the CLI reads it; both dropped and restored on exit."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = connect(pg_url)
+    admin.autocommit = True
+    admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
+    os.environ.update(LEDGER_HOME=str(home), LEDGER_DATABASE_URL=url)
+    try:
+        yield url
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        admin.cursor().execute(
+            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.close()
+
+
+def query(url: str, statement: str, params=None) -> list[tuple]:
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def marts_hash(url: str) -> dict[str, tuple[str, int]]:
+    """md5 and row count of every mart's full content (marts carry no run id)."""
+    out = {}
+    for t in MARTS:
+        stmt = sql.SQL(
+            "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')), count(*)"
+            " FROM marts.{} x"
+        ).format(sql.Identifier(t))
+        conn = connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(stmt)
+                out[t] = cur.fetchone()
+        finally:
+            conn.close()
+    return out
+
+
+def accounting_balances(url: str) -> list[tuple]:
+    """Input files of any run whose rows do not add up (must be empty)."""
+    return query(
+        url,
+        "SELECT run_id, path, rows_read, rows_loaded, rows_quarantined, rows_superseded,"
+        " rows_deduplicated FROM audit.input_files WHERE rows_read <>"
+        " rows_loaded + rows_quarantined + rows_superseded + rows_deduplicated",
+    )
+
+
+def generate_small(out: Path, start: str = "2024-Q1", end: str = "2024-Q1", **kw) -> Path:
+    from inference_ledger.sample import generate_landing
+
+    generate_landing(out, start=start, end=end, scale=0.05, **kw)
+    return out
+
+
+def read_blob(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.name.endswith(".gz") else data).decode("utf-8")
+
+
+def newest_run(landing: Path, month_folder: str) -> Path:
+    """The manifest of the newest export run of a billing period folder (YYYYMMDD-YYYYMMDD)."""
+    manifests = landing.glob(f"billing/azure/*/{month_folder}/*/manifest.json")
+    return max(manifests, key=lambda p: json.loads(p.read_text())["runInfo"]["submittedTime"])
+
+
+def blob_rows(manifest: Path) -> tuple[list[str], list[dict]]:
+    doc = json.loads(manifest.read_text())
+    text = read_blob(manifest.parent / doc["blobs"][0]["blobName"])
+    reader = csv.DictReader(io.StringIO(text))
+    return list(reader.fieldnames), list(reader)
+
+
+def write_export_run(
+    landing: Path,
+    base_manifest: Path,
+    body: bytes | str,
+    *,
+    export_name: str | None = None,
+    scope: str | None = None,
+    submitted: str | None = None,
+    declared_rows: int | None = None,
+    blob_name: str = "part_1.csv",
+) -> Path:
+    """A new export run next to `base_manifest`'s (same billing period), with one blob holding
+    `body` verbatim. Another export name/scope makes it a separate scope (it supersedes
+    nothing); the same scope and a later `submitted` makes it the month's newest run."""
+    doc = json.loads(base_manifest.read_text())
+    run_id = str(uuid.uuid4())
+    period = base_manifest.parent.parent.name
+    name = export_name or doc["exportConfig"]["exportName"]
+    run_dir = landing / "billing" / "azure" / name / period / run_id
+    run_dir.mkdir(parents=True)
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    (run_dir / blob_name).write_bytes(data)
+    if declared_rows is None:
+        raw = gzip.decompress(data) if blob_name.endswith(".gz") else data
+        declared_rows = max(len(raw.decode("utf-8", "replace").strip("\n").split("\n")) - 1, 0)
+    doc["exportConfig"]["exportName"] = name
+    if scope:
+        doc["exportConfig"]["resourceId"] = scope
+    doc["runInfo"]["runId"] = run_id
+    if submitted:
+        doc["runInfo"]["submittedTime"] = submitted
+    doc["blobs"] = [{"blobName": blob_name, "byteCount": len(data), "dataRowCount": declared_rows}]
+    doc["dataRowCount"] = declared_rows
+    doc["blobCount"] = 1
+    (run_dir / "manifest.json").write_text(json.dumps(doc, indent=2))
+    return run_dir / blob_name
+
+
+def to_csv(header: list[str], rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def copy_landing(src: Path, dst: Path) -> Path:
+    # copy2 keeps modification times: usage redeliveries are ordered by them.
+    shutil.copytree(src, dst, copy_function=shutil.copy2)
+    return dst
+
+
+def ledger_command() -> list[str]:
+    return [sys.executable, "-m", "inference_ledger.cli"]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    env.setdefault("LEDGER_SPARK_MASTER", "local[2]")
+    env.setdefault("LEDGER_SHUFFLE_PARTITIONS", "2")
+    return env
