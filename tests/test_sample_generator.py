@@ -609,3 +609,121 @@ def test_largest_remainder_allocation_is_exact():
         allocate_cents(Decimal("1.005"), [1])
     with pytest.raises(ValueError):
         allocate_int(1, [0, 0])
+
+
+# --- input faults: conflicting pulls, statement chains, contract changes ----------------------
+
+FAULTS = {"usage_conflicts": True, "statement_chains": True, "contract_changes": True}
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory) -> tuple[GenerationSummary, GenerationSummary]:
+    """The same three quarters without and with every input fault."""
+    kwargs = {"start": "2024-Q3", "end": "2025-Q1", "scale": 0.3}
+    plain = generate_landing(tmp_path_factory.mktemp("plain"), **kwargs)
+    return plain, generate_landing(tmp_path_factory.mktemp("faulty"), **kwargs, **FAULTS)
+
+
+def test_input_faults_change_only_their_own_files(faulty):
+    plain, with_faults = faulty
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.*")}
+
+    a, b = files(plain.out_dir), files(with_faults.out_dir)
+    changed = sorted(k for k in a if a[k] != b.get(k))
+    added = sorted(set(b) - set(a))
+    assert changed == [
+        "finance/contracts/contracts.csv",
+        "finance/settlements/settlements_payable_2024.csv",
+        "finance/settlements/settlements_receivable_2025.csv",
+    ]
+    assert added and all(
+        re.fullmatch(r"usage/\w+/[\d-]+/page-0000-partial\.json", k) for k in added
+    )
+    assert len(added) == with_faults.partial_usage_pulls
+    assert with_faults.usage_results == plain.usage_results
+    assert with_faults.superseding_statements == plain.superseding_statements + 1
+
+
+def test_partial_pulls_are_older_conflicting_copies_of_a_complete_page(faulty):
+    _, sample = faulty
+    conflicting = identical = 0
+    for partial_path in sorted(sample.out_dir.glob("usage/*/*/page-0000-partial.json")):
+        partial = json.loads(partial_path.read_text())
+        complete = {}  # natural key -> result, over the folder's complete pages
+        for path in sorted(partial_path.parent.glob("page-*")):
+            if path == partial_path:
+                continue
+            text = read_bytes(path).decode()
+            pages = [json.loads(x) for x in text.splitlines() if x] if ".jsonl" in path.name else [json.loads(text)]  # fmt: skip
+            for page in pages:
+                # The complete pull is the newer file (and sorts after by name).
+                assert path.stat().st_mtime > partial_path.stat().st_mtime
+                for bucket in page["data"]:
+                    for r in bucket["results"]:
+                        key = (bucket["start_time"], bucket["end_time"], *[r[k] for k in USAGE_KEY])
+                        complete[key] = r
+        bucket = partial["data"][0]
+        noon = datetime.fromtimestamp(partial_path.stat().st_mtime, UTC)
+        assert noon == datetime.fromtimestamp(bucket["start_time"], UTC) + timedelta(hours=12)
+        for r in bucket["results"]:
+            full = complete[(bucket["start_time"], bucket["end_time"], *[r[k] for k in USAGE_KEY])]
+            for m in ("input_tokens", "output_tokens", "input_cached_tokens", "num_model_requests"):
+                assert r[m] == full[m] // 2
+            assert r["input_cached_tokens"] <= r["input_tokens"]
+            conflicting += r != full
+            identical += r == full
+    assert conflicting == sample.conflicting_usage_results > 0
+    assert identical == sample.partial_pull_identical_results
+
+
+def test_statement_chain_of_two_and_a_mid_quarter_rate_change(faulty):
+    _, sample = faulty
+    terms = finance_rows(sample.out_dir, "contracts")
+    receivable = [t for t in terms if t["direction"] == "receivable"]
+    # Two non-overlapping receivable terms: the rate changes on 2024-11-15, mid-2024-Q4.
+    assert [(t["rate"], t["effective_from"], t["effective_to"]) for t in receivable] == [
+        ("0.20", "2023-01-01", "2024-11-15"),
+        ("0.15", "2024-11-15", "2026-04-27"),
+    ]
+    assert [t["rate"] for t in terms if t["direction"] == "payable"] == ["0.20"]
+    assert tuple(tuple(str(v) for v in t.values()) for t in terms) == tuple(
+        tuple(str(v) for v in t) for t in sample.contract_terms
+    )
+
+    rows = finance_rows(sample.out_dir, "settlements")
+    by_id = {r["statement_id"]: r for r in rows}
+    chains = []
+    for r in rows:
+        chain = [r["statement_id"]]
+        while by_id[chain[-1]]["supersedes_statement_id"]:
+            chain.append(by_id[chain[-1]]["supersedes_statement_id"])
+        chains.append(chain)
+    assert max(chains, key=len) == [
+        "MSFT-RS-PAY-2024Q3-R2", "MSFT-RS-PAY-2024Q3-R1", "MSFT-RS-PAY-2024Q3",
+    ]  # fmt: skip
+    assert sum(len(c) == 3 for c in chains) == sample.chained_supersessions == 1
+    assert len({by_id[s]["amount"] for s in max(chains, key=len)}) == 3
+
+    def rate_on(day: str) -> Decimal:
+        (hit,) = [t["rate"] for t in receivable if t["effective_from"] <= day < t["effective_to"]]
+        return Decimal(hit)
+
+    received = {}
+    for s in effective_statements(sample.out_dir):
+        if s["direction"] == "receivable":
+            # A reported basis is charged at the rate in effect at the period start.
+            assert Decimal(s["rate"]) == rate_on(s["period_start"])
+            assert Decimal(s["reported_basis_amount"]) * Decimal(s["rate"]) == Decimal(s["amount"])
+            received[quarter_of(date.fromisoformat(s["period_start"]))] = Decimal(s["amount"])
+        else:
+            q = quarter_of(date.fromisoformat(s["period_start"]))
+            assert Decimal(s["amount"]) == SCENARIO_QUARTERS[q].revshare_paid_usd
+    assert received == sample.revshare_received_usd
+    unchanged = {q: SCENARIO_QUARTERS[q].revshare_received_usd for q in ("2024-Q3", "2024-Q4")}
+    assert {q: received[q] for q in unchanged} == unchanged
+    basis = SCENARIO_QUARTERS["2025-Q1"].received_basis_usd
+    # 2025-Q1 at 15%, its basis rounded down to whole 20 cents so the share is whole cents.
+    assert basis - Decimal("0.20") < sample.received_basis_usd["2025-Q1"] <= basis
+    assert received["2025-Q1"] == sample.received_basis_usd["2025-Q1"] * Decimal("0.15")

@@ -3,7 +3,7 @@ statements, contract terms, FX rates and the price sheet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -48,6 +48,12 @@ CONTRACT_ROWS = (
     ("MSFT-OAI-RESALE", "receivable", "Microsoft", "reported",
      "0.20", "2023-01-01", "2026-04-27", "", "", "1000.00", "0.001", 60),
 )  # fmt: skip
+# With `contract_changes`: the resale share drops to this rate from the 15th of the middle month
+# of the middle generated quarter. A `reported` basis is charged at the rate in effect at the
+# period start, so statements use it from the next quarter on; reported bases are whole
+# multiples of RATE_CHANGE_BASIS_STEP then, so the share stays a whole number of cents.
+CHANGED_RECEIVABLE_RATE = Decimal("0.15")
+RATE_CHANGE_BASIS_STEP = Decimal("0.20")
 FX_START = {"EUR": Decimal("1.0950"), "GBP": Decimal("1.2700")}
 RATE6 = Decimal("0.000001")
 CENT = Decimal("0.01")
@@ -60,6 +66,13 @@ class FinanceStats:
     revenue_refunds: int = 0
     settlement_rows: int = 0
     superseding_statements: int = 0
+    # With `statement_chains`: statements superseded by a correction that is itself superseded.
+    chained_supersessions: int = 0
+    # Ground truth of the statements: quarter -> effective (final) amount and reported basis of
+    # the receivable direction, and the contract rows written.
+    received_usd: dict[str, Decimal] = field(default_factory=dict)
+    received_basis_usd: dict[str, Decimal] = field(default_factory=dict)
+    contract_rows: tuple[tuple, ...] = ()
 
 
 def _days(start: date, end: date) -> list[date]:
@@ -148,41 +161,101 @@ def _statement(
     reported: Decimal,
     days_after: int,
     reference: str,
+    rate: Decimal = REVSHARE_RATE,
 ) -> tuple[str, ...]:
     agreement, direction, counterparty, _ = terms
     statement_date = q.end + timedelta(days=days_after)
     return (
         stmt_id, supersedes, agreement, direction, counterparty,
-        q.start.isoformat(), q.end.isoformat(), money(reported), str(REVSHARE_RATE),
-        money(reported * REVSHARE_RATE), "USD", statement_date.isoformat(),
+        q.start.isoformat(), q.end.isoformat(), money(reported), str(rate),
+        money(reported * rate), "USD", statement_date.isoformat(),
         (statement_date + timedelta(days=15)).isoformat(), reference,
     )  # fmt: skip
 
 
-def write_settlements(sink: Sink, quarters: list[Quarter], seed: int, stats) -> None:
+def rate_change_date(quarters: list[Quarter]) -> date:
+    """Mid-period: the 15th of the middle month of the middle generated quarter."""
+    q = quarters[len(quarters) // 2]
+    return date(q.start.year, q.start.month + 1, 15)
+
+
+def contract_rows(quarters: list[Quarter], changes: bool) -> tuple[tuple, ...]:
+    """The terms; with `changes` the receivable agreement gets a second, non-overlapping term
+    at CHANGED_RECEIVABLE_RATE from `rate_change_date`."""
+    if not changes:
+        return CONTRACT_ROWS
+    payable, receivable = CONTRACT_ROWS
+    cut = rate_change_date(quarters).isoformat()
+    before = receivable[:6] + (cut,) + receivable[7:]
+    after = receivable[:4] + (str(CHANGED_RECEIVABLE_RATE), cut) + receivable[6:]
+    return (payable, before, after)
+
+
+def _rate_at(rows: tuple[tuple, ...], direction: str, day: date) -> Decimal:
+    """The rate of the term in effect on `day` (the generator's own reading of its rows)."""
+    for r in rows:
+        start, end = date.fromisoformat(r[5]), date.fromisoformat(r[6]) if r[6] else None
+        if r[1] == direction and start <= day and (end is None or day < end):
+            return Decimal(r[4])
+    raise ValueError(f"no {direction} term on {day}")
+
+
+def write_settlements(
+    sink: Sink,
+    quarters: list[Quarter],
+    seed: int,
+    stats,
+    chains: bool = False,
+    terms: tuple[tuple, ...] = CONTRACT_ROWS,
+) -> None:
+    """One statement per quarter and direction at the rate in effect at the period start; some
+    are wrong and superseded by a correction. With `chains`, the first corrected payable
+    quarter's correction is wrong too and superseded again (a chain of two)."""
     rng = rng_for(seed, "finance", "settlements")
+    chain_rng = rng_for(seed, "finance", "settlement-chains")
     fixed_payable, fixed_receivable = _corrected(len(quarters))
+    chained = {min(fixed_payable)} if chains else set()
     files: dict[tuple[str, int], tuple[list, list]] = {}
     for i, q in enumerate(quarters):
         t = SCENARIO_QUARTERS[q.label]
-        for terms, basis, fixed, sign in (
+        for agreement, basis, fixed, sign in (
             (PAYABLE, t.implied_revenue_usd, fixed_payable, -1),
             (RECEIVABLE, t.received_basis_usd, fixed_receivable, 1),
         ):
-            direction, code = terms[1], terms[3]
+            direction, code = agreement[1], agreement[3]
+            rate = _rate_at(terms, direction, q.start)
+            if rate != REVSHARE_RATE:
+                basis -= basis % RATE_CHANGE_BASIS_STEP
             originals, corrections = files.setdefault((direction, q.year), ([], []))
             sid = f"MSFT-RS-{code}-{q.year}Q{q.quarter}"
             ref = f"{code}-{q.year}Q{q.quarter}"
             if i in fixed:
                 # The first statement misstates the basis (payable: revenue under-reported;
                 # receivable: resale over-reported); the correction replaces it entirely.
-                # Whole multiples of $5 keep 20% of the error a whole number of cents.
+                # Whole multiples of $5 keep the share of the error a whole number of cents.
                 error = Decimal(rng.randint(1_000, 200_000) * 5) * sign
-                originals.append(_statement(terms, q, sid, "", basis + error, 30, ref))
-                corrections.append(_statement(terms, q, f"{sid}-R1", sid, basis, 75, f"{ref}-R1"))
+                originals.append(_statement(agreement, q, sid, "", basis + error, 30, ref, rate))
+                last = sid
+                if direction == "payable" and i in chained:
+                    # Its own stream: the other statements stay as they are without chains.
+                    again = Decimal(chain_rng.randint(1_000, 200_000) * 5) * sign
+                    corrections.append(
+                        _statement(agreement, q, f"{sid}-R1", sid, basis + again, 60,
+                                   f"{ref}-R1", rate)
+                    )  # fmt: skip
+                    last = f"{sid}-R1"
+                    stats.superseding_statements += 1
+                    stats.chained_supersessions += 1
+                n = 2 if last != sid else 1
+                corrections.append(
+                    _statement(agreement, q, f"{sid}-R{n}", last, basis, 75, f"{ref}-R{n}", rate)
+                )
                 stats.superseding_statements += 1
             else:
-                originals.append(_statement(terms, q, sid, "", basis, 30, ref))
+                originals.append(_statement(agreement, q, sid, "", basis, 30, ref, rate))
+            if direction == "receivable":
+                stats.received_usd[q.label] = (basis * rate).quantize(CENT)
+                stats.received_basis_usd[q.label] = basis
     for (direction, year), (originals, corrections) in sorted(files.items()):
         rows = originals + corrections
         sink.write(
@@ -213,8 +286,8 @@ def write_fx(sink: Sink, quarters: list[Quarter], seed: int) -> None:
         sink.write(f"finance/fx/fx_{year}.csv", csv_bytes(FX_COLUMNS, rows))
 
 
-def write_contracts_and_prices(sink: Sink) -> None:
-    sink.write("finance/contracts/contracts.csv", csv_bytes(CONTRACT_COLUMNS, CONTRACT_ROWS))
+def write_contracts_and_prices(sink: Sink, terms: tuple[tuple, ...] = CONTRACT_ROWS) -> None:
+    sink.write("finance/contracts/contracts.csv", csv_bytes(CONTRACT_COLUMNS, terms))
     rows = [
         (ch, model, tt, units, str(price), cur, frm.isoformat(), to.isoformat() if to else "")
         for ch, model, tt, units, price, cur, frm, to in price_rows()
@@ -222,10 +295,20 @@ def write_contracts_and_prices(sink: Sink) -> None:
     sink.write("finance/prices/prices.csv", csv_bytes(PRICE_COLUMNS, rows))
 
 
-def write_finance(sink: Sink, quarters: list[Quarter], seed: int, scale: float) -> FinanceStats:
+def write_finance(
+    sink: Sink,
+    quarters: list[Quarter],
+    seed: int,
+    scale: float,
+    *,
+    statement_chains: bool = False,
+    contract_changes: bool = False,
+) -> FinanceStats:
     stats = FinanceStats()
+    terms = contract_rows(quarters, contract_changes)
+    stats.contract_rows = terms
     write_revenue(sink, quarters, seed, scale, stats)
-    write_settlements(sink, quarters, seed, stats)
+    write_settlements(sink, quarters, seed, stats, statement_chains, terms)
     write_fx(sink, quarters, seed)
-    write_contracts_and_prices(sink)
+    write_contracts_and_prices(sink, terms)
     return stats

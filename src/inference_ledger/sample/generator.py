@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,6 +53,19 @@ class GenerationSummary:
     quarantinable_billing_rows: int = 0
     rejected_export_runs: int = 0
     rejected_export_rows: int = 0  # rows of rejected runs: quarantined with the run's reason
+    # `usage_conflicts`: earlier partial pulls; their results that differ lose to the newest
+    # pull (superseded), those that happen to match are duplicates.
+    partial_usage_pulls: int = 0
+    conflicting_usage_results: int = 0
+    partial_pull_identical_results: int = 0
+    # `statement_chains`: statements superseded by a correction that is itself superseded.
+    chained_supersessions: int = 0
+    # Ground truth of the settlement statements: quarter -> the receivable direction's effective
+    # amount and reported basis (the rate in effect at each quarter's start applied), and the
+    # contract terms written (CSV values, in file order).
+    revshare_received_usd: dict[str, Decimal] = field(default_factory=dict)
+    received_basis_usd: dict[str, Decimal] = field(default_factory=dict)
+    contract_terms: tuple[tuple, ...] = ()
 
 
 def generate_landing(
@@ -65,6 +78,9 @@ def generate_landing(
     billing_dialect: str = "ea",
     billing_faults: bool = False,
     billing_parquet: bool = False,
+    usage_conflicts: bool = False,
+    statement_chains: bool = False,
+    contract_changes: bool = False,
 ) -> GenerationSummary:
     """Write the sample landing data for the inclusive quarter range [start, end].
 
@@ -74,6 +90,15 @@ def generate_landing(
     (`focus`) exports; `billing_faults` adds rows that must be quarantined and export runs
     that must be rejected, without changing any total; `billing_parquet` writes the blobs as
     Parquet (amounts as doubles, as Azure types them) instead of CSV.
+
+    Input edge cases beyond the always-present redeliveries, restated revenue versions and
+    superseding statements: `usage_conflicts` adds earlier partial pulls of some usage pages
+    (same bucket keys, smaller numbers, older files); `statement_chains` makes one correction
+    wrong again and superseded in turn; `contract_changes` changes the receivable rate mid-
+    quarter with a second, non-overlapping term, which moves the amounts received (see
+    `revshare_received_usd`) but no spend, payable or implied-revenue figure. Each one only
+    adds or rewrites its own files (partial pulls; settlements; contracts and settlements):
+    the rest stay byte-identical to a run without it.
     """
     quarters = quarter_range(start, end)
     if not scale > 0:
@@ -87,8 +112,15 @@ def generate_landing(
     billing = write_billing(
         sink, quarters, seed, scale, billing_dialect, billing_faults, billing_parquet
     )
-    usage = write_usage(sink, quarters, seed, scale)
-    finance = write_finance(sink, quarters, seed, scale)
+    usage = write_usage(sink, quarters, seed, scale, usage_conflicts)
+    finance = write_finance(
+        sink,
+        quarters,
+        seed,
+        scale,
+        statement_chains=statement_chains,
+        contract_changes=contract_changes,
+    )
     labels = [q.label for q in quarters]
     return GenerationSummary(
         out_dir=out_dir,
@@ -118,4 +150,11 @@ def generate_landing(
         quarantinable_billing_rows=billing.quarantinable_rows,
         rejected_export_runs=billing.rejected_runs,
         rejected_export_rows=billing.rejected_rows,
+        partial_usage_pulls=usage.partial_pull_pages,
+        conflicting_usage_results=usage.conflicting_results,
+        partial_pull_identical_results=usage.partial_pull_identical_results,
+        chained_supersessions=finance.chained_supersessions,
+        revshare_received_usd=finance.received_usd,
+        received_basis_usd=finance.received_basis_usd,
+        contract_terms=finance.contract_rows,
     )

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -57,10 +58,14 @@ class Sink:
         self.files = 0
         self.bytes = 0
 
-    def write(self, rel_path: str, data: bytes) -> int:
+    def write(self, rel_path: str, data: bytes, mtime: int | None = None) -> int:
+        """`mtime` (unix seconds) dates a file when its age means something, e.g. an earlier
+        usage pull that a newer one must win over."""
         path = self.root / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
         self.files += 1
         self.bytes += len(data)
         return len(data)

@@ -26,6 +26,8 @@ TOKENS_PER_SPEND_USD = 180_000  # ~$5.6 of inference spend per 1M first-party to
 REASONING_MODELS = frozenset({"o1", "o1-mini", "o3", "o3-mini"})
 REDELIVERY_P = 0.04  # a page fetched twice lands in the same day folder under a new name
 OVERLAP_P = 0.02  # a re-pull overlapping the previous day lands in the next day's folder
+CONFLICT_P = 0.03  # with `conflicts`: a page was also pulled at noon, before the day was complete
+PARTIAL_PULL_HOURS = 12
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,12 @@ class UsageStats:
     pages_written: int = 0
     redelivered_pages: int = 0  # includes the overlapping copies
     overlapping_pages: int = 0
+    # Earlier partial pulls of a page (same bucket keys, smaller numbers): their results lose to
+    # the complete pull as conflicting redeliveries; a result the partial pull happens to match
+    # exactly (nothing used yet) is an ordinary duplicate.
+    partial_pull_pages: int = 0
+    conflicting_results: int = 0
+    partial_pull_identical_results: int = 0
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> quarter
     azure_priced_usd: dict[str, Decimal] = field(default_factory=dict)  # quarter
 
@@ -199,7 +207,43 @@ def _pages(day: date, results: list[dict], rng) -> list[dict]:
     return pages
 
 
-def _write_day(sink: Sink, channel: str, day: date, pages: list[dict], prev, rng, stats) -> None:
+def _partial(page: dict) -> dict:
+    """The page as a pull at noon saw it: every count at half (rounded down), so cached tokens
+    stay within input tokens and each non-zero count differs from the complete pull's."""
+    measures = ("input_tokens", "output_tokens", "input_cached_tokens", "num_model_requests")
+    bucket = page["data"][0]
+    results = [
+        {**r, **{m: r[m] * PARTIAL_PULL_HOURS // 24 for m in measures}} for r in bucket["results"]
+    ]
+    return {**page, "data": [{**bucket, "results": results}]}
+
+
+def _write_partial_pull(sink: Sink, folder: str, day: date, page: dict, stats) -> None:
+    """An earlier, partial pull of `page`: dated at noon of its day and named to sort before
+    the complete pull, so the complete one is the newest by either."""
+    partial = _partial(page)
+    noon = int(datetime(day.year, day.month, day.day, PARTIAL_PULL_HOURS, tzinfo=UTC).timestamp())
+    sink.write(f"{folder}/page-0000-partial.json", json_bytes(partial), mtime=noon)
+    results = partial["data"][0]["results"]
+    same = sum(a == b for a, b in zip(results, page["data"][0]["results"], strict=True))
+    stats.partial_pull_pages += 1
+    stats.pages_written += 1
+    stats.results_written += len(results)
+    stats.conflicting_results += len(results) - same
+    stats.partial_pull_identical_results += same
+
+
+def _write_day(
+    sink: Sink,
+    channel: str,
+    day: date,
+    pages: list[dict],
+    prev,
+    rng,
+    stats,
+    conflicts: bool = False,
+    conflict_rng=None,
+) -> None:
     folder = f"usage/{channel}/{day:%Y-%m-%d}"
     kind = rng.random()
     if kind < 0.12:
@@ -227,19 +271,26 @@ def _write_day(sink: Sink, channel: str, day: date, pages: list[dict], prev, rng
         stats.redelivered_pages += 1
         stats.pages_written += 1
         stats.results_written += len(page["data"][0]["results"])
+    # Its own random stream, so switching conflicts on leaves every other file as it was.
+    if conflicts and conflict_rng.random() < CONFLICT_P:
+        _write_partial_pull(sink, folder, day, conflict_rng.choice(pages), stats)
 
 
-def write_usage(sink: Sink, quarters: list[Quarter], seed: int, scale: float) -> UsageStats:
+def write_usage(
+    sink: Sink, quarters: list[Quarter], seed: int, scale: float, conflicts: bool = False
+) -> UsageStats:
+    """`conflicts` adds earlier partial pulls of some pages (conflicting redeliveries)."""
     stats = UsageStats()
     for channel in CHANNELS:
         projects = _projects(channel, seed, scale)
         rng = rng_for(seed, "usage", "files", channel)
+        conflict_rng = rng_for(seed, "usage", "conflicts", channel)
         prev: list[dict] = []
         for q in quarters:
             by_day = quarter_results(channel, q, projects, seed, stats)
             for day in sorted(by_day):
                 pages = _pages(day, by_day[day], rng)
                 stats.results_unique += len(by_day[day])
-                _write_day(sink, channel, day, pages, prev, rng, stats)
+                _write_day(sink, channel, day, pages, prev, rng, stats, conflicts, conflict_rng)
                 prev = pages
     return stats
