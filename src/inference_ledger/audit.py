@@ -8,7 +8,7 @@ from datetime import date
 
 from psycopg2.extras import execute_values
 
-from inference_ledger.quality import CheckResult
+from inference_ledger.quality.results import CheckResult
 
 
 def start_run(
@@ -128,14 +128,35 @@ def record_dq_results(conn, run_id: str, results: list[CheckResult]) -> None:
             r.success,
             r.observed_value,
             json.dumps(r.details),
+            r.check_name,
+            r.checked_at,
         )
         for r in results
     ]
     with conn.cursor() as cur:
+        # A retried step validates again: its suites' earlier results for the run are replaced.
+        cur.execute(
+            "DELETE FROM audit.dq_results WHERE run_id = %s AND suite = ANY(%s)",
+            (run_id, sorted({r.suite for r in results})),
+        )
         execute_values(
             cur,
             """INSERT INTO audit.dq_results (run_id, suite, expectation, column_name, severity, success,
-                                             observed_value, details) VALUES %s""",
+                                             observed_value, details, check_name, checked_at)
+               VALUES %s""",
             values,
         )
     conn.commit()
+
+
+def dq_counts(conn, run_id: str) -> tuple[int, int]:
+    """(checks, failed warnings) recorded for a run by all its suites."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT count(*), count(*) FILTER (WHERE NOT success AND severity = 'warning')
+               FROM audit.dq_results WHERE run_id = %s""",
+            (run_id,),
+        )
+        checks, warnings = cur.fetchone()
+    conn.commit()
+    return int(checks), int(warnings)

@@ -18,6 +18,7 @@ from inference_ledger.db import connect, database_url, migrate
 from inference_ledger.db.copy import copy_csv
 from inference_ledger.ingest.records import InputError
 from inference_ledger.publish import PublishOutcome, publish, write_copy_csv
+from inference_ledger.quality import gate as quality_gate
 from inference_ledger.settings import load_settings
 from inference_ledger.spark import get_spark
 
@@ -93,6 +94,7 @@ def ingest_step(ctx: steps.RunContext, url: str, incremental: bool = True) -> li
         _record_quarantine(ctx, conn)
     finally:
         conn.close()
+    quality_gate.input_files_gate(spark, ctx, url, accounting)
     return accounting
 
 
@@ -127,6 +129,7 @@ def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:
         audit.set_run_range(conn, ctx.run_id, start, end)
     finally:
         conn.close()
+    quality_gate.lake_gate(spark, ctx, url, start, end)
     return counts
 
 

@@ -41,6 +41,14 @@ def _zero() -> Column:
     return F.lit(0).cast(MONEY)
 
 
+def _minus(a, b) -> Column:
+    """a - b keeping all 10 places: Spark gives decimal(38,10) - decimal(38,10) only 9, so the
+    operands narrow to decimal(24,10) (up to 10^14 USD) first."""
+    a = F.col(a) if isinstance(a, str) else a
+    b = F.col(b) if isinstance(b, str) else b
+    return a.cast(_AMT) - b.cast(_AMT)
+
+
 def quarter_label(c: Column) -> Column:
     return F.concat(F.year(c).cast("string"), F.lit("-Q"), F.quarter(c).cast("string"))
 
@@ -211,8 +219,8 @@ def with_cap(df: DataFrame, caps: DataFrame) -> DataFrame:
     )
     df = df.join(caps, ["agreement_id", "direction"], "left")
     cum = F.sum(F.coalesce("uncapped_expected_usd", _zero())).over(w)
-    before = cum - F.coalesce("uncapped_expected_usd", _zero())
-    room = F.greatest(F.col("cap_amount") - before, _zero())
+    before = _minus(cum, F.coalesce("uncapped_expected_usd", _zero()))
+    room = F.greatest(_minus("cap_amount", before), _zero())
     expected = F.when(F.col("cap_amount").isNull(), F.col("uncapped_expected_usd")).otherwise(
         F.least(F.col("uncapped_expected_usd"), room)
     )
@@ -220,7 +228,7 @@ def with_cap(df: DataFrame, caps: DataFrame) -> DataFrame:
     return (
         df.withColumn("expected_usd", expected)
         .withColumn("cap_used_usd", F.when(F.col("cap_amount").isNotNull(), used))
-        .withColumn("cap_remaining_usd", F.col("cap_amount") - F.col("cap_used_usd"))
+        .withColumn("cap_remaining_usd", _minus("cap_amount", "cap_used_usd"))
     )
 
 
@@ -304,7 +312,7 @@ def revshare_reconciliation(
         .transform(
             lambda d: with_cap(d, term_facts.select("agreement_id", "direction", "cap_amount"))
         )
-        .withColumn("variance_usd", F.col("settled_usd") - F.coalesce("expected_usd", _zero()))
+        .withColumn("variance_usd", _minus("settled_usd", F.coalesce("expected_usd", _zero())))
         .withColumn("variance_pct", ratio(F.col("variance_usd"), F.col("expected_usd")))
         .withColumn(
             "rate",
@@ -331,7 +339,7 @@ def revshare_reconciliation(
             )
             .withColumn(
                 "usage_estimate_variance_usd",
-                F.col("basis_usd") - F.col("usage_estimate_usd"),
+                _minus("basis_usd", "usage_estimate_usd"),
             )
             .withColumn(
                 "usage_estimate_variance_pct",
@@ -527,7 +535,7 @@ def prior_period_adjustments(
         .groupBy("target_period", "agreement_id", "direction")
         .agg(F.concat_ws("; ", F.sort_array(F.collect_set("entry"))).alias("adjustment_inputs"))
     )
-    variance = F.col("settled_usd") - F.col("expected_usd")
+    variance = _minus("settled_usd", "expected_usd")
     fallback_status = (
         F.when(variance == 0, F.lit("matched"))
         .when(variance < 0, F.lit("underpaid"))
@@ -549,7 +557,7 @@ def prior_period_adjustments(
         .withColumn("usage_estimate_usd", F.when(reported, F.col("usage_estimate_usd")))
         .withColumn(
             "usage_estimate_variance_usd",
-            F.when(reported, F.col("basis_usd") - F.col("usage_estimate_usd")),
+            F.when(reported, _minus("basis_usd", "usage_estimate_usd")),
         )
         .withColumn(
             "usage_estimate_variance_pct",

@@ -1,0 +1,64 @@
+"""The gate at each step: validate, record every result in audit, rebuild the run's Data Docs,
+then stop the run if a critical expectation failed (nothing published, marts unchanged)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+
+from pyspark.sql import SparkSession
+
+from inference_ledger import audit
+from inference_ledger.db import connect
+from inference_ledger.quality.config import QualityConfig
+from inference_ledger.quality.lake_suites import validate_input_files, validate_lake
+from inference_ledger.quality.mart_suites import validate_staging
+from inference_ledger.quality.results import CheckResult, QualityGateFailed, critical_failures
+from inference_ledger.quality.runner import SuiteOutcome, build_data_docs
+
+log = logging.getLogger(__name__)
+
+
+def _verdict(
+    ctx, url: str, outcomes: list[SuiteOutcome], started: float, conn=None
+) -> list[CheckResult]:
+    results = [c for o in outcomes for c in o.checks]
+    own = conn is None
+    conn = conn or connect(url)
+    try:
+        audit.record_dq_results(conn, ctx.run_id, results)
+    finally:
+        if own:
+            conn.close()
+    build_data_docs(ctx.settings.home, ctx.run_id, outcomes)
+    failures = critical_failures(results)
+    log.info(
+        "data quality %s: %d checks, %d failed, %.1fs",
+        ", ".join(sorted({o.suite.name for o in outcomes})),
+        len(results),
+        sum(1 for r in results if not r.success),
+        time.monotonic() - started,
+    )
+    if failures:
+        raise QualityGateFailed(failures)
+    return results
+
+
+def input_files_gate(spark: SparkSession, ctx, url: str, accounting: list[dict]):
+    """After ingest: the quarantine rate of every file read."""
+    started, cfg = time.monotonic(), QualityConfig.load()
+    return _verdict(ctx, url, validate_input_files(spark, accounting, cfg), started)
+
+
+def lake_gate(spark: SparkSession, ctx, url: str, start: date, end: date):
+    """After aggregate, before publish: the canonical lake tables of the run's range."""
+    started, cfg = time.monotonic(), QualityConfig.load()
+    outcomes = validate_lake(spark, ctx.lake_dir, start, end, ctx.as_of, cfg)
+    return _verdict(ctx, url, outcomes, started)
+
+
+def staging_gate(ctx, url: str, marts: list[str], conn):
+    """After COPY into staging, before the publishing transaction."""
+    started, cfg = time.monotonic(), QualityConfig.load()
+    return _verdict(ctx, url, validate_staging(url, marts, conn, cfg), started, conn=conn)

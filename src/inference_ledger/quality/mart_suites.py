@@ -1,0 +1,188 @@
+"""Suites on the staged marts (Postgres `staging`), run after COPY and before the publish.
+
+Row-level rules GX has no built-in for are `UnexpectedRowsExpectation` queries: the rows they
+return are the violations (observed value = their count). They name the staging tables
+directly (see runner.quiet_gx) and take thresholds from the typed config via psycopg2.sql.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from inference_ledger import contracts
+from inference_ledger.quality.config import QualityConfig
+from inference_ledger.quality.runner import (
+    Suite,
+    SuiteOutcome,
+    gx_module,
+    quiet_stdout,
+    run_sql_suites,
+)
+
+STATUSES = [
+    "matched",
+    "underpaid",
+    "overpaid",
+    "missing_settlement",
+    "unexpected_settlement",
+    "pending",
+]
+
+# Money lake = staged, per month and currency (the lake side is staging.control_totals).
+CONTROL_TOTALS_SPEND = """
+WITH staged AS (
+    SELECT to_char(usage_date, 'YYYY-MM') AS period_label, 'USD' AS currency,
+           sum(billed_cost_usd) AS amount, count(*) AS row_count
+    FROM staging.inference_spend_daily GROUP BY 1, 2
+), lake AS (
+    SELECT period_label, currency, amount FROM staging.control_totals
+    WHERE table_name = 'inference_spend_daily'
+)
+SELECT coalesce(l.period_label, s.period_label) AS period_label,
+       coalesce(l.currency, s.currency) AS currency,
+       l.amount AS lake_amount, s.amount AS staged_amount
+FROM lake l FULL JOIN staged s USING (period_label, currency)
+WHERE l.amount IS DISTINCT FROM s.amount
+"""
+
+# The summary's spend per quarter is the staged daily inference spend of that quarter.
+CONTROL_TOTALS_SUMMARY = """
+WITH daily AS (
+    SELECT to_char(usage_date, 'YYYY') || '-Q' || to_char(usage_date, 'Q') AS period_label,
+           sum(billed_cost_usd) AS amount
+    FROM staging.inference_spend_daily WHERE workload = 'inference' GROUP BY 1
+)
+SELECT q.period_label, q.inference_spend_usd, coalesce(d.amount, 0) AS daily_amount
+FROM staging.quarterly_summary q LEFT JOIN daily d USING (period_label)
+WHERE q.inference_spend_usd IS DISTINCT FROM coalesce(d.amount, 0)
+"""
+
+VARIANCE_ARITHMETIC = """
+SELECT period_label, agreement_id, direction, settled_usd, expected_usd, variance_usd
+FROM staging.revshare_reconciliation
+WHERE settled_usd IS NOT NULL
+  AND variance_usd IS DISTINCT FROM settled_usd - coalesce(expected_usd, 0)
+"""
+
+# expected = basis x rate. The mart's rate is the period's effective rate rounded to 10 places
+# (a blend when terms change inside a quarter), and expected is rounded to 10 places, so the
+# two may differ by at most |basis| x 0.5e-10 + 0.5e-10. A cap can only lower expected: rows
+# whose cap is exhausted need expected <= basis x rate instead.
+EXPECTED_ARITHMETIC = """
+WITH rows AS (
+    SELECT period_label, agreement_id, direction, is_adjustment, basis_usd, rate, expected_usd,
+           basis_usd * rate AS product, cap_remaining_usd
+    FROM staging.revshare_reconciliation
+    WHERE basis_usd IS NOT NULL AND rate IS NOT NULL AND NOT is_adjustment
+)
+SELECT period_label, agreement_id, direction, basis_usd, rate, expected_usd, product
+FROM rows
+WHERE expected_usd IS NULL
+   OR CASE WHEN cap_remaining_usd = 0
+           THEN abs(expected_usd) > abs(product) + abs(basis_usd) * 0.00000000005 + 0.00000000005
+           ELSE abs(expected_usd - product) > abs(basis_usd) * 0.00000000005 + 0.00000000005
+      END
+"""
+
+# Day-over-day: total spend of a day against the day before, both ways.
+SPEND_JUMP = """
+WITH daily AS (
+    SELECT usage_date, sum(billed_cost_usd) AS amount
+    FROM staging.inference_spend_daily GROUP BY usage_date
+), paired AS (
+    SELECT usage_date, amount,
+           lag(amount) OVER (ORDER BY usage_date) AS previous,
+           lag(usage_date) OVER (ORDER BY usage_date) AS previous_date
+    FROM daily
+)
+SELECT usage_date, previous, amount FROM paired
+WHERE previous_date = usage_date - 1 AND previous > 0 AND amount > 0
+  AND (amount > previous * {factor} OR previous > amount * {factor})
+"""
+
+
+def _meta(cfg: QualityConfig, check: str, **extra) -> dict:
+    return {"check": check, "severity": cfg.severity(check), **extra}
+
+
+def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
+    """The suite of one staged mart: its contract's keys and required columns, plus the
+    mart's own rules. `conn` renders config values into SQL safely."""
+    E = gx_module().expectations
+    key = contracts.primary_key(mart)
+    exps = []
+    for c in contracts.columns("marts", mart):
+        if not c.nullable:
+            check = "keys" if c.name in key else "required"
+            exps.append(E.ExpectColumnValuesToNotBeNull(column=c.name, meta=_meta(cfg, check)))
+    if len(key) == 1:
+        exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=_meta(cfg, "keys")))
+    else:
+        exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key, meta=_meta(cfg, "keys")))
+
+    def rows(check: str, description: str, query: str, column: str) -> None:
+        with quiet_stdout():
+            exps.append(
+                E.UnexpectedRowsExpectation(
+                    description=description,
+                    unexpected_rows_query=query,
+                    meta=_meta(cfg, check, column=column),
+                )
+            )
+
+    if mart == "inference_spend_daily":
+        rows(
+            "control_totals",
+            "control totals: staged billed cost per month and currency equals the lake's",
+            CONTROL_TOTALS_SPEND,
+            "billed_cost_usd",
+        )
+        factor = sql.Literal(cfg.max_spend_factor).as_string(conn)
+        rows(
+            "spend_jump",
+            f"day-over-day total spend within a factor of {cfg.max_spend_factor}",
+            sql.SQL(SPEND_JUMP).format(factor=sql.SQL(factor)).as_string(conn),
+            "billed_cost_usd",
+        )
+    if mart == "quarterly_summary":
+        rows(
+            "control_totals",
+            "control totals: quarterly inference spend equals the staged daily inference spend",
+            CONTROL_TOTALS_SUMMARY,
+            "inference_spend_usd",
+        )
+    if mart == "revshare_reconciliation":
+        rows(
+            "reconciliation_arithmetic",
+            "reconciliation arithmetic: variance = settled - expected, exactly",
+            VARIANCE_ARITHMETIC,
+            "variance_usd",
+        )
+        rows(
+            "reconciliation_arithmetic",
+            "reconciliation arithmetic: expected = basis x rate (capped: at most)",
+            EXPECTED_ARITHMETIC,
+            "expected_usd",
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="status", value_set=STATUSES, meta=_meta(cfg, "status_values")
+            )
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="status",
+                value_set=["matched", "pending"],
+                description="settlements match their expectation (or are not due yet)",
+                meta=_meta(cfg, "settlement_status"),
+            )
+        )
+    return Suite(f"staging.{mart}", exps)
+
+
+def validate_staging(
+    sqlalchemy_url: str, marts: list[str], conn, cfg: QualityConfig | None = None
+) -> list[SuiteOutcome]:
+    """Each mart's suite on its staging table."""
+    cfg = cfg or QualityConfig.load()
+    return run_sql_suites(sqlalchemy_url, [(mart_suite(m, cfg, conn), "staging", m) for m in marts])

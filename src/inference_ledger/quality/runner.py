@@ -1,0 +1,196 @@
+"""Running suites with Great Expectations 1.x, and the per-run Data Docs site.
+
+Validation runs in an ephemeral context (nothing written, fast). Its results are then put into a
+small file-backed GX project per run under `LEDGER_HOME/data_docs/<run_id>/`, whose
+filesystem site is rebuilt from every result stored for the run so far: the lake suites
+(ingest/aggregate) and the staging suites (publish) may run in different processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from inference_ledger.quality.results import CheckResult, from_validation
+
+log = logging.getLogger(__name__)
+DOCS_SITE = "ledger_run"
+RESULT_FORMAT = "SUMMARY"
+
+
+@dataclass
+class Suite:
+    """A suite as code: its name (`lake.<table>`, `staging.<mart>`, `ingest.<what>`) and
+    expectations, each carrying `meta = {"check": <config check>, "severity": ...}`."""
+
+    name: str
+    expectations: list
+
+
+@dataclass
+class SuiteOutcome:
+    suite: object  # gx.ExpectationSuite
+    key: object  # ValidationResultIdentifier
+    result: object  # ExpectationSuiteValidationResult
+    checks: list[CheckResult]
+
+
+def quiet_gx():
+    # We choose the generic SQL datasource on purpose: it accepts Unix-socket URLs.
+    warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
+    # Each staging batch is a whole table, so the queries name it: GX substitutes `{batch}`
+    # without an alias on some paths, which Postgres before 16 rejects.
+    warnings.filterwarnings("ignore", message=".*should contain the \\{batch\\} parameter.*")
+    for name in (
+        "great_expectations",
+        "great_expectations._docs_decorators",
+        "great_expectations.data_context.types.base",
+    ):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """GX prints (not logs) a notice for each UnexpectedRowsExpectation whose query names its
+    table instead of `{batch}`, each time one is built or copied; ours do so on purpose."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def gx_module():
+    quiet_gx()
+    import great_expectations as gx
+
+    quiet_gx()  # again: importing GX resets some of its loggers
+    return gx
+
+
+def ephemeral_context():
+    gx = gx_module()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _outcomes(context, checkpoint_result, suites: dict) -> list[SuiteOutcome]:
+    now = datetime.now(UTC)
+    out = []
+    for key, result in checkpoint_result.run_results.items():
+        name = result.suite_name
+        out.append(SuiteOutcome(suites[name], key, result, from_validation(name, result, now)))
+    return out
+
+
+def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
+    """Each (suite, Spark DataFrame) through a Checkpoint on a GX spark dataframe asset, in
+    the caller's Spark session."""
+    gx = gx_module()
+    context = ephemeral_context()
+    source = context.data_sources.add_spark(name="lake")
+    outcomes = []
+    for suite_def, df in frames:
+        asset = source.add_dataframe_asset(name=suite_def.name)
+        batch = asset.add_batch_definition_whole_dataframe("whole")
+        suite = context.suites.add(
+            gx.ExpectationSuite(name=suite_def.name, expectations=suite_def.expectations)
+        )
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"validate {suite_def.name}", data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"checkpoint {suite_def.name}",
+                validation_definitions=[definition],
+                result_format=RESULT_FORMAT,
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": df})
+        outcomes.extend(_outcomes(context, result, {suite.name: suite}))
+    return outcomes
+
+
+def run_sql_suites(sqlalchemy_url: str, tables: list[tuple[Suite, str, str]]) -> list[SuiteOutcome]:
+    """Each (suite, schema, table) on a whole Postgres table, all in one Checkpoint."""
+    gx = gx_module()
+    with quiet_stdout():
+        context = ephemeral_context()
+        source = context.data_sources.add_sql(name="ledger_db", connection_string=sqlalchemy_url)
+        definitions, suites = [], {}
+        for suite_def, schema, table in tables:
+            asset = source.add_table_asset(
+                name=f"{schema}.{table}", table_name=table, schema_name=schema
+            )
+            batch = asset.add_batch_definition_whole_table("whole")
+            suite = context.suites.add(
+                gx.ExpectationSuite(name=suite_def.name, expectations=suite_def.expectations)
+            )
+            suites[suite.name] = suite
+            definitions.append(
+                context.validation_definitions.add(
+                    gx.ValidationDefinition(
+                        name=f"validate {suite_def.name}", data=batch, suite=suite
+                    )
+                )
+            )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name="checkpoint staging",
+                validation_definitions=definitions,
+                result_format=RESULT_FORMAT,
+            )
+        )
+        return _outcomes(context, checkpoint.run(), suites)
+
+
+def docs_dir(home: Path, run_id: str) -> Path:
+    return Path(home) / "data_docs" / run_id
+
+
+def build_data_docs(home: Path, run_id: str, outcomes: list[SuiteOutcome]) -> Path | None:
+    """Add the outcomes to the run's stored results and rebuild its Data Docs site.
+
+    Returns LEDGER_HOME/data_docs/<run_id>/index.html. The docs are a view of results already
+    in audit.dq_results, so a failure to build them is logged, never fatal."""
+    root = docs_dir(home, run_id)
+    try:
+        with quiet_stdout():
+            _build_site(root, outcomes)
+    except Exception:  # noqa: BLE001 - the gate's verdict is already recorded; docs are a view
+        log.exception("building Data Docs under %s failed", root)
+        return None
+    index = root / "index.html"
+    return index if index.exists() else None
+
+
+def _build_site(root: Path, outcomes: list[SuiteOutcome]) -> None:
+    gx = gx_module()
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(root / "_gx"))
+    if DOCS_SITE not in (context.get_config().data_docs_sites or {}):
+        context.add_data_docs_site(
+            DOCS_SITE,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(root),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    for o in outcomes:
+        context.suites.add_or_update(
+            gx.ExpectationSuite(
+                name=o.suite.name, expectations=[copy.copy(e) for e in o.suite.expectations]
+            )
+        )
+        context.validation_results_store.set(o.key, o.result)
+    context.build_data_docs(site_names=[DOCS_SITE])
