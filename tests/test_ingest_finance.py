@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from inference_ledger import steps
+from inference_ledger import audit, steps
 from inference_ledger.ingest import finance
 from inference_ledger.ingest import records as R
+from inference_ledger.pipeline import finish, prepare
+from inference_ledger.sample import generate_landing
+from inference_ledger.sample.catalog import price_rows
 from tests.helpers import D, lake_df
 
 
@@ -201,3 +206,59 @@ def test_price_sheet_gaps_and_overlaps_name_what_is_missing(spark):
     assert finance.price_sheet_errors(lake_df(spark, "prices", overlapping), usage_df, terms) == [
         "azure_openai m2 output (USD): prices from 2023-12-01 and 2024-01-01 overlap"
     ]
+
+
+def test_every_file_balances_with_all_input_faults_on(spark, pg_url, pg_conn, tmp_path):
+    """audit.input_files after ingesting generated usage and finance feeds with every input
+    fault switched on: per file, read = loaded + deduplicated + superseded + quarantined, and
+    per source each outcome is the generator's own count of what it planted. (Billing has its
+    own control-total tests; it is left out to keep this one small.)"""
+    sample = generate_landing(
+        tmp_path / "landing",
+        start="2024-Q1",
+        end="2024-Q1",
+        scale=0.1,
+        usage_conflicts=True,
+        statement_chains=True,
+        contract_changes=True,
+    )
+    assert sample.conflicting_usage_results > 0 and sample.chained_supersessions == 1
+    shutil.rmtree(sample.out_dir / "billing")
+    ctx, url = prepare(sample.out_dir, None, None, "test")
+    # Its own lake: the session's lake belongs to the end-to-end tests.
+    ctx.settings = dataclasses.replace(ctx.settings, lake_uri=str(tmp_path / "lake"))
+    try:
+        # What the ingest step records, without its data-quality gate (tested elsewhere).
+        audit.record_input_files(pg_conn, ctx.run_id, steps.ingest(spark, ctx))
+        pg_conn.commit()
+    finally:
+        finish(ctx, url)
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT source, path, rows_read, rows_loaded, rows_deduplicated, rows_superseded,"
+            " rows_quarantined FROM audit.input_files WHERE run_id = %s",
+            (ctx.run_id,),
+        )
+        files = cur.fetchall()
+    landed = {str(p) for p in sample.out_dir.rglob("*") if p.is_file()}
+    assert {f[1] for f in files} == landed
+    assert [f for f in files if f[2] != sum(f[3:])] == []
+    by_source: dict[str, tuple[int, ...]] = {}
+    for source, _, *counts in files:
+        total = by_source.get(source, (0,) * 5)
+        by_source[source] = tuple(a + b for a, b in zip(total, counts, strict=True))
+    conflicting = sample.conflicting_usage_results
+    redelivered = sample.usage_results_written - sample.usage_results - conflicting
+    versions = sample.superseded_revenue_versions
+    fx_rows = by_source["finance.fx"][0]
+    # (read, loaded, deduplicated, superseded, quarantined)
+    assert by_source == {
+        "usage": (sample.usage_results_written, sample.usage_results, redelivered, conflicting, 0),
+        "finance.revenue": (sample.revenue_rows, sample.revenue_rows - versions, 0, versions, 0),
+        "finance.settlements": (sample.settlement_rows, 2, 0, sample.superseding_statements, 0),
+        "finance.contracts": (3, 3, 0, 0, 0),
+        "finance.prices": (len(price_rows()), len(price_rows()), 0, 0, 0),
+        "finance.fx": (fx_rows, fx_rows, 0, 0, 0),
+    }
+    # 2024-Q1 with a mid-quarter change: statement, its wrong correction, the final one.
+    assert (sample.settlement_rows, sample.superseding_statements) == (5, 3)
