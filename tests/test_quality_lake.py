@@ -1,0 +1,231 @@
+"""Lake and ingest suites on tiny hand-built Spark DataFrames: each violation is caught by the
+expectation of its configured check, with the exact count, and nothing else fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from inference_ledger.quality import QualityConfig, QualityConfigError
+from inference_ledger.quality.lake_suites import (
+    FRESHNESS_SUITE,
+    LAKE_CHECKS,
+    freshness_suite,
+    table_frame,
+    table_suite,
+    validate_frames,
+    validate_input_files,
+    with_freshness,
+)
+from tests.helpers import lake_df
+
+D = Decimal
+CFG = QualityConfig.load()
+
+
+def ts(day: str, hour: int = 0) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+def failed(outcomes) -> list[tuple]:
+    return sorted(
+        (r.suite, r.check_name, r.severity, r.column_name, r.observed_value)
+        for o in outcomes
+        for r in o.checks
+        if not r.success
+    )
+
+
+def bill(**kw) -> dict:
+    row = {
+        "billing_month": "2024-01",
+        "provider_name": "Microsoft",
+        "billing_account_id": "ba",
+        "scope_id": "scope-a",
+        "charge_period_start": ts("2024-01-05"),
+        "charge_period_end": ts("2024-01-06"),
+        "usage_date": date(2024, 1, 5),
+        "charge_category": "Usage",
+        "service_name": "Azure OpenAI",
+        "billed_cost": D("10.5"),
+        "effective_cost": D("10.5"),
+        "billing_currency": "USD",
+        "billed_cost_usd": D("10.5"),
+        "effective_cost_usd": D("10.5"),
+        "fx_rate": D(1),
+        "workload": "inference",
+        "workload_rule": "tag",
+        "source_file": "b.csv",
+    }
+    return row | kw
+
+
+def use(project: str, **kw) -> dict:
+    row = {
+        "usage_month": "2024-01",
+        "usage_date": date(2024, 1, 5),
+        "channel": "openai",
+        "bucket_start_at": ts("2024-01-05"),
+        "bucket_end_at": ts("2024-01-06"),
+        "project_id": project,
+        "model": "gpt-4o",
+        "input_tokens": 100,
+        "input_cached_tokens": 10,
+        "output_tokens": 5,
+        "num_model_requests": 1,
+        "source_file": "u.json",
+    }
+    return row | kw
+
+
+def rev(entry: str, currency: str = "USD") -> dict:
+    return {
+        "entry_id": entry,
+        "entry_version": 1,
+        "revenue_date": date(2024, 1, 5),
+        "product_line": "api",
+        "amount": D("1.00"),
+        "currency": currency,
+        "fx_rate": D(1),
+        "amount_usd": D("1.00"),
+        "source_file": "r.csv",
+    }
+
+
+def fx(currency: str, day: str, rate: str) -> dict:
+    return {
+        "rate_date": date.fromisoformat(day),
+        "currency": currency,
+        "usd_per_unit": D(rate),
+        "source_file": "fx.csv",
+    }
+
+
+def test_every_lake_violation_is_named_with_its_check_and_count(spark):
+    tables = {
+        "billing_lines": [
+            bill(),
+            # Ends exactly at the month boundary (exclusive end): inside.
+            bill(charge_period_start=ts("2024-01-31"), charge_period_end=ts("2024-02-01")),
+            bill(charge_period_start=ts("2024-02-01"), charge_period_end=ts("2024-02-02")),
+            bill(billing_currency="XXY"),
+            bill(billed_cost_usd=D("2000000000000")),
+            bill(scope_id=None),
+        ],
+        "usage_facts": [
+            use("p1"),
+            use("p1", output_tokens=6),  # same natural key as the row before
+            use("p2", input_cached_tokens=101),
+            use("p3", output_tokens=-1),
+            use("p4", input_tokens=2 * 10**15, input_cached_tokens=0),
+            use("p5", channel=None),
+        ],
+        "revenue_lines": [rev("e1"), rev("e1"), rev("e2", currency="usd")],
+        "settlements": [],
+        "contract_terms": [],
+        "fx_rates": [fx("EUR", "2024-01-05", "1.09"), fx("EUR", "2024-01-05", "1.10")]
+        + [fx("GBP", "2024-01-05", "0")],
+        "prices": [],
+    }
+    frames = {f"lake.{t}": table_frame(lake_df(spark, t, rows), t) for t, rows in tables.items()}
+    suites = {f"lake.{t}": table_suite(t, CFG) for t in LAKE_CHECKS}
+    outcomes = validate_frames(frames, suites)
+    assert {o.suite.name for o in outcomes} == {f"lake.{t}" for t in LAKE_CHECKS}
+    c = "critical"
+    assert failed(outcomes) == sorted(
+        [
+            ("lake.billing_lines", "required", c, "scope_id", "1"),
+            ("lake.billing_lines", "currency_iso", c, "billing_currency", "1"),
+            ("lake.billing_lines", "amount_bounds", c, "billed_cost_usd", "1"),
+            (
+                "lake.billing_lines",
+                "charge_in_billing_period",
+                c,
+                "is_charge_in_billing_period",
+                "1",
+            ),
+            ("lake.usage_facts", "keys", c, ",".join(LAKE_CHECKS["usage_facts"][0]), "2"),
+            ("lake.usage_facts", "keys", c, "channel", "1"),
+            ("lake.usage_facts", "token_bounds", c, "output_tokens", "1"),
+            ("lake.usage_facts", "token_bounds", c, "input_tokens", "1"),
+            ("lake.usage_facts", "cached_within_input", c, "input_cached_tokens", "1"),
+            ("lake.revenue_lines", "keys", c, "entry_id", "2"),
+            ("lake.revenue_lines", "currency_iso", c, "currency", "1"),
+            ("lake.fx_rates", "keys", c, "currency,rate_date", "2"),
+            ("lake.fx_rates", "amount_bounds", c, "usd_per_unit", "1"),
+        ]
+    )
+
+
+def test_freshness_names_the_stalled_feed(spark):
+    billing = lake_df(
+        spark,
+        "billing_lines",
+        [
+            bill(usage_date=date(2024, 3, 31)),
+            bill(scope_id="scope-b", usage_date=date(2024, 3, 20)),
+        ],
+    )
+    usage = lake_df(spark, "usage_facts", [use("p1", usage_date=date(2024, 3, 31))])
+    by_data = with_freshness(billing, usage, None)
+    assert sorted((r["feed"], r["lag_days"]) for r in by_data.collect()) == [
+        ("billing:Microsoft:scope-a", 0),
+        ("billing:Microsoft:scope-b", 11),
+        ("usage:openai", 0),
+    ]
+    by_as_of = with_freshness(billing, usage, date(2024, 4, 2))
+    assert sorted(r["lag_days"] for r in by_as_of.collect()) == [2, 2, 13]
+    outcomes = validate_frames({FRESHNESS_SUITE: by_data}, {FRESHNESS_SUITE: freshness_suite(CFG)})
+    assert failed(outcomes) == [(FRESHNESS_SUITE, "freshness", "warning", "lag_days", "1")]
+
+
+def test_quarantine_rate_per_file_over_the_threshold_is_a_warning(spark):
+    accounting = [
+        {"source": "usage", "source_file": "a.json", "rows_read": 200, "rows_quarantined": 11},
+        {"source": "usage", "source_file": "b.json", "rows_read": 100, "rows_quarantined": 5},
+        {"source": "usage", "source_file": "empty.json", "rows_read": 0, "rows_quarantined": 0},
+    ]
+    outcomes = validate_input_files(spark, accounting, CFG)
+    assert failed(outcomes) == [
+        ("ingest.input_files", "quarantine_rate", "warning", "quarantine_rate", "1")
+    ]
+    (check,) = outcomes[0].checks
+    # 11 / 200 = 0.055 is the one over 0.05; 0.05 itself is allowed.
+    assert check.details["partial_unexpected_list"] == ["0.0550000000"]
+
+
+def write_config(tmp_path, text: str):
+    path = tmp_path / "quality.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_config_is_typed_and_complete(tmp_path):
+    assert CFG.severity("control_totals") == "critical"
+    assert CFG.severity("spend_jump") == "warning"
+    assert CFG.max_quarantine_rate == D("0.05") and CFG.max_spend_factor == D("3")
+    default = Path(CFG.source).read_text()
+    with pytest.raises(QualityConfigError, match=r"missing \['spend_jump'\]"):
+        QualityConfig.load(write_config(tmp_path, default.split("  spend_jump:")[0]))
+    with pytest.raises(QualityConfigError, match="checks.keys.severity must be one of"):
+        QualityConfig.load(
+            write_config(tmp_path, default.replace("severity: critical", "severity: fatal", 1))
+        )
+    with pytest.raises(QualityConfigError, match="max_rate must be quoted"):
+        QualityConfig.load(
+            write_config(tmp_path, default.replace('max_rate: "0.05"', "max_rate: 0.05"))
+        )
+    relaxed = QualityConfig.load(
+        write_config(
+            tmp_path,
+            default.replace(
+                "  freshness:                  # a billing scope or usage channel with no new data\n"
+                "    severity: warning",
+                "  freshness:\n    severity: critical",
+            ),
+        )
+    )
+    assert relaxed.severity("freshness") == "critical"
