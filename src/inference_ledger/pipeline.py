@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,11 @@ from inference_ledger.settings import load_settings
 from inference_ledger.spark import get_spark
 
 log = logging.getLogger(__name__)
+
+# Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
+# folders would collide): a run ingests and aggregates only while no other run does.
+# Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with close and reopen.
+RUN_LOCK_KEY = 7_420_002
 
 QUARANTINE_COLUMNS = ["run_id", "source", "path", "line_number", "field", "reason", "raw_record"]
 
@@ -159,6 +165,23 @@ def finish(ctx: steps.RunContext, url: str, error: str | None = None) -> None:
         shutil.rmtree(ctx.settings.staging_dir / ctx.run_id, ignore_errors=True)
 
 
+@contextmanager
+def one_run_at_a_time(url: str):
+    """Hold the run lock for the block; a second run waits for it, saying so. The lock is the
+    session's: a killed run's is released with its connection."""
+    conn = connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,))
+            if not cur.fetchone()[0]:
+                log.warning("another run is in progress on this ledger; waiting for it to finish")
+                cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
+        yield
+    finally:
+        conn.close()
+
+
 def run_pipeline(
     landing: Path,
     start: date | None = None,
@@ -170,17 +193,18 @@ def run_pipeline(
 ) -> RunResult:
     ctx, url = prepare(landing, start, end, command, as_of)
     faults.checkpoint("pipeline:after_prepare")
-    try:
-        accounting = ingest_step(ctx, url, incremental=incremental)
-        faults.checkpoint("pipeline:after_ingest")
-        aggregate_step(ctx, url)
-        faults.checkpoint("pipeline:after_aggregate")
-        outcome = publish_step(ctx, url)
-    except BaseException as exc:
-        finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
-        raise
-    finish(ctx, url)
-    s, e = steps.run_range(get_spark(), ctx)
+    with one_run_at_a_time(url):
+        try:
+            accounting = ingest_step(ctx, url, incremental=incremental)
+            faults.checkpoint("pipeline:after_ingest")
+            aggregate_step(ctx, url)
+            faults.checkpoint("pipeline:after_aggregate")
+            outcome = publish_step(ctx, url)
+        except BaseException as exc:
+            finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finish(ctx, url)
+        s, e = steps.run_range(get_spark(), ctx)
     total = lambda k: sum(int(r[k]) for r in accounting)  # noqa: E731
     return RunResult(
         run_id=ctx.run_id,

@@ -385,6 +385,12 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
             "quantity is not a decimal number",
         ),
         (
+            # Usage is consumed, never given back: a negative amount is a correction or credit.
+            (F.col("_p_category") == "Usage") & F.col("_p_class").isNull() & (F.col("_p_qty") < 0),
+            "ConsumedQuantity",
+            "negative quantity on a usage charge (only a correction may be negative)",
+        ),
+        (
             ~R.is_blank("usd_cost") & F.col("_p_usd").isNull(),
             "costInUsd",
             "costInUsd is not a decimal number",

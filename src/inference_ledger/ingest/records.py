@@ -89,9 +89,37 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
+def check_utf8(path: Path) -> None:
+    """The whole file must be UTF-8 text: Spark's CSV reader would silently turn bad bytes into
+    U+FFFD. Streams, so memory stays flat."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    at = line + chunk.count(b"\n", 0, max(exc.start, 0))
+                    raise InputError(
+                        f"{path}: line {at}: not UTF-8 text ({exc.reason}); the feed must be UTF-8"
+                    ) from exc
+                line += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: line {line}: not UTF-8 text (cut off mid-character)") from exc
+    except (EOFError, OSError):  # a truncated or corrupt gzip: Spark's read names the cause
+        return
+
+
 def read_header(path: Path) -> tuple[str, ...]:
+    """The file's header row, after checking the whole file is readable UTF-8 text."""
     import csv
 
+    check_utf8(path)
     with _open_text(path) as fh:
         try:
             return tuple(h.strip() for h in next(csv.reader(fh)))
