@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# SparkSubmitOperator's provider, without its pyspark-client requirement: pyspark-client 4.2
+# installs into the same `pyspark` package as pyspark 4.1.4 and replaces it. What the provider
+# needs at run time (requests, tenacity, the common-compat provider) comes with Airflow.
+SPARK_PROVIDER := apache-airflow-providers-apache-spark==6.3.4
 
 .PHONY: demo test test-fast lint format setup db-stop clean
 
@@ -15,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps $(SPARK_PROVIDER)
+	$(BIN)/python -c 'import pyspark, sys; sys.exit(0 if pyspark.__version__ == "4.1.4" else "pyspark " + pyspark.__version__ + " is not 4.1.4")'
 	@touch $(STAMP)
 
 demo: $(STAMP)

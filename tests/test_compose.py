@@ -135,13 +135,20 @@ def test_images_are_pinned(services):
     assert base == f"apache/airflow:{pinned.group(1)}-python3.11"
 
 
-def test_the_image_does_not_install_the_spark_provider():
-    # apache-airflow-providers-apache-spark pulls pyspark-client, which overwrites files of the
-    # full pyspark (see docs/deploy.md); the build also checks the pyspark version it ends with.
+def test_the_image_installs_the_spark_provider_without_pyspark_client():
+    # apache-airflow-providers-apache-spark requires pyspark-client, which overwrites files of
+    # the full pyspark (see docs/deploy.md): the image and `make setup` install the provider
+    # with --no-deps, at the same version, and check the pyspark version they end with.
     text = DOCKERFILE.read_text()
     install = [line for line in text.splitlines() if "pip install" in line]
-    assert install and not any("providers-apache-spark" in line for line in install)
+    provider = [line for line in install if "providers-apache-spark" in line]
+    assert len(provider) == 1 and "--no-deps" in provider[0], provider
+    assert not any("pyspark-client" in line for line in install)
     assert "pyspark.__version__ == '4.1.4'" in text
+    pinned = re.search(r"apache-airflow-providers-apache-spark==[\d.]+", provider[0]).group(0)
+    makefile = (REPO / "Makefile").read_text()
+    assert f"SPARK_PROVIDER := {pinned}" in makefile
+    assert "--no-deps $(SPARK_PROVIDER)" in makefile
 
 
 def test_mounted_paths_exist_and_match_across_services(services, compose):
