@@ -209,8 +209,11 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
             df = spark.read.parquet(str(path))
             for f in schema.fields:
                 if isinstance(f.dataType, T.DoubleType | T.FloatType):
-                    # NaN / infinity have no decimal value: try_cast leaves them null (quarantined).
-                    df = df.withColumn(f.name, F.col(f"`{f.name}`").try_cast(T.DecimalType(38, 10)))
+                    # NaN, infinity, 1e300 have no decimal(38,10) value: kept as their text, so
+                    # the row is quarantined as "not a decimal number" rather than "empty".
+                    c = F.col(f"`{f.name}`")
+                    exact = c.try_cast(T.DecimalType(38, 10)).cast("string")
+                    df = df.withColumn(f.name, F.coalesce(exact, c.cast("string")))
             frames.append(
                 _select(df, header, dialect, R.file_path_col(), F.col("_metadata.row_index") + 1)
             )
