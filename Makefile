@@ -45,3 +45,13 @@ db-stop: $(STAMP)
 
 clean: db-stop
 	rm -rf var spark-warehouse
+
+# Benchmark (bench/README.md): one night at SIZES usage results (1m, 10m; quick = smoke size)
+# against DuckDB and a bare COPY, plus one more night on HISTORY nights. DuckDB is installed
+# here, not by `make setup`: it is a reference, never a dependency of the pipeline.
+SIZES   ?= 1m,10m
+HISTORY ?= 365
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/run.py --sizes $(SIZES) --history-nights $(HISTORY) $(BENCH_ARGS)
