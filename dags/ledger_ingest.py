@@ -18,6 +18,7 @@ from airflow.sdk import (
 )
 
 from inference_ledger import orchestration
+from inference_ledger.airflow_spark import LedgerSparkSubmitOperator
 
 # source -> (when its deliveries are in, what it feeds)
 SOURCES = {
@@ -67,14 +68,14 @@ Ingests the landing folder into the lake for **{source}**: {what}. Scheduled dai
 ledger run id, the partition (`start`, `end`: the data interval's days, or the params) and the
 row counts, so the nightly run it triggers publishes the quarters of that partition.
 
-`prepare` (records the ledger run in `audit.runs`) → `ingest` (`spark-submit jobs/ingest.py`
-at the `spark_default` connection's master, in pool `{pool}` so lake writers never overlap) →
-`finish` (closes the ledger run; fails the DAG run if a task failed).
+`prepare` (records the ledger run in `audit.runs`) → `ingest` (SparkSubmitOperator:
+`spark-submit jobs/ingest.py --sources {source}` at the `spark_default` connection's master,
+in pool `{pool}` so lake writers never overlap) → `announce` (the asset event, with the
+run's counts from `audit.input_files`) → `finish` (closes the ledger run; fails the DAG run
+if a task failed).
 
-The library's ingest step reads every source of the landing folder in one pass (FX first, as
-billing and finance amounts convert with it), so each of these DAGs ingests what is new in the
-whole folder and the three differ in schedule and the asset they announce. See
-docs/deploy.md ("Why one ingest step for three DAGs").
+Each DAG reads only its own part of the landing folder ({what}); the billing DAG also
+reads the FX rates, which billing amounts convert with. See docs/deploy.md.
 
 **Failures.** Transient errors retry (2 retries, exponential backoff). Bad input (exit code 2 of
 the job, `InputError`) fails at once, without retries, and is recorded in `audit.runs`.
@@ -123,10 +124,10 @@ def ingest_dag(source: str, cron: str, what: str):
                     command=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
                 )
 
-        @task(outlets=[asset], pool=orchestration.LAKE_POOL)
-        def ingest(run: dict, outlet_events=None):
+        @task(outlets=[asset])
+        def announce(run: dict, outlet_events=None):
             with orchestration.airflow_errors():
-                summary = orchestration.ingest(run)
+                summary = orchestration.ingest_summary(run)
             outlet_events[asset].extra.update({"source": source, **summary})
             return summary
 
@@ -135,7 +136,13 @@ def ingest_dag(source: str, cron: str, what: str):
             orchestration.finish_from_airflow(get_current_context())
 
         run = prepare()
-        ingest(run) >> finish()
+        ingest = LedgerSparkSubmitOperator(
+            task_id="ingest",
+            job="ingest",
+            job_args=orchestration.ingest_job_args(source),
+            pool=orchestration.LAKE_POOL,
+        )
+        run >> ingest >> announce(run) >> finish()
 
     return ingest_source()
 

@@ -3,7 +3,8 @@ partition, on the ingest DAGs' assets or at 03:00 UTC. Wiring only.
 
 The task bodies are in `inference_ledger.orchestration` (a light module: no Spark, Great
 Expectations, files or database at import), so parsing this file costs next to nothing; the
-Spark work runs in `spark-submit` jobs (jobs/aggregate.py, jobs/publish.py).
+Spark work runs in `spark-submit` jobs (jobs/aggregate.py, jobs/publish.py) through the
+apache-spark provider's SparkSubmitOperator.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from airflow.sdk import (
 )
 
 from inference_ledger import orchestration
+from inference_ledger.airflow_spark import LedgerSparkSubmitOperator
 
 BILLING = Asset(name="ledger_billing", uri=orchestration.ASSET_URIS["billing"])
 USAGE = Asset(name="ledger_usage", uri=orchestration.ASSET_URIS["usage"])
@@ -61,9 +63,10 @@ a partition to whole calendar quarters, so each run re-publishes the quarters co
 override either side. Reconciliation statuses are judged as of `as_of`, default the end of the
 data interval (else the trigger date).
 
-**Spark.** The jobs run through `spark-submit` at the master of the Airflow connection
-`spark_default` (no connection: `$LEDGER_SPARK_MASTER`, else `local[*]`). Settings come from the
-worker's environment (`LEDGER_HOME`, `LEDGER_LAKE_URI`, `LEDGER_DATABASE_URL`).
+**Spark.** `aggregate` and `publish` are SparkSubmitOperator tasks (apache-spark provider) at the
+master of the Airflow connection `spark_default` (`local[*]` by default, `spark://…` in the
+compose deployment). Settings come from the worker's environment (`LEDGER_HOME`,
+`LEDGER_LAKE_URI`, `LEDGER_DATABASE_URL`).
 
 **Failures.** Transient errors retry (2 retries, exponential backoff). Bad input (job exit code
 2), a failed data-quality gate (exit code 3) and bad params fail at once, without retries. A
@@ -157,16 +160,6 @@ def ledger_nightly():
             )
 
     @task
-    def aggregate(run: dict):
-        with orchestration.airflow_errors():
-            orchestration.aggregate(run)
-
-    @task
-    def publish(run: dict):
-        with orchestration.airflow_errors():
-            orchestration.publish(run)
-
-    @task
     def report(run: dict):
         with orchestration.airflow_errors():
             return orchestration.report(run)
@@ -176,7 +169,11 @@ def ledger_nightly():
         orchestration.finish_from_airflow(get_current_context())
 
     run = prepare()
-    aggregate(run) >> publish(run) >> report(run) >> finish()
+    # Lake -> the four marts of the run's quarters (spend, unit cost, reconciliation, summary).
+    aggregate = LedgerSparkSubmitOperator(task_id="aggregate", job="aggregate")
+    # Stage (COPY) -> audit (Great Expectations) -> publish in one transaction.
+    publish = LedgerSparkSubmitOperator(task_id="publish", job="publish")
+    run >> aggregate >> publish >> report(run) >> finish()
 
 
 ledger_nightly()

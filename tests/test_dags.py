@@ -68,6 +68,10 @@ for dag_id, dag in bag.dags.items():
                 "upstream": sorted(t.upstream_task_ids),
                 "pool": t.pool,
                 "outlets": sorted(getattr(o, "uri", str(o)) for o in t.outlets),
+                "operator": [c.__name__ for c in type(t).__mro__],
+                "conn_id": getattr(t, "_conn_id", None),
+                "job": getattr(t, "job", None),
+                "job_args": getattr(t, "job_args", None),
             }
             for t in dag.tasks
         },
@@ -232,10 +236,16 @@ def test_ledger_nightly_wiring(dagbag):
     assert upstream == {
         "prepare": [],
         "aggregate": ["prepare"],
-        "publish": ["aggregate", "prepare"],
+        "publish": ["aggregate"],
         "report": ["prepare", "publish"],
         "finish": ["report"],
     }
+    # The Spark steps are the apache-spark provider's operator, on the `spark_default`
+    # connection (its master: local[*] by default, spark://spark-master:7077 in compose).
+    for job in ("aggregate", "publish"):
+        t = d["tasks"][job]
+        assert t["operator"][:2] == ["LedgerSparkSubmitOperator", "SparkSubmitOperator"]
+        assert (t["conn_id"], t["job"], t["job_args"]) == ("spark_default", job, [])
     assert d["tasks"]["finish"]["trigger_rule"] == "all_done"
     assert all(t["backoff"] > 0 for t in d["tasks"].values())
     assert d["deadlines"] == [
@@ -256,9 +266,15 @@ def test_ingest_dags_each_produce_their_asset(dagbag):
         assert {t: v["upstream"] for t, v in tasks.items()} == {
             "prepare": [],
             "ingest": ["prepare"],
-            "finish": ["ingest"],
+            "announce": ["ingest", "prepare"],
+            "finish": ["announce"],
         }
-        assert tasks["ingest"]["outlets"] == [uri]
+        assert tasks["announce"]["outlets"] == [uri]
+        # Only its own source, through the provider's SparkSubmitOperator.
+        ingest = tasks["ingest"]
+        assert ingest["operator"][:2] == ["LedgerSparkSubmitOperator", "SparkSubmitOperator"]
+        assert (ingest["conn_id"], ingest["job"]) == ("spark_default", "ingest")
+        assert ingest["job_args"] == ["--sources", source, "--fail-on-failed-months"]
         # Lake writers never overlap: one slot in this pool across the three DAGs.
         assert tasks["ingest"]["pool"] == orchestration.LAKE_POOL
         assert tasks["finish"]["trigger_rule"] == "all_done"
@@ -286,13 +302,15 @@ def test_dag_file_parses_cheaply(airflow_env, path):
     code, result, output = _run(PARSE_COST, str(path), env=airflow_env, timeout=120)
     assert code == 0 and result is not None, _tail(output)
     # What the DAG file pulls in beyond Airflow and the standard library: only the light
-    # orchestration module (no Spark, Great Expectations, database driver, contracts or
-    # pipeline at parse time).
+    # orchestration module and the spark provider's operator with its HTTP client (no Spark,
+    # Great Expectations, database driver, contracts or pipeline at parse time).
     new = result["modules"]
-    allowed = {"airflow", "inference_ledger", *sys.stdlib_module_names}
+    spark_provider = {"requests", "urllib3", "charset_normalizer", "idna", "certifi", "tenacity"}
+    allowed = {"airflow", "inference_ledger", *spark_provider, *sys.stdlib_module_names}
     assert {m.split(".")[0] for m in new} <= allowed, new
     assert {m for m in new if m.startswith("inference_ledger")} <= {
         "inference_ledger",
+        "inference_ledger.airflow_spark",
         "inference_ledger.orchestration",
         "inference_ledger.periods",
         "inference_ledger.settings",
@@ -462,6 +480,97 @@ def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch):
     assert env["LEDGER_DATABASE_URL"].endswith("@db/ledger")  # secrets travel in env only
 
 
+# Runs the ingest step's LedgerSparkSubmitOperator once per exit code of a stand-in
+# `spark-submit` (first on PATH: the provider's hook runs it by name), outside a task.
+OPERATOR_EXIT = """
+import json, os, sys
+from airflow.sdk.exceptions import AirflowFailException
+from inference_ledger.airflow_spark import LedgerSparkSubmitOperator
+
+run = json.loads(os.environ["RUN"])
+
+class TaskInstance:
+    def xcom_pull(self, task_ids=None, key="return_value", default=None):
+        return run if task_ids == "prepare" else default
+
+out = {}
+for code in sys.argv[2:]:
+    os.environ["FAKE_EXIT"] = code
+    op = LedgerSparkSubmitOperator(task_id="ingest", job="ingest", job_args=["--sources", "usage"])
+    try:
+        op.execute({"ti": TaskInstance()})
+        out[code] = None
+    except Exception as exc:
+        out[code] = [type(exc).__name__, isinstance(exc, AirflowFailException), str(exc)]
+# No connection `spark_default`: the master is $LEDGER_SPARK_MASTER (the hook alone: yarn).
+del os.environ["AIRFLOW_CONN_SPARK_DEFAULT"]
+os.environ.update(LEDGER_SPARK_MASTER="local[3]", FAKE_EXIT="0", FAKE_ARGS=sys.argv[1] + ".2")
+LedgerSparkSubmitOperator(task_id="aggregate", job="aggregate").execute({"ti": TaskInstance()})
+print("RESULT " + json.dumps(out))
+"""
+
+FAKE_SPARK_SUBMIT = """#!/bin/sh
+printf '%s\\n' "$@" > "$FAKE_ARGS"
+echo "LEDGER_SPARK_MASTER=$LEDGER_SPARK_MASTER" >> "$FAKE_ARGS"
+echo "ledger job: input error: usage/x.jsonl line 3 field model: missing"
+exit "$FAKE_EXIT"
+"""
+
+
+def test_spark_steps_fail_fast_on_data_errors_and_retry_the_rest(airflow_env, tmp_path):
+    """Exit 2 (InputError) and 3 (QualityGateFailed) of a job become AirflowFailException (no
+    retry, the job's own message kept); exit 1 stays an AirflowException, which the task's
+    retries (with exponential backoff, see the house rules) take. The command line is the
+    provider's, at the `spark_default` connection's master, and carries no secret."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "spark-submit"
+    fake.write_text(FAKE_SPARK_SUBMIT)
+    fake.chmod(0o755)
+    args_file = tmp_path / "args.txt"
+    env = {
+        **airflow_env,
+        "PATH": f"{bin_dir}{os.pathsep}{airflow_env.get('PATH', '')}",
+        "FAKE_ARGS": str(args_file),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "LEDGER_DATABASE_URL": "postgresql://loader:s3cret@db/ledger",
+    }
+    run = {
+        "run_id": "run-x",
+        "landing": "/data/landing",
+        "start": "2024-03-31",
+        "end": "2024-04-01",
+        "as_of": "2024-04-01",
+    }
+    env["RUN"] = json.dumps(run)
+    code, result, output = _run(
+        OPERATOR_EXIT, str(args_file), "0", "1", "2", "3", env=env, timeout=120
+    )
+    assert code == 0 and result is not None, _tail(output)
+    assert result["0"] is None
+    assert result["1"][:2] == ["AirflowException", False]  # retried
+    message = "ledger job: input error: usage/x.jsonl line 3 field model: missing"
+    assert result["2"] == [
+        "AirflowFailException",
+        True,
+        f"DataError: ingest job: InputError (exit 2): {message}",
+    ]
+    assert result["3"][:2] == ["AirflowFailException", True]
+    assert result["3"][2].startswith("DataError: ingest job: QualityGateFailed (exit 3)")
+    argv = args_file.read_text().splitlines()
+    assert argv[:2] == ["--master", "local[2]"]
+    job = argv.index(str(REPO / "jobs" / "ingest.py"))
+    assert argv[job + 1 :] == [
+        "--run-id", "run-x", "--landing", "/data/landing", "--start", "2024-03-31",
+        "--end", "2024-04-01", "--as-of", "2024-04-01", "--sources", "usage",
+        "LEDGER_SPARK_MASTER=local[2]",
+    ]  # fmt: skip
+    assert not any("s3cret" in a for a in argv)
+    argv = Path(f"{args_file}.2").read_text().splitlines()
+    assert argv[:2] == ["--master", "local[3]"]
+    assert argv[-1] == "LEDGER_SPARK_MASTER=local[3]"
+
+
 def test_backfill_creates_one_run_per_day_each_publishing_its_quarter(airflow_db):
     """`airflow backfill create` over a date range: the runs it creates (dry run) are
     time-based runs with a data interval, whose partitions widen to the quarters published."""
@@ -550,13 +659,40 @@ def _dag_test(dag_id: str, logical_date: str, conf: dict, env: dict, timeout: fl
     )
 
 
+def _input_files(conn, run_id: str) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT source_file FROM audit.input_files WHERE run_id = %s ORDER BY 1", (run_id,)
+        )
+        rows = [r[0] for r in cur.fetchall()]
+    conn.commit()
+    return rows
+
+
+def _lake_files(lake: Path, table: str) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in (lake / table).rglob("*") if p.is_file()}
+
+
+def _ingest_in_process(landing: Path, source: str, conn) -> list[str]:
+    """What the ingest DAG of `source` runs (jobs/ingest.py --sources SOURCE), in this process
+    on the shared Spark session; returns the files its run recorded."""
+    from inference_ledger.pipeline import finish, ingest_step, prepare
+
+    ctx, url = prepare(landing, date(2024, 3, 31), date(2024, 4, 1), f"test:ingest:{source}")
+    ctx.sources = (source,)
+    ingest_step(ctx, url)
+    finish(ctx, url)
+    return _input_files(conn, ctx.run_id)
+
+
 @pytest.mark.slow
 def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
-    ledger_env, ledger_home, tmp_path_factory, pg_conn, pg_url
+    ledger_env, ledger_home, tmp_path_factory, pg_conn, pg_url, spark
 ):
-    """The billing ingest DAG (its asset), then the nightly run for the last day of 2024-Q1,
-    both with `dag.test()` and their Spark steps through spark-submit; the marts equal those
-    of `ledger run` over the same landing and quarter, as of the same day."""
+    """The billing ingest DAG (its asset; only billing files and the FX rates they convert
+    with), the usage and finance ingest steps, then the nightly run for the last day of
+    2024-Q1 with `dag.test()`, its Spark steps through SparkSubmitOperator; the marts equal
+    those of `ledger run` over the same landing and quarter, as of the same day."""
     from tests.test_spark_cluster import PERIOD, mart_digests, shared_baseline
 
     # The generated 2024-Q1 landing, and the marts `ledger run` published from it (--start
@@ -568,7 +704,7 @@ def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
     code, result, output = _dag_test("ledger_ingest_billing", "2024-04-01T01:00:00+00:00", {}, env)
     assert code == 0 and result is not None, _tail(output)
     assert {t: v["state"] for t, v in result["tasks"].items()} == {
-        t: "success" for t in ("prepare", "ingest", "finish")
+        t: "success" for t in ("prepare", "ingest", "announce", "finish")
     }
     assert result["asset_events"] == [
         {
@@ -600,6 +736,26 @@ def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
         files, rows_read = cur.fetchone()
     pg_conn.commit()
     assert files > 0 and rows_read > 0
+    # Its own source only: billing exports, and the FX rates billing amounts convert with.
+    root = landing.resolve()
+    recorded = _input_files(pg_conn, ingest_run["run_id"])
+    assert any(f.startswith(f"{root}/billing/") for f in recorded)
+    assert {f for f in recorded if not f.startswith(f"{root}/billing/")} == {
+        str(p) for p in (root / "finance" / "fx").glob("*.csv*")
+    }
+
+    # The usage and finance DAGs' ingest (`--sources usage`, `--sources finance`): each
+    # records only its own files and leaves the others' lake tables as they were.
+    lake = ledger_home / "lake"
+    billing_before = _lake_files(lake, "billing_lines")
+    recorded = _ingest_in_process(landing, "usage", pg_conn)
+    assert recorded and all(f.startswith(f"{root}/usage/") for f in recorded)
+    assert _lake_files(lake, "billing_lines") == billing_before
+    usage_before = _lake_files(lake, "usage_facts")
+    recorded = _ingest_in_process(landing, "finance", pg_conn)
+    assert recorded and all(f.startswith(f"{root}/finance/") for f in recorded)
+    assert _lake_files(lake, "billing_lines") == billing_before
+    assert _lake_files(lake, "usage_facts") == usage_before
 
     # The nightly run for 2024-03-31: data interval [03-31 03:00, 04-01 03:00) UTC. Its
     # partition, the day 2024-03-31, is widened to the quarter, so the run publishes 2024-Q1.
@@ -648,6 +804,7 @@ def test_bad_input_fails_the_run_at_once_and_is_recorded(ledger_env, tmp_path, p
     assert {t: v["state"] for t, v in tasks.items()} == {
         "prepare": "success",
         "ingest": "failed",
+        "announce": "upstream_failed",
         "finish": "failed",  # it recorded the failure, then failed the DAG run
     }
     assert tasks["ingest"]["try_number"] == 1  # bad input (job exit code 2) is not retried

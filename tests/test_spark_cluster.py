@@ -104,7 +104,7 @@ def ledger_cli_run(pg_url: str, database: str, home: Path, landing: Path, args: 
         env=_env(home, url, LEDGER_SPARK_MASTER="local[2]"),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,  # a bound for a shared, loaded machine, not a speed check
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return url

@@ -7,9 +7,9 @@ only): everything heavy is imported inside the functions, which run in the worke
 
 The DAGs (see docs/deploy.md):
 
-- `ledger_ingest_billing`, `ledger_ingest_usage`, `ledger_ingest_finance`: landing -> lake with
-  `spark-submit jobs/ingest.py`, each emitting its `Asset` (`ASSET_URIS`) with the run's
-  partition in the event's `extra`.
+- `ledger_ingest_billing`, `ledger_ingest_usage`, `ledger_ingest_finance`: their own source of
+  the landing folder -> lake (`spark-submit jobs/ingest.py --sources <source>`), each emitting
+  its `Asset` (`ASSET_URIS`) with the run's partition in the event's `extra`.
 - `ledger_nightly`: on those assets or at 03:00 UTC: `spark-submit jobs/aggregate.py`
   (aggregate + reconcile), `spark-submit jobs/publish.py` (stage -> audit -> publish), report.
 - `ledger_quarterly_close`: freezes the quarter that just ended (`close_period`).
@@ -17,8 +17,9 @@ The DAGs (see docs/deploy.md):
 Tasks pass one small JSON dict between them (`RunInfo`, the XCom of `prepare`): the ledger run
 id, the landing folder and the run's partition as ISO strings. Every task rebuilds what it needs
 from it and its own environment; the database URL (which may carry a password) never goes
-through XCom nor onto a command line. Spark work runs in `spark-submit` child processes whose
-master comes from the Airflow connection `spark_default` (`spark_target`).
+through XCom nor onto a command line. The Spark steps are the apache-spark provider's
+SparkSubmitOperator (`inference_ledger.airflow_spark`), at the master of the connection
+`spark_default`; this module gives them their arguments (`job_arguments`, `spark_conf`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
-import signal
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,7 +43,7 @@ log = logging.getLogger(__name__)
 RunInfo = dict[str, Any]
 
 # The tasks whose success means the ledger run did its work; `report` only reads the marts.
-PUBLISHING_TASKS = ("prepare", "ingest", "aggregate", "publish", "close")
+PUBLISHING_TASKS = ("prepare", "ingest", "announce", "aggregate", "publish", "close")
 OPTIONAL_TASKS = ("report",)
 ERROR_XCOM_KEY = "error"
 MAX_ERROR_CHARS = 2000
@@ -320,6 +318,29 @@ def _spark_submit_binary(target: SparkTarget) -> str:
     return str(beside) if beside.exists() else "spark-submit"
 
 
+def spark_conf(target: SparkTarget) -> dict[str, str]:
+    """The Spark properties every job runs with: the driver's log4j config and memory, then
+    the connection's `conf` extra (which may override them)."""
+    from importlib.resources import files
+
+    log4j = files("inference_ledger") / "config" / "log4j2.properties"
+    return {
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j}",
+        "spark.driver.memory": os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"),
+        **target.conf,
+    }
+
+
+def job_arguments(run: RunInfo, job_args: Iterable[str] = ()) -> list[str]:
+    """A job's arguments for one run (jobs/_args.py). No secret: the jobs read the database
+    URL and the lake location from their environment."""
+    args = ["--run-id", run["run_id"], "--landing", run["landing"]]
+    for flag, key in (("--start", "start"), ("--end", "end"), ("--as-of", "as_of")):
+        if run.get(key):
+            args += [flag, run[key]]
+    return [*args, *job_args]
+
+
 def spark_submit_command(
     job: str,
     run: RunInfo,
@@ -327,28 +348,15 @@ def spark_submit_command(
     jobs: Path | None = None,
     job_args: Iterable[str] = (),
 ) -> list[str]:
-    """The `spark-submit` command line of one job of a run. It carries no secret: the jobs
-    read the database URL and the lake location from their environment."""
-    from importlib.resources import files
-
-    log4j = files("inference_ledger") / "config" / "log4j2.properties"
-    conf = {
-        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j}",
-        "spark.driver.memory": os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"),
-        **target.conf,
-    }
+    """The `spark-submit` command line of one job of a run, as SparkSubmitOperator builds it
+    in the DAGs; for running the jobs outside Airflow (the cluster test, a shell)."""
     cmd = [_spark_submit_binary(target), "--master", target.master]
     if target.deploy_mode:
         cmd += ["--deploy-mode", target.deploy_mode]
     cmd += ["--name", f"inference-ledger:{job}:{run['run_id']}"]
-    for key, value in conf.items():
+    for key, value in spark_conf(target).items():
         cmd += ["--conf", f"{key}={value}"]
-    cmd += [str((jobs or jobs_dir()) / f"{job}.py"), "--run-id", run["run_id"]]
-    cmd += ["--landing", run["landing"]]
-    for flag, key in (("--start", "start"), ("--end", "end"), ("--as-of", "as_of")):
-        if run.get(key):
-            cmd += [flag, run[key]]
-    return [*cmd, *job_args]
+    return [*cmd, str((jobs or jobs_dir()) / f"{job}.py"), *job_arguments(run, job_args)]
 
 
 def spark_submit_env(target: SparkTarget) -> dict[str, str]:
@@ -359,53 +367,6 @@ def spark_submit_env(target: SparkTarget) -> dict[str, str]:
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     env["LEDGER_SPARK_MASTER"] = target.master
     return env
-
-
-def submit(
-    job: str, run: RunInfo, target: SparkTarget | None = None, job_args: Iterable[str] = ()
-) -> None:
-    """Run `jobs/<job>.py` of `run` through spark-submit; its output goes to the task log.
-
-    A data-error exit code (2 bad input, 3 failed quality gate) raises `DataError` (the task
-    fails without retries); any other non-zero exit raises `RuntimeError` (retried). If the task
-    is stopped (timeout, marked failed), the spark-submit process group is terminated.
-    """
-    target = target or spark_connection()
-    cmd = spark_submit_command(job, run, target, job_args=job_args)
-    log.info("running %s", shlex.join(cmd))
-    proc = subprocess.Popen(
-        cmd,
-        env=spark_submit_env(target),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    tail: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            log.info("%s", line)
-            tail = (tail + [line])[-20:]
-        code = proc.wait()
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-    if code == 0:
-        return
-    # The job's own message (jobs/_args.py) if it printed one, else its last line.
-    mine = [t for t in tail if t.startswith("ledger job:")]
-    last = mine[-1] if mine else next((t for t in reversed(tail) if t.strip()), "")
-    if code in DATA_ERROR_EXIT_CODES:
-        raise DataError(f"{job} job: {DATA_ERROR_EXIT_CODES[code]} (exit {code}): {last}")
-    raise RuntimeError(f"{job} job exited with code {code}: {last}")
 
 
 # ---------------------------------------------------------------- the tasks
@@ -469,15 +430,9 @@ def prepare(
     return run
 
 
-def ingest(run: RunInfo) -> dict[str, Any]:
-    """Landing -> lake (`spark-submit jobs/ingest.py`), per-file accounting and quarantine in
-    `audit`. Returns the run's totals from audit.input_files and its partition, which the
-    ingest DAGs put in their asset events' `extra` for ledger_nightly.
-
-    Billing months that could not be loaded (e.g. a missing FX rate) fail the task without
-    retry after the other months are in the lake: the nightly run publishes under its own run
-    id, so it would not see them (`--fail-on-failed-months`)."""
-    submit("ingest", run, job_args=["--fail-on-failed-months"])
+def ingest_summary(run: RunInfo) -> dict[str, Any]:
+    """What the run's ingest job recorded in audit.input_files, with its partition: the
+    `extra` of the ingest DAGs' asset events, from which ledger_nightly takes its partition."""
     from inference_ledger.db import connect
 
     conn = connect(_url())
@@ -503,16 +458,12 @@ def ingest(run: RunInfo) -> dict[str, Any]:
     }
 
 
-def aggregate(run: RunInfo) -> None:
-    """Lake -> the four marts of the run's quarters (`spark-submit jobs/aggregate.py`:
-    spend, unit cost, reconciliation, summary; written under the run, not yet published)."""
-    submit("aggregate", run)
-
-
-def publish(run: RunInfo) -> None:
-    """Stage (COPY), audit (Great Expectations), publish in one transaction
-    (`spark-submit jobs/publish.py`)."""
-    submit("publish", run)
+def ingest_job_args(source: str) -> list[str]:
+    """The ingest job's arguments in the ingest DAG of `source`: only that source, and a
+    failure (after the other months are in the lake) when billing months could not be
+    loaded, e.g. for a missing FX rate, since the nightly run publishes under its own run id
+    and would not see them."""
+    return ["--sources", source, "--fail-on-failed-months"]
 
 
 def published_range(run: RunInfo) -> tuple[date, date]:

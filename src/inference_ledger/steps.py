@@ -21,6 +21,15 @@ from inference_ledger.workload import WorkloadRules
 
 log = logging.getLogger(__name__)
 
+# What `ingest` can be limited to (RunContext.sources), one per ingest DAG. FX rates belong to
+# both `finance` and `billing`: billing amounts convert with the rates delivered with them.
+SOURCES = ("billing", "usage", "finance")
+SOURCE_FEEDS = {
+    "billing": ("fx",),
+    "usage": (),
+    "finance": ("fx", "prices", "contracts", "revenue", "settlements"),
+}
+
 MARTS = (
     "inference_spend_daily",
     "unit_cost_monthly",
@@ -42,6 +51,8 @@ class RunContext:
     known_files: dict[str, str] = field(default_factory=dict)
     # billing month -> why it was not loaded (e.g. a missing FX rate); the run fails at the end.
     failed_months: dict[str, list[str]] = field(default_factory=dict)
+    # The sources `ingest` reads (SOURCES); the rest of the landing folder is left for later.
+    sources: tuple[str, ...] = SOURCES
 
     @property
     def lake_dir(self) -> Path:
@@ -105,8 +116,15 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         raise R.InputError(f"landing folder {landing} does not exist")
     accounting: list[dict] = []
 
+    unknown = sorted(set(ctx.sources) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"unknown ingest sources {unknown}: expected some of {SOURCES}")
+    feeds = {f for source in ctx.sources for f in SOURCE_FEEDS[source]}
+
     # FX first: every other money column converts with it.
     def feed(name: str, table: str, build) -> DataFrame | None:
+        if name not in feeds:
+            return None
         files = finance.feed_files(landing, name)
         rows = finance.read_feed(spark, landing, name)
         if rows is None:
@@ -178,7 +196,7 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     )
 
     # Billing: month-to-date runs of every dialect; the newest good run per (scope, month) wins.
-    runs = exports.discover_runs(landing)
+    runs = exports.discover_runs(landing) if "billing" in ctx.sources else []
     runs, skipped = _unchanged_billing_months(spark, ctx, runs)
     accounting.extend(skipped)
     raw, runs = billing.read_billing_rows(spark, runs)
@@ -198,7 +216,7 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         _billing_control_totals(spark, ctx, records)
         records.unpersist()
 
-    files = usage.usage_files(landing)
+    files = usage.usage_files(landing) if "usage" in ctx.sources else []
     pages = usage.read_pages(spark, files)
     if pages is not None:
         records = usage.usage_records(pages).persist()
