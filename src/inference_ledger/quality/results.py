@@ -53,6 +53,8 @@ def from_validation(suite_name: str, outcome, checked_at: datetime) -> list[Chec
         observed = res.get("observed_value")
         if observed is None:
             observed = res.get("unexpected_count")
+        if observed is None and r.success:
+            observed = 0  # a BOOLEAN_ONLY pass of a row-level expectation: no unexpected row
         if errors:
             observed = "error: " + errors[0].splitlines()[0]
         out.append(

@@ -1,0 +1,275 @@
+"""The staging gate through the real publish step: run outputs computed by the real transforms
+from tiny hand-built lake rows, COPY into staging, the GX suites, then publish or not.
+
+One batch publishes with its warnings recorded; then each critical staging check gets a batch
+violating it (and only it), and the publish fails naming it while the marts stay as they were.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from inference_ledger import audit, lake, steps
+from inference_ledger.db import connect
+from inference_ledger.pipeline import finish, publish_step
+from inference_ledger.quality import QualityGateFailed
+from inference_ledger.settings import load_settings
+from inference_ledger.transform import reconcile, spend, summary
+from tests.helpers import lake_df, revenue, statement, term
+from tests.test_pipeline_e2e import marts_hash
+from tests.test_quality_lake import bill, use
+
+D = Decimal
+START, END, AS_OF = date(2024, 1, 1), date(2024, 4, 1), date(2024, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def batch(spark) -> dict[str, DataFrame]:
+    """The run outputs of a good quarter. Amounts use all 10 decimal places, so a variance
+    computed at Spark's default decimal(38,9) would be off and the arithmetic check would say so."""
+    billing = lake_df(
+        spark,
+        "billing_lines",
+        [
+            bill(usage_date=date(2024, 1, 1), billed_cost_usd=D("10.0000000001")),
+            bill(usage_date=date(2024, 1, 1), workload="training", billed_cost_usd=D("5")),
+            bill(usage_date=date(2024, 1, 2), billed_cost_usd=D("12")),
+            # A day-over-day jump beyond the configured factor 3: a warning.
+            bill(usage_date=date(2024, 1, 3), billed_cost_usd=D("100")),
+        ],
+    )
+    usage = lake_df(spark, "usage_facts", [use("p1", usage_date=date(2024, 1, 2))])
+    terms = lake_df(
+        spark,
+        "contract_terms",
+        [
+            term("paid", "payable", "revenue:api", "0.2", "2024-01-01"),
+            term("recv", "receivable", "revenue:chatgpt_consumer", "0.2", "2024-01-01"),
+        ],
+    )
+    revenue_lines = lake_df(
+        spark,
+        "revenue_lines",
+        [
+            revenue("r1", "2024-01-05", "api", "100.0000000005"),
+            revenue("r2", "2024-01-05", "chatgpt_consumer", "1000"),
+        ],
+    )
+    settlements = lake_df(
+        spark,
+        "settlements",
+        [
+            statement("s1", "paid", "payable", "2024-01-01", "2024-04-01", "20.0000000002"),
+            # 150 settled against 200 expected: underpaid, a warning that still publishes.
+            statement("s2", "recv", "receivable", "2024-01-01", "2024-04-01", "150"),
+        ],
+    )
+    periods = reconcile.periods_frame(spark, START, END)
+    daily = spend.inference_spend_daily(billing)
+    rec = reconcile.revshare_reconciliation(terms, revenue_lines, settlements, periods, AS_OF)
+    out = {
+        "inference_spend_daily": daily,
+        "unit_cost_monthly": spend.unit_cost_monthly(usage, billing),
+        "revshare_reconciliation": rec,
+        "quarterly_summary": summary.quarterly_summary(periods, daily, rec),
+        "billing": billing,
+    }
+    return {k: v.cache() for k, v in out.items()}
+
+
+def publish_batch(spark, pg_url, batch, tamper=None):
+    """Write the batch as a run's outputs (after `tamper`), then the real publish step."""
+    settings = load_settings()
+    ctx = steps.RunContext(
+        run_id=steps.new_run_id(), landing=settings.home, settings=settings, as_of=AS_OF
+    )
+    conn = connect(pg_url)
+    try:
+        audit.start_run(conn, ctx.run_id, "test", None, "local", START, END)
+    finally:
+        conn.close()
+    frames = dict(batch)
+    steps._control_totals(spark, ctx, frames.pop("billing"), START, END)
+    if tamper:
+        frames = tamper(frames, ctx)
+    for name, df in frames.items():
+        lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
+    range_df = spark.createDataFrame([(START, END)], "start date, end date")
+    lake.write_run_output(range_df, ctx.lake_dir, ctx.run_id, "range")
+    closed = spark.createDataFrame([], "period_label string")
+    lake.write_run_output(closed, ctx.lake_dir, ctx.run_id, steps.CLOSED_PERIODS_OUTPUT)
+    try:
+        outcome = publish_step(ctx, pg_url)
+    except BaseException as exc:
+        finish(ctx, pg_url, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finish(ctx, pg_url)
+    return ctx, outcome
+
+
+def failed_checks(conn, run_id: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT suite, check_name, severity, observed_value FROM audit.dq_results"
+            " WHERE run_id = %s AND NOT success ORDER BY 1, 2, 3, 4",
+            (run_id,),
+        )
+        rows = cur.fetchall()
+    conn.commit()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def published(spark, pg_url, batch):
+    return publish_batch(spark, pg_url, batch)
+
+
+def test_warnings_publish_and_are_recorded(published, pg_conn):
+    ctx, outcome = published
+    assert outcome.warnings == 2
+    assert failed_checks(pg_conn, ctx.run_id) == [
+        ("staging.inference_spend_daily", "spend_jump", "warning", "1"),
+        ("staging.revshare_reconciliation", "settlement_status", "warning", "1"),
+    ]
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT agreement_id, expected_usd, settled_usd, variance_usd, status"
+            " FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1' ORDER BY 1"
+        )
+        assert cur.fetchall() == [
+            ("paid", D("20.0000000001"), D("20.0000000002"), D("0.0000000001"), "matched"),
+            ("recv", D("200.0000000000"), D("150.0000000000"), D("-50.0000000000"), "underpaid"),
+        ]
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE checked_at IS NOT NULL"
+            " AND check_name IS NOT NULL) FROM audit.dq_results WHERE run_id = %s",
+            (ctx.run_id,),
+        )
+        total, complete = cur.fetchone()
+    assert total == outcome.checks and total == complete and total > 40
+    docs = ctx.settings.home / "data_docs" / ctx.run_id / "index.html"
+    assert "staging.revshare_reconciliation" in docs.read_text()
+
+
+MONEY = "decimal(38,10)"
+
+
+def money(column: str):
+    return F.col(column).cast("decimal(24,10)")  # keeps the 10th place in a subtraction
+
+
+def _with(frames, name, df):
+    return {**frames, name: df}
+
+
+def dup_unit_cost(frames, ctx):
+    df = frames["unit_cost_monthly"]
+    return _with(frames, "unit_cost_monthly", df.unionByName(df))
+
+
+def null_fiscal_label(frames, ctx):
+    df = frames["quarterly_summary"].withColumn("fiscal_period_label", F.lit(None).cast("string"))
+    return _with(frames, "quarterly_summary", df)
+
+
+def lake_total_a_cent_more(frames, ctx):
+    path = lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals")
+    spark = frames["unit_cost_monthly"].sparkSession
+    totals = spark.read.parquet(path)
+    tampered = totals.withColumn(
+        "amount", (F.col("amount") + F.lit(D("0.01"))).cast("decimal(38,10)")
+    )
+    lake.write_run_output(tampered.localCheckpoint(), ctx.lake_dir, ctx.run_id, "control_totals")
+    return frames
+
+
+def summary_spend_off(frames, ctx):
+    df = frames["quarterly_summary"].withColumn(
+        "inference_spend_usd", (F.col("inference_spend_usd") + F.lit(1)).cast("decimal(38,10)")
+    )
+    return _with(frames, "quarterly_summary", df)
+
+
+def variance_off_by_last_place(frames, ctx):
+    # What Spark's decimal(38,9) subtraction did to 20.0000000002 - 20.0000000001.
+    df = frames["revshare_reconciliation"].withColumn(
+        "variance_usd",
+        F.when(F.col("agreement_id") == "paid", F.lit(D("0")).cast("decimal(38,10)")).otherwise(
+            F.col("variance_usd")
+        ),
+    )
+    return _with(frames, "revshare_reconciliation", df)
+
+
+def expected_not_basis_times_rate(frames, ctx):
+    paid = F.col("agreement_id") == "paid"
+    df = (
+        frames["revshare_reconciliation"]
+        .withColumn(
+            "expected_usd",
+            F.when(paid, F.col("expected_usd") + F.lit(D("0.01"))).otherwise(F.col("expected_usd")),
+        )
+        .withColumn("variance_usd", (money("settled_usd") - money("expected_usd")).cast(MONEY))
+    )
+    return _with(frames, "revshare_reconciliation", df)
+
+
+def unknown_status(frames, ctx):
+    df = frames["revshare_reconciliation"].withColumn("status", F.lit("settled-ish"))
+    return _with(frames, "revshare_reconciliation", df)
+
+
+CRITICAL = [
+    (dup_unit_cost, "staging.unit_cost_monthly", "keys", "2"),
+    (null_fiscal_label, "staging.quarterly_summary", "required", "1"),
+    (lake_total_a_cent_more, "staging.inference_spend_daily", "control_totals", "1"),
+    (summary_spend_off, "staging.quarterly_summary", "control_totals", "1"),
+    (
+        variance_off_by_last_place,
+        "staging.revshare_reconciliation",
+        "reconciliation_arithmetic",
+        "1",
+    ),
+    (
+        expected_not_basis_times_rate,
+        "staging.revshare_reconciliation",
+        "reconciliation_arithmetic",
+        "1",
+    ),
+    (unknown_status, "staging.revshare_reconciliation", "status_values", "2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "suite", "check", "observed"), CRITICAL, ids=[c[0].__name__ for c in CRITICAL]
+)
+def test_critical_failure_blocks_the_publish(
+    spark, pg_url, pg_conn, batch, published, tamper, suite, check, observed
+):
+    before = marts_hash(pg_conn)
+    with pytest.raises(QualityGateFailed, match=f"{suite}: {check} ") as failure:
+        publish_batch(spark, pg_url, batch, tamper)
+    assert marts_hash(pg_conn) == before
+    assert [f.check_name for f in failure.value.failures] == [check]
+    run_id = _last_failed_run(pg_conn)
+    critical = [r for r in failed_checks(pg_conn, run_id) if r[2] == "critical"]
+    assert critical == [(suite, check, "critical", observed)]
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT status, error FROM audit.runs WHERE run_id = %s", (run_id,))
+        status, error = cur.fetchone()
+    assert status == "failed" and f"{suite}: {check} " in error
+
+
+def _last_failed_run(conn) -> str:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT run_id FROM audit.runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT 1"
+        )
+        (run_id,) = cur.fetchone()
+    conn.commit()
+    return run_id
