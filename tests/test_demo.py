@@ -46,17 +46,82 @@ def test_demo_prints_the_public_figures(tmp_path):
         "2025-H1": ("", "5,020.0", "454.7", "2,273.5"),
         "2025-Q3": ("FY26-Q1", "3,650.0", "411.1", "2,055.5"),
     }
-    for label, (fiscal, spend, paid, implied) in expected.items():
-        pattern = rf"^{re.escape(label)}\s+{re.escape(fiscal)}\s*{re.escape(spend)}\s+{re.escape(paid)}\s+{re.escape(implied)}\s"
-        assert re.search(pattern, out, re.M), f"{label} row missing or wrong in:\n{out}"
-    # The demo's billing exports carry deliberate faults: unparseable rows (quarantined) and
-    # re-runs whose manifest overstates their rows (rejected: their rows are quarantined too).
-    from inference_ledger.sample import generate_landing
+    # The demo's inputs carry every deliberate fault the generator has; its own ground truth
+    # gives the figures and counts the output must show.
+    from inference_ledger.report.render import millions
+    from inference_ledger.sample import SCENARIO_QUARTERS, generate_landing
 
-    sample = generate_landing(tmp_path / "expected", billing_faults=True)
+    sample = generate_landing(
+        tmp_path / "expected",
+        billing_faults=True,
+        usage_conflicts=True,
+        statement_chains=True,
+        contract_changes=True,
+    )
+    received = dict(sample.revshare_received_usd)
+    # The receivable rate drops to 15% on 2024-11-15 (a reported basis takes the rate in
+    # effect at the period start, so from 2025-Q1): the amounts received from then on.
+    assert {q: str(received[q]) for q in ("2025-Q1", "2025-Q2", "2025-Q3")} == {
+        "2025-Q1": "18239073.06",
+        "2025-Q2": "23404169.04",
+        "2025-Q3": "29905809.48",
+    }
+    paid = {q: t.revshare_paid_usd for q, t in SCENARIO_QUARTERS.items()}
+    for label, quarters in (("2024", ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]),
+                            ("2025-H1", ["2025-Q1", "2025-Q2"])):  # fmt: skip
+        received[label] = sum(received[q] for q in quarters)
+        paid[label] = sum(paid[q] for q in quarters)
+    for label, (fiscal, spend, paid_m, implied) in expected.items():
+        got = millions(received[label])
+        net = millions(received[label] - paid[label])
+        pattern = (
+            rf"^{re.escape(label)}\s+{re.escape(fiscal)}\s*{re.escape(spend)}\s+{re.escape(paid_m)}"
+            rf"\s+{re.escape(implied)}\s+{re.escape(got)}\s+{re.escape(net)}$"
+        )
+        assert re.search(pattern, out, re.M), f"{label} row missing or wrong in:\n{out}"
+    # The billing exports carry unparseable rows (quarantined) and re-runs whose manifest
+    # overstates their rows (rejected: their rows are quarantined too).
     faults = sample.quarantinable_billing_rows + sample.rejected_export_rows
     assert sample.rejected_export_runs == 4 and sample.quarantinable_billing_rows == 10
     assert re.search(rf"\b{faults} quarantined\b", out), out
+
+    # Inputs handled, per source: (read, loaded, deduplicated, superseded, quarantined).
+    def handled(source):
+        m = re.search(
+            rf"^  {re.escape(source)}\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", out, re.M
+        )
+        assert m, f"{source} missing from:\n{out}"
+        return tuple(int(x) for x in m.groups())
+
+    conflicting = sample.conflicting_usage_results
+    assert conflicting > 0 and sample.chained_supersessions == 1
+    assert handled("usage") == (
+        sample.usage_results_written,
+        sample.usage_results,
+        sample.usage_results_written - sample.usage_results - conflicting,
+        conflicting,
+        0,
+    )
+    assert handled("finance.settlements") == (
+        sample.settlement_rows, 14, 0, sample.superseding_statements, 0
+    )  # fmt: skip
+    assert handled("finance.revenue") == (
+        sample.revenue_rows,
+        sample.revenue_rows - sample.superseded_revenue_versions,
+        0,
+        sample.superseded_revenue_versions,
+        0,
+    )
+    assert handled("finance.contracts") == (3, 3, 0, 0, 0)
+    assert handled("billing.azure")[4] == faults
+    for line in (
+        "  payable    OAI-MSFT-REVSHARE   rate 0.2 from 2023-01-01 to 2031-01-01 (exclusive)",
+        "  receivable MSFT-OAI-RESALE     rate 0.2 from 2023-01-01 to 2024-11-15 (exclusive)",
+        "  receivable MSFT-OAI-RESALE     rate 0.15 from 2024-11-15 to 2026-04-27 (exclusive)",
+        "  payable OAI-MSFT-REVSHARE rate applied: 0.2 in 2024-Q1..2025-Q3",
+        "  receivable MSFT-OAI-RESALE rate applied: 0.2 in 2024-Q1..2024-Q4, 0.15 in 2025-Q1..2025-Q3",
+    ):
+        assert line in out.splitlines(), f"{line!r} missing from:\n{out}"
     assert (home / "reports" / "index.html").is_file()
     for quarter in ("2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3"):
         assert (home / "reports" / quarter / "index.html").is_file(), quarter

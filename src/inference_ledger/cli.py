@@ -78,6 +78,76 @@ def _write_reports(out: Path, periods: list[str] | None = None) -> list[Path]:
         conn.close()
 
 
+def _rate_runs(rows: list[tuple]) -> str:
+    """(period_label, rate) in period order as `rate in first..last` runs."""
+    runs: list[list] = []
+    for label, rate in rows:
+        if runs and runs[-1][0] == rate:
+            runs[-1][2] = label
+        else:
+            runs.append([rate, label, label])
+    return ", ".join(
+        f"{rate.normalize():f} in {a}" + (f"..{b}" if b != a else "") for rate, a, b in runs
+    )
+
+
+def _print_inputs_handled(run_id: str, lake_dir: Path) -> None:
+    """What the run did with each source's rows (audit.input_files) and which contract terms
+    set the rate of each quarter (lake contract_terms, marts.revshare_reconciliation)."""
+    from inference_ledger import lake
+    from inference_ledger.db import connect, database_url
+    from inference_ledger.spark import get_spark
+
+    conn = connect(database_url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT source, count(*), sum(rows_read), sum(rows_loaded),"
+                " sum(rows_deduplicated), sum(rows_superseded), sum(rows_quarantined)"
+                " FROM audit.input_files WHERE run_id = %s GROUP BY source ORDER BY source",
+                (run_id,),
+            )
+            sources = cur.fetchall()
+            cur.execute(
+                "SELECT direction, agreement_id, period_label, rate"
+                " FROM marts.revshare_reconciliation WHERE NOT is_adjustment AND rate IS NOT NULL"
+                " ORDER BY direction, agreement_id, period_label"
+            )
+            applied: dict[tuple, list] = {}
+            for direction, agreement, label, rate in cur.fetchall():
+                applied.setdefault((direction, agreement), []).append((label, rate))
+        conn.commit()
+    finally:
+        conn.close()
+    head = (
+        f"{'inputs handled':<22}{'files':>6}{'read':>10}{'loaded':>10}"
+        f"{'deduplicated':>14}{'superseded':>12}{'quarantined':>13}"
+    )
+    print(head)
+    for source, files, *counts in sources:
+        print(f"  {source:<20}{files:>6}" + "".join(f"{int(c):>{w}}" for c, w in
+              zip(counts, (10, 10, 14, 12, 13), strict=True)))  # fmt: skip
+    print(
+        "  (usage: deduplicated = redelivered bucket results, superseded = older conflicting"
+        " pulls; revenue: lower entry_versions; settlements: statements replaced by a"
+        " correction)"
+    )
+    terms = (
+        lake.read_table(get_spark(), lake_dir, "contract_terms")
+        .orderBy("direction", "agreement_id", "effective_from")
+        .collect()
+    )
+    print("contract terms:")
+    for t in terms:
+        until = t["effective_to"] or "open"
+        print(
+            f"  {t['direction']:<11}{t['agreement_id']:<19} rate {t['rate'].normalize():f}"
+            f" from {t['effective_from']} to {until} (exclusive)"
+        )
+    for (direction, agreement), rows in sorted(applied.items()):
+        print(f"  {direction} {agreement} rate applied: {_rate_runs(rows)}")
+
+
 def cmd_demo(args) -> int:
     from inference_ledger.pipeline import run_pipeline
     from inference_ledger.sample import generate_landing
@@ -86,12 +156,23 @@ def cmd_demo(args) -> int:
     settings = load_settings()
     landing = Path(args.landing) if args.landing else settings.landing_dir
     t0 = time.monotonic()
-    summary = generate_landing(landing, seed=args.seed, scale=args.scale, billing_faults=True)
+    # Every deliberate input fault on: the run below shows each one handled.
+    summary = generate_landing(
+        landing,
+        seed=args.seed,
+        scale=args.scale,
+        billing_faults=True,
+        usage_conflicts=True,
+        statement_chains=True,
+        contract_changes=True,
+    )
     print(
         f"generated sample landing data in {landing} ({summary.files} files) in {time.monotonic() - t0:.1f}s"
     )
     result = run_pipeline(landing, command="demo", as_of=args.as_of)
     _print_run(result)
+    print()
+    _print_inputs_handled(result.run_id, settings.lake_dir)
     print()
     _print_summary()
     reports = _write_reports(settings.reports_dir)
