@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -54,7 +55,7 @@ def input_error_from_spark(exc: BaseException) -> InputError | None:
     m = _READ_FAILURE.search(text)
     if not m:
         return None
-    path = re.sub(r"^file:(//)?", "", m.group(1))
+    path = unquote(re.sub(r"^file:(//)?", "", m.group(1)))
     causes = _CAUSE.findall(text)
     cause = causes[-1].strip() if causes else "unreadable"
     return InputError(f"{path}: cannot be read ({cause})")
@@ -67,8 +68,11 @@ class IngestResult:
 
 
 def local_path(uri_col: Column) -> Column:
-    """Spark reports `file:/x/y`; the audit keys files by their plain path."""
-    return F.regexp_replace(uri_col, r"^file:(//)?", "")
+    """Spark reports `file:/x/y%20z`; the audit keys files by their plain path. The path is
+    percent-decoded (a file named with a space would otherwise match no listed file); `+` is
+    literal in a URI path, so it is kept from url_decode's form decoding."""
+    plain = F.regexp_replace(uri_col, r"^file:(//)?", "")
+    return F.url_decode(F.regexp_replace(plain, r"\+", "%2B"))
 
 
 def file_path_col() -> Column:
