@@ -128,6 +128,8 @@ def _record_quarantine(ctx: steps.RunContext, conn) -> None:
 
 def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:
     spark = get_spark()
+    # The lake suites check the inputs before anything is computed from them.
+    quality_gate.lake_gate(spark, ctx, url, *steps.resolve_range(spark, ctx))
     counts = steps.aggregate(spark, ctx)
     start, end = steps.run_range(spark, ctx)
     conn = connect(url)
@@ -135,7 +137,6 @@ def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:
         audit.set_run_range(conn, ctx.run_id, start, end)
     finally:
         conn.close()
-    quality_gate.lake_gate(spark, ctx, url, start, end)
     return counts
 
 
