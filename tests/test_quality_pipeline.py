@@ -13,6 +13,7 @@ from inference_ledger.pipeline import run_pipeline
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import load_settings
 from tests.test_pipeline_e2e import marts_hash
+from tests.test_quality_publish import batch, conn, publish_batch, quality_env  # noqa: F401
 
 
 def result(project: str, input_tokens: int, cached: int) -> dict:
@@ -34,7 +35,7 @@ def result(project: str, input_tokens: int, cached: int) -> dict:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     # Only the page: the run ingests it alone (the other feeds have no files), which keeps
-    # the test cheap; the lake may hold other tests' data, which is valid.
+    # the test cheap.
     out = tmp_path_factory.mktemp("quality_landing")
     start = int(datetime(2024, 3, 15, tzinfo=UTC).timestamp())
     page = {
@@ -59,16 +60,18 @@ def landing(tmp_path_factory):
     return out, folder / "page-quality.json"
 
 
-def test_lake_violation_fails_the_run_before_publish(spark, pg_url, pg_conn, landing):
+def test_lake_violation_fails_the_run_before_publish(spark, quality_env, conn, batch, landing):  # noqa: F811
     folder, page = landing
-    before = marts_hash(pg_conn)
+    publish_batch(spark, quality_env, batch)  # marts with something in them to keep
+    before = marts_hash(conn)
+    assert before["quarterly_summary"][1] == 1
     with pytest.raises(QualityGateFailed, match="lake.usage_facts: token_bounds ") as failure:
         run_pipeline(folder, as_of=date(2024, 4, 2))
     assert [
         (f.suite, f.check_name, f.column_name, f.observed_value) for f in failure.value.failures
     ] == [("lake.usage_facts", "token_bounds", "input_tokens", "1")]
-    assert marts_hash(pg_conn) == before
-    with pg_conn.cursor() as cur:
+    assert marts_hash(conn) == before
+    with conn.cursor() as cur:
         cur.execute(
             "SELECT run_id, status, error FROM audit.runs WHERE command = 'run'"
             " ORDER BY started_at DESC LIMIT 1"

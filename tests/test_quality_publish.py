@@ -7,15 +7,18 @@ violating it (and only it), and the publish fails naming it while the marts stay
 
 from __future__ import annotations
 
+import os
+import secrets
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from psycopg2 import sql
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from inference_ledger import audit, lake, steps
-from inference_ledger.db import connect
+from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import finish, publish_step
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import load_settings
@@ -26,6 +29,39 @@ from tests.test_quality_lake import bill, use
 
 D = Decimal
 START, END, AS_OF = date(2024, 1, 1), date(2024, 4, 1), date(2024, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def quality_env(spark, pg_url, tmp_path_factory):
+    """Its own database on the session's server and its own LEDGER_HOME (lake, Data Docs), so
+    what these tests publish or put in the lake never meets another test's data."""
+    from sqlalchemy.engine import make_url
+
+    name = f"quality_{secrets.token_hex(4)}"
+    admin = connect(pg_url)
+    admin.autocommit = True
+    admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
+    os.environ.update(
+        LEDGER_HOME=str(tmp_path_factory.mktemp("quality_home")), LEDGER_DATABASE_URL=url
+    )
+    yield url
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    admin.cursor().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()
+
+
+@pytest.fixture
+def conn(quality_env):
+    c = connect(quality_env)
+    yield c
+    c.close()
 
 
 @pytest.fixture(scope="module")
@@ -125,18 +161,18 @@ def failed_checks(conn, run_id: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def published(spark, pg_url, batch):
-    return publish_batch(spark, pg_url, batch)
+def published(spark, quality_env, batch):
+    return publish_batch(spark, quality_env, batch)
 
 
-def test_warnings_publish_and_are_recorded(published, pg_conn):
+def test_warnings_publish_and_are_recorded(published, conn):
     ctx, outcome = published
     assert outcome.warnings == 2
-    assert failed_checks(pg_conn, ctx.run_id) == [
+    assert failed_checks(conn, ctx.run_id) == [
         ("staging.inference_spend_daily", "spend_jump", "warning", "1"),
         ("staging.revshare_reconciliation", "settlement_status", "warning", "1"),
     ]
-    with pg_conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(
             "SELECT agreement_id, expected_usd, settled_usd, variance_usd, status"
             " FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1' ORDER BY 1"
@@ -249,17 +285,17 @@ CRITICAL = [
     ("tamper", "suite", "check", "observed"), CRITICAL, ids=[c[0].__name__ for c in CRITICAL]
 )
 def test_critical_failure_blocks_the_publish(
-    spark, pg_url, pg_conn, batch, published, tamper, suite, check, observed
+    spark, quality_env, conn, batch, published, tamper, suite, check, observed
 ):
-    before = marts_hash(pg_conn)
+    before = marts_hash(conn)
     with pytest.raises(QualityGateFailed, match=f"{suite}: {check} ") as failure:
-        publish_batch(spark, pg_url, batch, tamper)
-    assert marts_hash(pg_conn) == before
+        publish_batch(spark, quality_env, batch, tamper)
+    assert marts_hash(conn) == before
     assert [f.check_name for f in failure.value.failures] == [check]
-    run_id = _last_failed_run(pg_conn)
-    critical = [r for r in failed_checks(pg_conn, run_id) if r[2] == "critical"]
+    run_id = _last_failed_run(conn)
+    critical = [r for r in failed_checks(conn, run_id) if r[2] == "critical"]
     assert critical == [(suite, check, "critical", observed)]
-    with pg_conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute("SELECT status, error FROM audit.runs WHERE run_id = %s", (run_id,))
         status, error = cur.fetchone()
     assert status == "failed" and f"{suite}: {check} " in error
@@ -273,3 +309,15 @@ def _last_failed_run(conn) -> str:
         (run_id,) = cur.fetchone()
     conn.commit()
     return run_id
+
+
+def test_period_report_links_the_data_docs_and_counts_the_warnings(published, conn, tmp_path):
+    from inference_ledger.report import write_period_report
+
+    ctx, _ = published
+    page = write_period_report(conn, "2024-Q1", tmp_path).read_text()
+    assert '<span class="dq-warnings">2 warnings</span>' in page
+    href = page.split('">Data Docs of the run</a>')[0].rsplit('<a href="', 1)[1]
+    site = (tmp_path / "2024-Q1" / href).resolve()
+    assert site == (ctx.settings.home / "data_docs" / ctx.run_id / "index.html").resolve()
+    assert site.exists()

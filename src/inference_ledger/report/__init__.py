@@ -561,7 +561,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
         ),
         section(
             "Data quality of the publishing run",
-            _dq_summary(conn, run_id, dq)
+            _dq_summary(conn, run_id, dq, _data_docs_link(run_id, folder))
             + table(
                 DQ_COLS,
                 [r for r in dq if not r["success"]],
@@ -617,17 +617,35 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     return path
 
 
-def _dq_summary(conn, run_id: str | None, dq: list[dict]) -> str:
+def _data_docs_link(run_id: str | None, folder: Path) -> str:
+    """A link to the run's Great Expectations Data Docs site, if it was built here."""
+    import os
+
+    from inference_ledger.quality.runner import docs_dir
+    from inference_ledger.settings import load_settings
+
+    index = docs_dir(load_settings().home, run_id) / "index.html" if run_id else None
+    if index is None or not index.exists():
+        return ""
+    href = Path(os.path.relpath(index, folder.resolve())).as_posix()
+    return f' · <a href="{html.escape(href)}">Data Docs of the run</a>'
+
+
+def _dq_summary(conn, run_id: str | None, dq: list[dict], docs_link: str = "") -> str:
     """Per suite: checks, passed, failed (critical blocks publishing, warning does not)."""
     if not dq:
         return "<p>No data-quality results recorded for the publishing run.</p>"
     failed = [r for r in dq if not r["success"]]
     crit = [r for r in failed if r["severity"] == "critical"]
+    warned = len(failed) - len(crit)
     badge = (
         '<span class="badge ok">all passed</span>'
         if not failed
         else f'<span class="badge bad">{len(failed)} failed ({len(crit)} critical)</span>'
     )
+    # Warnings do not block the publish; the failed-checks table below lists each one.
+    badge += f' <span class="dq-warnings">{warned} warning{"s" * (warned != 1)}</span>'
+    badge += docs_link
     cols = [
         Col("Suite", "suite"),
         Col("Checks", "checks", integer, True),
