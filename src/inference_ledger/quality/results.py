@@ -65,8 +65,8 @@ def from_validation(suite_name: str, outcome, checked_at: datetime) -> list[Chec
                 or meta.get("column")
                 or ",".join(kwargs.get("column_list") or [])
                 or None,
-                # An expectation that raised is a failure, whatever GX says about success.
                 severity=meta.get("severity", "critical"),
+                # An expectation that raised is a failure, whatever GX says about success.
                 success=bool(r.success) and not errors,
                 observed_value=str(observed),
                 details={
