@@ -661,9 +661,7 @@ def _dag_test(dag_id: str, logical_date: str, conf: dict, env: dict, timeout: fl
 
 def _input_files(conn, run_id: str) -> list[str]:
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT source_file FROM audit.input_files WHERE run_id = %s ORDER BY 1", (run_id,)
-        )
+        cur.execute("SELECT path FROM audit.input_files WHERE run_id = %s ORDER BY 1", (run_id,))
         rows = [r[0] for r in cur.fetchall()]
     conn.commit()
     return rows
