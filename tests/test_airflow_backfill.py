@@ -44,10 +44,11 @@ BIN = Path(sys.executable).parent
 # ends 2024-04-01: its as-of date is the baseline's.
 FROM_DATE, TO_DATE = "2024-03-30", "2024-04-01"
 EXPECTED_LOGICAL_DATES = ["2024-03-30 03:00:00+00:00", "2024-03-31 03:00:00+00:00"]
-WAIT_SECONDS = 900  # a bound for a loaded machine; idle, the runs take ~2 min
+# A bound, not a speed check: on the shared 2-core machine at load ~24 both runs took 12.3 min.
+WAIT_SECONDS = 1200
 
 
-def _airflow(env: dict[str, str], *args: str, timeout: float = 180) -> str:
+def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     done = subprocess.run(
         [str(BIN / "airflow"), *args],
         env=env,
