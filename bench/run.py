@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -433,6 +434,59 @@ def bare_copy_reference(url: str, work: Path) -> dict:
     }
 
 
+def bulk_copy_reference(url: str, lake_dir, work: Path) -> dict:
+    """The marts are small (hundreds of rows), so `stage COPY` is mostly fixed cost. This
+    measures the same staging path on a bulk table: the night's usage facts written by
+    `publish.write_copy_csv` (Spark CSV) and loaded by `db.copy_csv`, against a bare COPY of
+    the same CSV files into the same kind of table."""
+    from psycopg2 import sql
+
+    from inference_ledger import lake
+    from inference_ledger.db import connect, copy_csv
+    from inference_ledger.publish import write_copy_csv
+    from inference_ledger.spark import get_spark
+
+    df = lake.read_table(get_spark(), lake_dir, "usage_facts")
+    cols = df.columns
+    shutil.rmtree(work, ignore_errors=True)
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            for t in ("bench_ours", "bench_bare"):
+                cur.execute(
+                    sql.SQL("CREATE TEMP TABLE {} ({})").format(
+                        sql.Identifier(t),
+                        sql.SQL(", ").join(
+                            sql.SQL("{} text").format(sql.Identifier(c)) for c in cols
+                        ),
+                    )
+                )
+        t0 = time.perf_counter()
+        files = write_copy_csv(df, work)
+        rows = copy_csv(conn, "pg_temp", "bench_ours", cols, files, header=True)
+        conn.commit()
+        ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        query = sql.SQL("COPY pg_temp.bench_bare FROM STDIN WITH (FORMAT csv, HEADER true)")
+        with conn.cursor() as cur:
+            for path in files:
+                with open(path, "rb") as fh:
+                    cur.copy_expert(query.as_string(cur), fh)
+        conn.commit()
+        bare = time.perf_counter() - t0
+    finally:
+        conn.rollback()
+        conn.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "rows": rows,
+        "staging_path_seconds": round(ours, 3),
+        "bare_copy_seconds": round(bare, 3),
+        "staging_path_rows_per_s": round(rows / ours) if ours else None,
+        "bare_copy_rows_per_s": round(rows / bare) if bare else None,
+    }
+
+
 # ---------------------------------------------------------------- scenarios
 
 
@@ -453,8 +507,11 @@ def bench_size(name: str, work: Path, mem: MemorySampler, report: bool) -> tuple
             run_stages, landing, NIGHT, report_dir=settings.reports_dir if report else None
         )
         with run_stages.stage("reference (b): bare COPY of the staged rows") as info:
-            copy_ref = bare_copy_reference(figures.pop("url"), root / "copy")
+            copy_ref = bare_copy_reference(figures["url"], root / "copy")
             info["rows"] = copy_ref["rows"]
+        with run_stages.stage("reference (b'): staging path vs bare COPY, usage facts") as info:
+            bulk_copy = bulk_copy_reference(figures.pop("url"), settings.lake_dir, root / "bulk")
+            info["rows"] = bulk_copy["rows"]
     with run_stages.stage("reference (a): DuckDB ingest + dedupe + aggregate") as info:
         duck = duckdb_reference(landing, root / "duckdb", threads=os.cpu_count() or 2)
         info["rows"] = gen.usage_results_written + gen.billing_lines
@@ -479,6 +536,9 @@ def bench_size(name: str, work: Path, mem: MemorySampler, report: bool) -> tuple
             duck["usage_seconds"] + duck["billing_seconds"],
         ),
         "stage_copy_rate_vs_bare_copy_rate": _ratio(stage_rate, copy_ref["rows_per_s"]),
+        "bulk_staging_rate_vs_bare_copy_rate": _ratio(
+            bulk_copy["bare_copy_seconds"], bulk_copy["staging_path_seconds"]
+        ),
         "audit_share_of_night": _ratio(s.seconds("audit (GX)"), night),
     }
     shutil.rmtree(landing, ignore_errors=True)
@@ -494,6 +554,7 @@ def bench_size(name: str, work: Path, mem: MemorySampler, report: bool) -> tuple
         "run": figures,
         "duckdb": duck,
         "bare_copy": copy_ref,
+        "bulk_copy": bulk_copy,
         "ratios": ratios,
     }
     return result, run_stages
@@ -584,6 +645,56 @@ def print_size(r: dict) -> None:
         print(f"  {k}: {v}")
 
 
+def markdown(results: dict) -> str:
+    """The README's figures from a results file (`python bench/run.py --summarize FILE`)."""
+    m = results["machine"]
+    out = [
+        f"Machine: {m['cores']} cores, {m['ram_gb']} GiB, {m['cpu']}; Spark {m['spark_master']}, "
+        f"{m['shuffle_partitions']} shuffle partitions, driver {m.get('driver_memory', '2g')}; load average "
+        f"{m['load_avg_at_start'][0]} at start, {m.get('load_avg_at_end', ['?'])[0]} at end. "
+        f"{results.get('note', '')}",
+        "",
+        f"Fixed overhead: Spark session start {results['fixed_overhead']['spark_session_start_s']}"
+        f" s, `ledger --help` {results['fixed_overhead'].get('cli_start_s', '?')} s.",
+    ]
+    for r in results["sizes"]:
+        out += [
+            "",
+            f"**{r['size']}**: {r['usage_results']:,} usage results "
+            f"({r['generated']['usage_results_written']:,} with redeliveries, "
+            f"{r['generated']['usage_files']} files), {r['billing_lines']:,} billing lines; "
+            f"{r['landing_mb']} MB of gzip landing files. Night (prepare..publish): "
+            f"{r['night_seconds']:.1f} s.",
+            "",
+            "| stage | s | rows | rows/s | peak driver MB | peak JVM MB | peak Postgres MB |",
+            "|---|--:|--:|--:|--:|--:|--:|",
+        ]
+        for name, st in {**r["generate"], **r["stages"]}.items():
+            out.append(
+                f"| {name.strip()} | {st['seconds']:.2f} | {st['rows'] or ''} | "
+                f"{st['rows_per_s'] or ''} | {st['peak_driver_mb']} | {st['peak_jvm_mb']} | "
+                f"{st['peak_postgres_mb']} |"
+            )
+        out += ["", "| ratio | value |", "|---|--:|"]
+        out += [f"| {k} | {v} |" for k, v in r["ratios"].items()]
+    inc = results.get("incremental")
+    if inc:
+        out += [
+            "",
+            f"**Incremental** ({inc['size']} night, {inc['history_nights']} nights of history): "
+            f"first night {inc['first_night_seconds']:.1f} s, one more night "
+            f"{inc['next_night_seconds']:.1f} s, ratio **{inc['ratio_next_vs_first']}**.",
+            "",
+            "| stage | first night s | one more night s | ratio |",
+            "|---|--:|--:|--:|",
+        ]
+        for k, v in inc["ratio_by_stage"].items():
+            a = inc["first_night"].get(k, {}).get("seconds")
+            b = inc["next_night"].get(k, {}).get("seconds")
+            out.append(f"| {k} | {a} | {b} | {v} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="1m,10m", help=f"comma-separated, of {', '.join(SIZES)}")
@@ -598,7 +709,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--work", type=Path, default=HERE / "work", help="scratch (deleted after)")
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--note", default="", help="free text kept with the results")
+    p.add_argument("--summarize", type=Path, help="print a results file as Markdown and exit")
     args = p.parse_args(argv)
+    if args.summarize:
+        print(markdown(json.loads(args.summarize.read_text())))
+        return {}
     sizes = ["quick"] if args.quick else [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
@@ -620,25 +735,37 @@ def main(argv: list[str] | None = None) -> dict:
     with MemorySampler() as mem:
         t0 = time.perf_counter()
         get_spark()
-        results["fixed_overhead"] = {"spark_session_start_s": round(time.perf_counter() - t0, 3)}
+        spark_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "inference_ledger.cli", "--help"], check=True,
+                       capture_output=True)  # fmt: skip
+        results["fixed_overhead"] = {
+            "spark_session_start_s": round(spark_s, 3),
+            "cli_start_s": round(time.perf_counter() - t0, 3),
+        }
         measured: dict[str, Stages] = {}
         inc_size = args.incremental_size or sizes[0]
-        for name in sizes:
-            r, measured[name] = bench_size(name, args.work, mem, report=True)
-            print_size(r)
-            results["sizes"].append(r)
-            _save(results, path)
-        if not args.no_incremental:
-            inc = bench_incremental(
-                inc_size, args.history_nights, args.work, mem, measured.get(inc_size)
-            )
-            print(
-                f"\n== incremental ({inc_size}, {args.history_nights} nights of history): "
-                f"first night {inc['first_night_seconds']:.2f} s, one more night "
-                f"{inc['next_night_seconds']:.2f} s, ratio {inc['ratio_next_vs_first']}"
-            )
-            print(f"  by stage: {inc['ratio_by_stage']}")
-            results["incremental"] = inc
+        # The incremental test right after its size: on a busy machine the largest size may
+        # not finish, and its figures are the ones most likely to be cut short.
+        order = [inc_size] + [s for s in sizes if s != inc_size]
+        for name in order:
+            if name in sizes:
+                r, measured[name] = bench_size(name, args.work, mem, report=True)
+                print_size(r)
+                results["sizes"].append(r)
+                _save(results, path)
+            if name == inc_size and not args.no_incremental:
+                inc = bench_incremental(
+                    inc_size, args.history_nights, args.work, mem, measured.get(inc_size)
+                )
+                print(
+                    f"\n== incremental ({inc_size}, {args.history_nights} nights of history): "
+                    f"first night {inc['first_night_seconds']:.2f} s, one more night "
+                    f"{inc['next_night_seconds']:.2f} s, ratio {inc['ratio_next_vs_first']}"
+                )
+                print(f"  by stage: {inc['ratio_by_stage']}")
+                results["incremental"] = inc
+                _save(results, path)
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     _save(results, path)

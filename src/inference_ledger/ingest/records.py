@@ -293,7 +293,9 @@ def finish_records(
         status.alias("status"),
         reason.alias("reason"),
         field.alias("field"),
-        raw_record(raw_columns).alias("raw_record"),
+        # Only rows that are not loaded keep their input as delivered (the quarantine shows it);
+        # serialising every loaded row as well costs CPU and cache memory at millions of rows.
+        F.when(status != F.lit(LOADED), raw_record(raw_columns)).alias("raw_record"),
     )
 
 
