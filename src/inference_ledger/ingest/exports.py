@@ -205,7 +205,10 @@ def with_current_run(runs: DataFrame) -> DataFrame:
             )
         ),
     )
-    current = ranked.select("run_id", (F.col("_rank") == 1).alias("is_current_run"))
-    return runs.join(current, "run_id", "left").withColumn(
+    # Run ids are unique only within a scope and month: FOCUS folder runs are named by their
+    # folder (`run-1`, a date), so a join on run_id alone multiplied rows across scopes.
+    key = ["scope_id", "billing_month", "run_id"]
+    current = ranked.select(*key, (F.col("_rank") == 1).alias("is_current_run"))
+    return runs.join(current, key, "left").withColumn(
         "is_current_run", F.coalesce(F.col("is_current_run"), F.lit(False))
     )
