@@ -110,9 +110,10 @@ def read_blob(path: Path) -> str:
     return (gzip.decompress(data) if path.name.endswith(".gz") else data).decode("utf-8")
 
 
-def newest_run(landing: Path, month_folder: str) -> Path:
-    """The manifest of the newest export run of a billing period folder (YYYYMMDD-YYYYMMDD)."""
-    manifests = landing.glob(f"billing/azure/*/{month_folder}/*/manifest.json")
+def newest_run(landing: Path, month_folder: str, export: str = "ea-actualcost-daily") -> Path:
+    """The manifest of the newest run of the generated export for a billing period folder
+    (YYYYMMDD-YYYYMMDD)."""
+    manifests = landing.glob(f"billing/azure/{export}/{month_folder}/*/manifest.json")
     return max(manifests, key=lambda p: json.loads(p.read_text())["runInfo"]["submittedTime"])
 
 
