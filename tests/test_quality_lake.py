@@ -130,34 +130,54 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
         + [fx("GBP", "2024-01-05", "0")],
         "prices": [],
     }
-    frames = {f"lake.{t}": table_frame(lake_df(spark, t, rows), t) for t, rows in tables.items()}
+    frames = {
+        f"lake.{t}": table_frame(lake_df(spark, t, rows), t, CFG) for t, rows in tables.items()
+    }
     suites = {f"lake.{t}": table_suite(t, CFG) for t in LAKE_CHECKS}
     outcomes = validate_frames(frames, suites)
     assert {o.suite.name for o in outcomes} == {f"lake.{t}" for t in LAKE_CHECKS}
     c = "critical"
     assert failed(outcomes) == sorted(
         [
-            ("lake.billing_lines", "required", c, "scope_id", "1"),
+            ("lake.billing_lines", "required", c, "dq_required_missing", "1"),
             ("lake.billing_lines", "currency_iso", c, "billing_currency", "1"),
-            ("lake.billing_lines", "amount_bounds", c, "billed_cost_usd", "1"),
+            ("lake.billing_lines", "amount_bounds", c, "dq_amount_out_of_bounds", "1"),
             (
                 "lake.billing_lines",
                 "charge_in_billing_period",
                 c,
-                "is_charge_in_billing_period",
+                "dq_charge_outside_billing_period",
                 "1",
             ),
             ("lake.usage_facts", "keys", c, ",".join(LAKE_CHECKS["usage_facts"][0]), "2"),
-            ("lake.usage_facts", "keys", c, "channel", "1"),
-            ("lake.usage_facts", "token_bounds", c, "output_tokens", "1"),
-            ("lake.usage_facts", "token_bounds", c, "input_tokens", "1"),
+            ("lake.usage_facts", "keys", c, "dq_key_missing", "1"),
+            ("lake.usage_facts", "token_bounds", c, "dq_tokens_out_of_bounds", "2"),
             ("lake.usage_facts", "cached_within_input", c, "input_cached_tokens", "1"),
             ("lake.revenue_lines", "keys", c, "entry_id", "2"),
             ("lake.revenue_lines", "currency_iso", c, "currency", "1"),
             ("lake.fx_rates", "keys", c, "currency,rate_date", "2"),
-            ("lake.fx_rates", "amount_bounds", c, "usd_per_unit", "1"),
+            ("lake.fx_rates", "amount_bounds", c, "dq_amount_out_of_bounds", "1"),
         ]
     )
+    samples = {
+        (r.suite, r.column_name): sorted(r.details["partial_unexpected_list"])
+        for o in outcomes
+        for r in o.checks
+        if not r.success
+    }
+    # The dq_* columns say which column and value broke the rule.
+    assert samples[("lake.usage_facts", "dq_tokens_out_of_bounds")] == [
+        "input_tokens=2000000000000000",
+        "output_tokens=-1",
+    ]
+    assert samples[("lake.billing_lines", "dq_amount_out_of_bounds")] == [
+        "billed_cost_usd=2000000000000.0000000000"
+    ]
+    assert samples[("lake.billing_lines", "dq_charge_outside_billing_period")] == [
+        "2024-01 2024-02-01 00:00:00 .. 2024-02-02 00:00:00"
+    ]
+    assert samples[("lake.billing_lines", "dq_required_missing")] == ["scope_id is null"]
+    assert samples[("lake.fx_rates", "dq_amount_out_of_bounds")] == ["usd_per_unit=0.0000000000"]
 
 
 def test_freshness_names_the_stalled_feed(spark):

@@ -69,7 +69,7 @@ def test_lake_violation_fails_the_run_before_publish(spark, quality_env, conn, b
         run_pipeline(folder, as_of=date(2024, 4, 2))
     assert [
         (f.suite, f.check_name, f.column_name, f.observed_value) for f in failure.value.failures
-    ] == [("lake.usage_facts", "token_bounds", "input_tokens", "1")]
+    ] == [("lake.usage_facts", "token_bounds", "dq_tokens_out_of_bounds", "1")]
     assert marts_hash(conn) == before
     with conn.cursor() as cur:
         cur.execute(
@@ -86,7 +86,13 @@ def test_lake_violation_fails_the_run_before_publish(spark, quality_env, conn, b
         )
         assert cur.fetchall() == [
             ("ingest.input_files", "quarantine_rate", "warning", "1", '["0.5000000000"]'),
-            ("lake.usage_facts", "token_bounds", "critical", "1", '["2000000000000000"]'),
+            (
+                "lake.usage_facts",
+                "token_bounds",
+                "critical",
+                "1",
+                '["input_tokens=2000000000000000"]',
+            ),
         ]
         cur.execute(
             "SELECT count(*) FROM audit.dq_results WHERE run_id = %s AND suite LIKE 'staging.%%'",

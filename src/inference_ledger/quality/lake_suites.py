@@ -1,8 +1,8 @@
 """Suites on the canonical lake tables, run on Spark DataFrames before anything is aggregated.
 
 Each table's frame is the lake table (partitioned ones limited to the run's range) plus the
-derived `is_*` columns some checks need, computed by pure DataFrame transforms: GX then counts
-them in the same Spark session. A frame is narrowed to the columns checked and cached for
+derived `dq_*` columns (null on a good row, else naming what is wrong) computed by pure
+DataFrame transforms: GX then counts them in the same Spark session. A frame is narrowed to the columns checked and cached for
 the validation, so the table is read once however many expectations there are.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from inference_ledger import lake
+from inference_ledger import contracts, lake
 from inference_ledger.ingest.usage import NATURAL_KEY as USAGE_KEY
 from inference_ledger.quality.config import QualityConfig
 from inference_ledger.quality.iso4217 import CURRENCIES
@@ -60,16 +60,87 @@ def _meta(cfg: QualityConfig, check: str, **extra) -> dict:
     return {"check": check, "severity": cfg.severity(check), **extra}
 
 
-def with_charge_period_check(billing_lines: DataFrame) -> DataFrame:
-    """is_charge_in_billing_period: the charge period lies inside its export's billing month
-    (`billing_month` YYYY-MM, UTC; the period end is exclusive)."""
+def _violations(checks: list[tuple[Column, Column]]) -> Column:
+    """Null when every (ok, label) holds, else the labels of those that do not, joined by
+    '; '. A condition that is null (a null input) counts as holding: nulls are the
+    `required` check's business."""
+    return F.nullif(F.concat_ws("; ", *[F.when(~ok, label) for ok, label in checks]), F.lit(""))
+
+
+def _not_nullable(table: str, columns: list[str]) -> list[str]:
+    """Key columns the lake contract requires (a usage bucket's user_id may be null)."""
+    nullable = {c.name for c in contracts.columns("lake", table) if c.nullable}
+    return [c for c in columns if c not in nullable]
+
+
+def _shown(column: str) -> Column:
+    return F.concat(F.lit(f"{column}="), F.col(column).cast("string"))
+
+
+def with_row_checks(df: DataFrame, table: str, cfg: QualityConfig) -> DataFrame:
+    """One `dq_*` column per multi-column check, null on a good row and naming the offending
+    columns and values otherwise: GX then needs one Spark job per check, not per column."""
+    key, required, _, money = LAKE_CHECKS[table]
+    flags = {}
+    if key:
+        flags["dq_key_missing"] = [
+            (F.col(c).isNotNull(), F.lit(f"{c} is null")) for c in _not_nullable(table, key)
+        ]
+    rest = [c for c in required if c not in key]
+    if rest:
+        flags["dq_required_missing"] = [(F.col(c).isNotNull(), F.lit(f"{c} is null")) for c in rest]
+    bound = F.lit(cfg.max_abs_amount)  # a Decimal literal: compared exactly
+    amounts = [(F.abs(F.col(c)) <= bound, _shown(c)) for c in money]
+    if table == "fx_rates":
+        rate = F.col("usd_per_unit")
+        amounts.append(((rate > 0) & (rate <= bound), _shown("usd_per_unit")))
+    if amounts:
+        flags["dq_amount_out_of_bounds"] = amounts
+    if table == "usage_facts":
+        top = F.lit(cfg.max_tokens)
+        flags["dq_tokens_out_of_bounds"] = [
+            (F.col(c).between(F.lit(0), top), _shown(c)) for c in TOKEN_COLUMNS
+        ]
+    if table == "billing_lines":
+        flags["dq_charge_outside_billing_period"] = [(_charge_inside(), _charge_period())]
+    for name, checks in flags.items():
+        df = df.withColumn(name, _violations(checks))
+    return df
+
+
+def _charge_inside() -> Column:
+    """The charge period lies inside its export's billing month (`billing_month` YYYY-MM, UTC;
+    the period end is exclusive); a missing bound is outside."""
     month_start = F.to_date(F.concat(F.col("billing_month"), F.lit("-01")))
     inside = (
         (F.col("charge_period_start") >= month_start.cast("timestamp"))
         & (F.col("charge_period_end") <= F.add_months(month_start, 1).cast("timestamp"))
         & (F.col("charge_period_start") < F.col("charge_period_end"))
     )
-    return billing_lines.withColumn("is_charge_in_billing_period", F.coalesce(inside, F.lit(False)))
+    return F.coalesce(inside, F.lit(False))
+
+
+def _charge_period() -> Column:
+    return F.concat_ws(
+        " ",
+        F.col("billing_month"),
+        F.coalesce(F.col("charge_period_start").cast("string"), F.lit("null")),
+        F.lit(".."),
+        F.coalesce(F.col("charge_period_end").cast("string"), F.lit("null")),
+    )
+
+
+# check name and description of each dq_* column.
+ROW_CHECKS = {
+    "dq_key_missing": ("keys", "key columns not null"),
+    "dq_required_missing": ("required", "required columns not null"),
+    "dq_amount_out_of_bounds": ("amount_bounds", "money within the configured bound"),
+    "dq_tokens_out_of_bounds": ("token_bounds", "token and request counts within [0, bound]"),
+    "dq_charge_outside_billing_period": (
+        "charge_in_billing_period",
+        "charge period inside the billing month of its export",
+    ),
+}
 
 
 def with_freshness(
@@ -105,57 +176,26 @@ def with_quarantine_rate(files: DataFrame) -> DataFrame:
 
 def table_suite(table: str, cfg: QualityConfig) -> Suite:
     E = gx_module().expectations
-    key, required, currencies, money = LAKE_CHECKS[table]
+    key, _, currencies, _ = LAKE_CHECKS[table]
     exps = []
     if len(key) == 1:
         exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=_meta(cfg, "keys")))
     elif key:
         exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key, meta=_meta(cfg, "keys")))
-    for column in required:
-        check = "keys" if column in key else "required"
-        exps.append(E.ExpectColumnValuesToNotBeNull(column=column, meta=_meta(cfg, check)))
     for column in currencies:
         exps.append(
             E.ExpectColumnValuesToBeInSet(
                 column=column, value_set=sorted(CURRENCIES), meta=_meta(cfg, "currency_iso")
             )
         )
-    bound = float(cfg.max_abs_amount)  # a sanity bound, not money: GX compares it as given
-    for column in money:
-        exps.append(
-            E.ExpectColumnValuesToBeBetween(
-                column=column, min_value=-bound, max_value=bound, meta=_meta(cfg, "amount_bounds")
-            )
-        )
-    if table == "fx_rates":
-        exps.append(
-            E.ExpectColumnValuesToBeBetween(
-                column="usd_per_unit",
-                min_value=0,
-                strict_min=True,
-                max_value=bound,
-                meta=_meta(cfg, "amount_bounds"),
-            )
-        )
-    if table == "billing_lines":
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="is_charge_in_billing_period",
-                value_set=[True],
-                description="charge period inside the billing period of its export",
-                meta=_meta(cfg, "charge_in_billing_period"),
-            )
-        )
-    if table == "usage_facts":
-        for column in TOKEN_COLUMNS:
+    for column, (check, description) in ROW_CHECKS.items():
+        if column in row_check_columns(table):
             exps.append(
-                E.ExpectColumnValuesToBeBetween(
-                    column=column,
-                    min_value=0,
-                    max_value=cfg.max_tokens,
-                    meta=_meta(cfg, "token_bounds"),
+                E.ExpectColumnValuesToBeNull(
+                    column=column, description=description, meta=_meta(cfg, check)
                 )
             )
+    if table == "usage_facts":
         exps.append(
             E.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="input_tokens",
@@ -201,21 +241,28 @@ def quarantine_suite(cfg: QualityConfig) -> Suite:
     )
 
 
-def table_frame(df: DataFrame, table: str) -> DataFrame:
-    """The columns a table's suite reads (and the derived ones it checks)."""
-    key, required, currencies, money = LAKE_CHECKS[table]
-    extra = []
-    if table == "billing_lines":
-        df = with_charge_period_check(df)
-        extra = ["is_charge_in_billing_period"]
-    if table == "usage_facts":
-        extra = TOKEN_COLUMNS
-    cols = list(dict.fromkeys([*key, *required, *currencies, *money, *extra]))
-    return df.select(*cols)
+def row_check_columns(table: str) -> list[str]:
+    key, required, _, money = LAKE_CHECKS[table]
+    present = {
+        "dq_key_missing": bool(_not_nullable(table, key)),
+        "dq_required_missing": bool([c for c in required if c not in key]),
+        "dq_amount_out_of_bounds": bool(money) or table == "fx_rates",
+        "dq_tokens_out_of_bounds": table == "usage_facts",
+        "dq_charge_outside_billing_period": table == "billing_lines",
+    }
+    return [c for c in ROW_CHECKS if present[c]]
+
+
+def table_frame(df: DataFrame, table: str, cfg: QualityConfig) -> DataFrame:
+    """The columns a table's suite reads: its key, currencies and `dq_*` checks."""
+    key, _, currencies, _ = LAKE_CHECKS[table]
+    extra = ["input_tokens", "input_cached_tokens"] if table == "usage_facts" else []
+    cols = list(dict.fromkeys([*key, *currencies, *extra, *row_check_columns(table)]))
+    return with_row_checks(df, table, cfg).select(*cols)
 
 
 def lake_frames(
-    spark: SparkSession, lake_dir, start: date, end: date, as_of: date | None
+    spark: SparkSession, lake_dir, start: date, end: date, as_of: date | None, cfg: QualityConfig
 ) -> dict[str, DataFrame]:
     """suite name -> frame: every canonical table (billing and usage in [start, end))."""
     frames = {}
@@ -225,7 +272,7 @@ def lake_frames(
             df = df.filter(
                 (F.col("usage_date") >= F.lit(start)) & (F.col("usage_date") < F.lit(end))
             )
-        frames[f"lake.{table}"] = table_frame(df, table)
+        frames[f"lake.{table}"] = table_frame(df, table, cfg)
     frames[FRESHNESS_SUITE] = with_freshness(
         lake.read_table(spark, lake_dir, "billing_lines"),
         lake.read_table(spark, lake_dir, "usage_facts"),
@@ -259,7 +306,8 @@ def validate_lake(
 ) -> list[SuiteOutcome]:
     cfg = cfg or QualityConfig.load()
     reference = as_of if cfg.freshness_reference == "as_of" else None
-    return validate_frames(lake_frames(spark, lake_dir, start, end, reference), suites_for(cfg))
+    frames = lake_frames(spark, lake_dir, start, end, reference, cfg)
+    return validate_frames(frames, suites_for(cfg))
 
 
 def validate_input_files(
