@@ -4,9 +4,9 @@ The scenario generator (generator.py) builds plausible quarters row by row in Py
 right for exact figures and far too slow for 10M usage results. This module writes the same
 input formats (usage pages as JSONL gzip, Azure EA month-to-date CSV exports + manifest.json,
 the finance feeds of the scenario) with every per-row column built as a pyarrow array, so the
-cost is in C: ~1-2 µs per usage result including gzip. Figures are random but seeded; each
-usage result has its own natural key (`api_key_id`), and a share of pages is redelivered in a
-second file so the dedupe has work to do.
+cost is mostly in C: 10.5 s for 1M usage results + 100k billing lines, gzip included.
+Figures are random but seeded; each usage result has its own natural key (`api_key_id`), and a
+share of pages is redelivered in a second file so the dedupe has work to do.
 """
 
 from __future__ import annotations
