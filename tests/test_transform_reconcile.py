@@ -168,6 +168,26 @@ def test_quarterly_summary_from_spend_and_reconciliation(spark):
     assert row["spend_to_implied_revenue_ratio"] == D("0.8")
 
 
+def test_net_revshare_keeps_the_tenth_decimal_place(spark):
+    # Spark's decimal(38,10) - decimal(38,10) keeps 9 places; the net must keep all 10.
+    terms = [
+        term("PAY", "payable", "revenue:api", "0.20", "2024-01-01"),
+        term("RCV", "receivable", "reported", "0.20", "2024-01-01"),
+    ]
+    rev = [revenue("r1", "2024-02-01", "api", "1000.00")]
+    stm = [
+        statement("S1", "PAY", "payable", *Q1, "200.00"),
+        statement("R1", "RCV", "receivable", *Q1, "30.0000000001", basis="150.00"),
+    ]
+    _, periods, rec = run(spark, terms, rev, stm, end=date(2024, 4, 1))
+    spend = spark.createDataFrame(
+        [], "usage_date date, workload string, billed_cost_usd decimal(38,10)"
+    )
+    row = summary.quarterly_summary(periods, spend, rec).collect()[0].asDict()
+    assert row["revshare_received_usd"] == D("30.0000000001")
+    assert row["net_revshare_usd"] == D("-169.9999999999")
+
+
 # ---------------------------------------------------------------- issue 5: more exact cases
 
 

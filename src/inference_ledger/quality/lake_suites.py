@@ -51,7 +51,14 @@ LAKE_CHECKS: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
         [],
     ),
 }
-TOKEN_COLUMNS = ["input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests"]
+TOKEN_COLUMNS = [
+    "input_tokens",
+    "input_cached_tokens",
+    "output_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "num_model_requests",
+]
 FRESHNESS_SUITE = "lake.freshness"
 QUARANTINE_SUITE = "ingest.input_files"
 

@@ -29,3 +29,13 @@ def ratio(numerator, denominator, scale: int = 10):
     num = numerator.cast(T.DecimalType(28, 10))
     den = denominator.cast(T.DecimalType(24, 10))
     return F.when(den != 0, F.round(num / den, scale))
+
+
+def minus(a, b):
+    """a - b keeping all 10 places: Spark gives decimal(38,10) - decimal(38,10) only 9, so the
+    operands narrow to decimal(24,10) (up to 10^14 USD) first."""
+    from pyspark.sql import types as T
+
+    a = F.col(a) if isinstance(a, str) else a
+    b = F.col(b) if isinstance(b, str) else b
+    return a.cast(T.DecimalType(24, 10)) - b.cast(T.DecimalType(24, 10))

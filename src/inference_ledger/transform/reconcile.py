@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from inference_ledger.periods import quarters_between
-from inference_ledger.transform.contract import ratio, select_mart
+from inference_ledger.transform.contract import minus, ratio, select_mart
 
 MONEY = T.DecimalType(38, 10)
 RATE = T.DecimalType(18, 10)
@@ -39,14 +39,6 @@ def _far() -> Column:
 
 def _zero() -> Column:
     return F.lit(0).cast(MONEY)
-
-
-def _minus(a, b) -> Column:
-    """a - b keeping all 10 places: Spark gives decimal(38,10) - decimal(38,10) only 9, so the
-    operands narrow to decimal(24,10) (up to 10^14 USD) first."""
-    a = F.col(a) if isinstance(a, str) else a
-    b = F.col(b) if isinstance(b, str) else b
-    return a.cast(_AMT) - b.cast(_AMT)
 
 
 def quarter_label(c: Column) -> Column:
@@ -219,8 +211,8 @@ def with_cap(df: DataFrame, caps: DataFrame) -> DataFrame:
     )
     df = df.join(caps, ["agreement_id", "direction"], "left")
     cum = F.sum(F.coalesce("uncapped_expected_usd", _zero())).over(w)
-    before = _minus(cum, F.coalesce("uncapped_expected_usd", _zero()))
-    room = F.greatest(_minus("cap_amount", before), _zero())
+    before = minus(cum, F.coalesce("uncapped_expected_usd", _zero()))
+    room = F.greatest(minus("cap_amount", before), _zero())
     expected = F.when(F.col("cap_amount").isNull(), F.col("uncapped_expected_usd")).otherwise(
         F.least(F.col("uncapped_expected_usd"), room)
     )
@@ -228,7 +220,7 @@ def with_cap(df: DataFrame, caps: DataFrame) -> DataFrame:
     return (
         df.withColumn("expected_usd", expected)
         .withColumn("cap_used_usd", F.when(F.col("cap_amount").isNotNull(), used))
-        .withColumn("cap_remaining_usd", _minus("cap_amount", "cap_used_usd"))
+        .withColumn("cap_remaining_usd", minus("cap_amount", "cap_used_usd"))
     )
 
 
@@ -312,7 +304,7 @@ def revshare_reconciliation(
         .transform(
             lambda d: with_cap(d, term_facts.select("agreement_id", "direction", "cap_amount"))
         )
-        .withColumn("variance_usd", _minus("settled_usd", F.coalesce("expected_usd", _zero())))
+        .withColumn("variance_usd", minus("settled_usd", F.coalesce("expected_usd", _zero())))
         .withColumn("variance_pct", ratio(F.col("variance_usd"), F.col("expected_usd")))
         .withColumn(
             "rate",
@@ -339,7 +331,7 @@ def revshare_reconciliation(
             )
             .withColumn(
                 "usage_estimate_variance_usd",
-                _minus("basis_usd", "usage_estimate_usd"),
+                minus("basis_usd", "usage_estimate_usd"),
             )
             .withColumn(
                 "usage_estimate_variance_pct",
@@ -535,7 +527,7 @@ def prior_period_adjustments(
         .groupBy("target_period", "agreement_id", "direction")
         .agg(F.concat_ws("; ", F.sort_array(F.collect_set("entry"))).alias("adjustment_inputs"))
     )
-    variance = _minus("settled_usd", "expected_usd")
+    variance = minus("settled_usd", "expected_usd")
     fallback_status = (
         F.when(variance == 0, F.lit("matched"))
         .when(variance < 0, F.lit("underpaid"))
@@ -557,7 +549,7 @@ def prior_period_adjustments(
         .withColumn("usage_estimate_usd", F.when(reported, F.col("usage_estimate_usd")))
         .withColumn(
             "usage_estimate_variance_usd",
-            F.when(reported, _minus("basis_usd", "usage_estimate_usd")),
+            F.when(reported, minus("basis_usd", "usage_estimate_usd")),
         )
         .withColumn(
             "usage_estimate_variance_pct",

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from inference_ledger.transform.contract import ratio, select_mart
+from inference_ledger.transform.contract import minus, ratio, select_mart
 from inference_ledger.transform.reconcile import quarter_label
 
 MONEY = T.DecimalType(38, 10)
@@ -62,7 +62,7 @@ def quarterly_summary(
             "revshare_received_adjustment_usd",
             F.coalesce("revshare_received_adjustment_usd", _zero()),
         )
-        .withColumn("net_revshare_usd", F.col("revshare_received_usd") - F.col("revshare_paid_usd"))
+        .withColumn("net_revshare_usd", minus("revshare_received_usd", "revshare_paid_usd"))
         .withColumn(
             "spend_to_implied_revenue_ratio",
             ratio(F.col("inference_spend_usd"), F.col("implied_revenue_usd")),
