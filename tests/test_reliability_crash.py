@@ -1,0 +1,224 @@
+"""Crash safety: a run SIGKILLed at every step boundary, and inside the publish transaction,
+leaves the published marts exactly as the previous run left them (never a mix), and the next
+run completes and equals an uninterrupted one.
+
+The killed runs are `python -m inference_ledger.cli run` subprocesses sharing this module's
+database; `inference_ledger.faults` kills them at the named point (LEDGER_FAULT_KILL_AT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from inference_ledger.db import connect, database_url, is_embedded_running, stop_embedded
+from inference_ledger.pipeline import run_pipeline
+from inference_ledger.settings import Settings
+from tests.reliability_support import (
+    AS_OF,
+    accounting_balances,
+    blob_rows,
+    copy_landing,
+    generate_small,
+    isolated_ledger,
+    ledger_command,
+    marts_hash,
+    newest_run,
+    query,
+    subprocess_env,
+    to_csv,
+    write_export_run,
+)
+
+pytestmark = pytest.mark.slow
+
+# In the order a run passes them; each kill starts from the debris of the one before.
+KILL_POINTS = [
+    "pipeline:after_prepare",
+    "pipeline:after_ingest",
+    "pipeline:after_aggregate",
+    "publish:after_stage",
+    "publish:in_transaction",
+]
+
+
+def _version_b(a, b):
+    """B = A + a restated January (a newer export run, one inference line $1.00 dearer) + a
+    late February revenue entry: every mart differs between A and B."""
+    copy_landing(a, b)
+    manifest = newest_run(b, "20240101-20240131")
+    header, rows = blob_rows(manifest)
+    target = next(r for r in rows if '"workload": "inference"' in r["Tags"])
+    target["CostInBillingCurrency"] = str(Decimal(target["CostInBillingCurrency"]) + 1)
+    submitted = json.loads(manifest.read_text())["runInfo"]["submittedTime"]
+    later = datetime.fromisoformat(submitted.replace("Z", "+00:00")) + timedelta(hours=1)
+    write_export_run(
+        b, manifest, to_csv(header, rows), submitted=later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    (b / "finance" / "revenue" / "late.csv").write_text(
+        "entry_id,entry_version,revenue_date,product_line,amount,currency,description\n"
+        "late-1,1,2024-02-10,api,1000000.00,USD,late entry\n"
+    )
+    return b
+
+
+@pytest.fixture(scope="module")
+def ledger(spark, pg_url, tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    a = generate_small(root / "a")
+    b = _version_b(a, root / "b")
+    with isolated_ledger(pg_url, root / "home", "crash") as url:
+        # References: B uninterrupted, then A (the version every killed run must leave).
+        run_pipeline(b, as_of=AS_OF, incremental=False)
+        hash_b = marts_hash(url)
+        run_pipeline(a, as_of=AS_OF, incremental=False)
+        hash_a = marts_hash(url)
+        yield {"url": url, "a": a, "b": b, "hash_a": hash_a, "hash_b": hash_b, "root": root}
+
+
+def test_the_two_versions_differ_in_every_mart(ledger):
+    a, b = ledger["hash_a"], ledger["hash_b"]
+    assert all(a[m] != b[m] for m in a), {m for m in a if a[m] == b[m]}
+
+
+def _wait_group_gone(args, pgid: int) -> None:
+    """Spark's JVM must not outlive the killed driver (it exits when its stdin closes)."""
+    for _ in range(120):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.killpg(pgid, signal.SIGKILL)
+    raise AssertionError(f"processes of {args} outlived the killed driver")
+
+
+def _advisory_locks(url) -> int:
+    return query(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0]
+
+
+def _wait_no_advisory_lock(url) -> None:
+    # The server notices the dead client when it next reads its socket: at once, but not
+    # synchronously with the kill.
+    for _ in range(100):
+        if _advisory_locks(url) == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the killed run's advisory lock is still held")
+
+
+@pytest.fixture(scope="module")
+def kills(ledger):
+    """Kill a run of B at every point in turn; after each, what is published is A exactly."""
+    env = subprocess_env(LEDGER_HOME=str(ledger["root"] / "home"))
+    env["LEDGER_DATABASE_URL"] = ledger["url"]
+    before = {r for (r,) in query(ledger["url"], "SELECT run_id FROM audit.runs")}
+    out = []
+    for point in KILL_POINTS:
+        proc = subprocess.Popen(
+            [
+                *ledger_command(),
+                "run",
+                "--landing",
+                str(ledger["b"]),
+                "--as-of",
+                str(AS_OF),
+                "--full",
+            ],
+            env={**env, "LEDGER_FAULT_KILL_AT": point},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        _, err = proc.communicate(timeout=600)
+        _wait_group_gone(proc.args, proc.pid)
+        _wait_no_advisory_lock(ledger["url"])
+        out.append(
+            {
+                "point": point,
+                "returncode": proc.returncode,
+                "stderr": err[-2000:],
+                "marts": marts_hash(ledger["url"]),
+            }
+        )
+    killed = {r for (r,) in query(ledger["url"], "SELECT run_id FROM audit.runs")} - before
+    return {"points": out, "killed": killed}
+
+
+@pytest.mark.parametrize("index", range(len(KILL_POINTS)), ids=KILL_POINTS)
+def test_killed_run_leaves_the_previous_marts_exactly(ledger, kills, index):
+    k = kills["points"][index]
+    assert k["returncode"] == -signal.SIGKILL, (k["point"], k["returncode"], k["stderr"])
+    assert k["marts"] == ledger["hash_a"]
+
+
+def test_next_run_completes_and_equals_an_uninterrupted_run(ledger, kills):
+    result = run_pipeline(ledger["b"], as_of=AS_OF, incremental=False)
+    url = ledger["url"]
+    assert marts_hash(url) == ledger["hash_b"]
+    assert query(url, "SELECT status FROM audit.runs WHERE run_id = %s", (result.run_id,)) == [
+        ("succeeded",)
+    ]
+    # Every killed run is still visibly unfinished in the audit: nothing claims success.
+    statuses = dict(query(url, "SELECT run_id, status FROM audit.runs"))
+    assert len(kills["killed"]) == len(KILL_POINTS)
+    assert {statuses[r] for r in kills["killed"]} == {"running"}
+    assert accounting_balances(url) == []
+    # The published rows of every period come from the completed run.
+    assert query(url, "SELECT DISTINCT run_id FROM audit.published_periods") == [(result.run_id,)]
+
+
+def test_embedded_server_started_by_a_killed_run_keeps_serving(spark, tmp_path, ledger):
+    """No LEDGER_DATABASE_URL: the run starts the embedded Postgres itself, records the run,
+    and is killed; the server outlives it and the next process uses it."""
+    home = tmp_path / "home"
+    env = subprocess_env(LEDGER_HOME=str(home), LEDGER_FAULT_KILL_AT="pipeline:after_prepare")
+    env.pop("LEDGER_DATABASE_URL", None)
+    proc = subprocess.run(
+        [*ledger_command(), "run", "--landing", str(ledger["a"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    settings = Settings(home=home.resolve(), database_url=None, spark_master="local[1]")
+    try:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+        assert is_embedded_running(settings)
+        conn = connect(database_url(settings))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT command, status FROM audit.runs")
+                assert cur.fetchall() == [("run", "running")]
+        finally:
+            conn.close()
+    finally:
+        stop_embedded(settings)
+
+
+def test_checkpoint_kills_only_at_the_named_point():
+    code = (
+        "import sys; from inference_ledger import faults; "
+        "faults.checkpoint('pipeline:after_ingest'); print('passed', flush=True); "
+        "faults.checkpoint('publish:after_stage'); print('not reached')"
+    )
+    env = subprocess_env(LEDGER_FAULT_KILL_AT="publish:after_stage")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (proc.returncode, proc.stdout) == (-signal.SIGKILL, "passed\n")
+    # A misspelt kill point must not let a crash test pass without crashing.
+    env["LEDGER_FAULT_KILL_AT"] = "publish:in_transation"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1 and "names no fault point" in proc.stderr
