@@ -124,11 +124,13 @@ def read_header(path: Path) -> tuple[str, ...]:
     import csv
 
     check_utf8(path)
-    with _open_text(path) as fh:
-        try:
+    try:
+        with _open_text(path) as fh:
             return tuple(h.strip() for h in next(csv.reader(fh)))
-        except StopIteration:
-            return ()
+    except StopIteration:
+        return ()
+    except (EOFError, OSError) as exc:  # a small gzip cut short fails on its first block
+        raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def read_csv_by_header(
