@@ -193,7 +193,7 @@ def test_the_scanner_finds_planted_credentials():
     fake_key = "AKIA" + "ABCDEFGHIJKLMNOP"
     text = "\n".join(
         [
-            "url = 'postgresql://app:Hunter2x@db/ledger'",
+            "url = 'postgresql://app:" + "Hunter2x@db/ledger'",  # split: this file is scanned too
             f"key = {fake_key}",
             "conn = 'DefaultEndpointsProtocol=https;AccountKey=" + "a1B2" * 8 + "=='",
             "-----BEGIN RSA " + "PRIVATE KEY-----",
