@@ -177,14 +177,14 @@ def test_next_run_completes_and_equals_an_uninterrupted_run(ledger, kills):
     assert query(url, "SELECT DISTINCT run_id FROM audit.published_periods") == [(result.run_id,)]
 
 
-def test_embedded_server_started_by_a_killed_run_keeps_serving(spark, tmp_path, ledger):
+def test_embedded_server_started_by_a_killed_run_keeps_serving(tmp_path):
     """No LEDGER_DATABASE_URL: the run starts the embedded Postgres itself, records the run,
     and is killed; the server outlives it and the next process uses it."""
     home = tmp_path / "home"
     env = subprocess_env(LEDGER_HOME=str(home), LEDGER_FAULT_KILL_AT="pipeline:after_prepare")
     env.pop("LEDGER_DATABASE_URL", None)
     proc = subprocess.run(
-        [*ledger_command(), "run", "--landing", str(ledger["a"])],
+        [*ledger_command(), "run", "--landing", str(generate_small(tmp_path / "landing"))],
         env=env,
         capture_output=True,
         text=True,
