@@ -18,7 +18,6 @@ from inference_ledger import steps
 from inference_ledger.close import close_period
 from inference_ledger.ingest.records import InputError
 from inference_ledger.pipeline import run_pipeline
-from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import Settings
 from tests.bad_inputs.cases import (
     CASES,
@@ -274,12 +273,6 @@ def test_late_corrections_to_a_closed_quarter(ledger, base):
     assert accounting_balances(url) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=QualityGateFailed,
-    reason="reconcile leaves counterparty null on a settlement for an agreement no contract"
-    " names, and the staging gate requires it: the run publishes nothing (docs/reliability.md)",
-)
 def test_settlement_for_an_unknown_agreement_shows_as_unexpected(ledger, base):
     url = ledger["url"]
     landing = copy_landing(ledger["combined"], ledger["root"] / "unknown_agreement")

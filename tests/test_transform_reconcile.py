@@ -168,6 +168,18 @@ def test_quarterly_summary_from_spend_and_reconciliation(spark):
     assert row["spend_to_implied_revenue_ratio"] == D("0.8")
 
 
+def test_settlement_for_an_agreement_no_contract_names(spark):
+    # No terms at all: the row still shows, unexpected, with the statement's counterparty
+    # (the staging gate requires one; a null would block the whole publish).
+    terms = [term("PAY", "payable", "revenue:api", "0.20", "2024-01-01")]
+    stm = [statement("S-U", "NO-SUCH", "receivable", *Q1, "10.00")]
+    rows, _, _ = run(spark, terms, [], stm, end=date(2024, 4, 1))
+    got = by_key(rows, "agreement_id")["NO-SUCH"]
+    assert got["counterparty"] == "Partner"
+    assert got["settled_usd"] == D("10.00")
+    assert got["status"] == "unexpected_settlement"
+
+
 def test_net_revshare_keeps_the_tenth_decimal_place(spark):
     # Spark's decimal(38,10) - decimal(38,10) keeps 9 places; the net must keep all 10.
     terms = [

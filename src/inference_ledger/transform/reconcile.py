@@ -106,6 +106,7 @@ def settled(settlements: DataFrame) -> DataFrame:
             F.concat_ws(",", F.sort_array(F.collect_set("supersedes_statement_id"))), F.lit("")
         ).alias("superseded_statement_ids"),
         F.count(F.lit(1)).alias("statements"),
+        F.max("counterparty").alias("statement_counterparty"),
     )
 
 
@@ -287,7 +288,8 @@ def revshare_reconciliation(
             "period_end",
             "agreement_id",
             "direction",
-            "counterparty",
+            # An agreement no contract names still has the counterparty its statement names.
+            F.coalesce("counterparty", "statement_counterparty").alias("counterparty"),
             "payment_terms_days",
         )
     )
