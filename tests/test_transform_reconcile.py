@@ -138,7 +138,8 @@ def test_reported_basis_and_end_of_receivable_terms(spark):
     assert set(got) == {"2024-Q1", "2024-Q2"}
 
 
-def test_quarterly_summary_from_spend_and_reconciliation(spark):
+def _q1_summary(spark, received: str, spend_rows: list) -> dict:
+    """Q1 summary of a payable (20% of 1000.00 revenue, 200.00 paid) and a reported receivable."""
     terms = [
         term("PAY", "payable", "revenue:api", "0.20", "2024-01-01"),
         term("RCV", "receivable", "reported", "0.20", "2024-01-01"),
@@ -146,18 +147,22 @@ def test_quarterly_summary_from_spend_and_reconciliation(spark):
     rev = [revenue("r1", "2024-02-01", "api", "1000.00")]
     stm = [
         statement("S1", "PAY", "payable", *Q1, "200.00"),
-        statement("R1", "RCV", "receivable", *Q1, "30.00", basis="150.00"),
+        statement("R1", "RCV", "receivable", *Q1, received, basis="150.00"),
     ]
     _, periods, rec = run(spark, terms, rev, stm, end=date(2024, 4, 1))
     spend = spark.createDataFrame(
-        [
-            (date(2024, 1, 5), "inference", D("700.00")),
-            (date(2024, 3, 5), "inference", D("100.00")),
-            (date(2024, 3, 5), "training", D("999.00")),
-        ],
-        "usage_date date, workload string, billed_cost_usd decimal(38,10)",
+        spend_rows, "usage_date date, workload string, billed_cost_usd decimal(38,10)"
     )
-    row = summary.quarterly_summary(periods, spend, rec).collect()[0].asDict()
+    return summary.quarterly_summary(periods, spend, rec).collect()[0].asDict()
+
+
+def test_quarterly_summary_from_spend_and_reconciliation(spark):
+    spend = [
+        (date(2024, 1, 5), "inference", D("700.00")),
+        (date(2024, 3, 5), "inference", D("100.00")),
+        (date(2024, 3, 5), "training", D("999.00")),
+    ]
+    row = _q1_summary(spark, "30.00", spend)
     assert row["period_label"] == "2024-Q1"
     assert row["fiscal_period_label"] == "FY24-Q3"
     assert row["inference_spend_usd"] == D("800.00")
@@ -182,20 +187,7 @@ def test_settlement_for_an_agreement_no_contract_names(spark):
 
 def test_net_revshare_keeps_the_tenth_decimal_place(spark):
     # Spark's decimal(38,10) - decimal(38,10) keeps 9 places; the net must keep all 10.
-    terms = [
-        term("PAY", "payable", "revenue:api", "0.20", "2024-01-01"),
-        term("RCV", "receivable", "reported", "0.20", "2024-01-01"),
-    ]
-    rev = [revenue("r1", "2024-02-01", "api", "1000.00")]
-    stm = [
-        statement("S1", "PAY", "payable", *Q1, "200.00"),
-        statement("R1", "RCV", "receivable", *Q1, "30.0000000001", basis="150.00"),
-    ]
-    _, periods, rec = run(spark, terms, rev, stm, end=date(2024, 4, 1))
-    spend = spark.createDataFrame(
-        [], "usage_date date, workload string, billed_cost_usd decimal(38,10)"
-    )
-    row = summary.quarterly_summary(periods, spend, rec).collect()[0].asDict()
+    row = _q1_summary(spark, "30.0000000001", [])
     assert row["revshare_received_usd"] == D("30.0000000001")
     assert row["net_revshare_usd"] == D("-169.9999999999")
 
