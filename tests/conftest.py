@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
+from tests.tmpdirs import private_tmp_dir
+
 # Tests never touch the user's ./var: every test run gets its own LEDGER_HOME.
-pytest_plugins = ["tests.fixtures_pg"]
-
-
-def private_tmp_dir(prefix: str) -> Path:
-    """A directory of its own under the system temp, outside pytest's basetemp: the embedded
-    Postgres in it runs as another OS user (under root) and needs its parents traversable.
-    pytest re-secures /tmp/pytest-of-<user> (0700) and deletes old numbered basetemps when a
-    session starts, so a second pytest session at the same time would break a server there."""
-    return Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+pytest_plugins = ["tests.fixtures_pg", "tests.airflow_support"]
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +37,23 @@ def spark(ledger_home):
     session = get_spark("inference-ledger-tests")
     yield session
     stop_spark()
+
+
+@pytest.fixture(scope="session")
+def reliability_baseline(spark, pg_url, tmp_path_factory):
+    """One generated 2024-Q1 landing published once (tests.reliability_support.Baseline): the
+    bad-input and crash tests start from copies of it instead of publishing it each."""
+    from tests.reliability_support import drop_database, make_baseline
+
+    baseline = make_baseline(pg_url, tmp_path_factory.mktemp("reliability_baseline"))
+    yield baseline
+    drop_database(pg_url, baseline.database)
+
+
+@pytest.fixture(scope="session")
+def cli_baseline(spark, pg_url, tmp_path_factory):
+    """(landing, database URL) of one `ledger run` over a generated 2024-Q1, as of its end
+    (tests/cli_baseline.py): what the Spark-cluster and Airflow tests compare with."""
+    from tests.cli_baseline import make_cli_baseline
+
+    return make_cli_baseline(pg_url, tmp_path_factory.mktemp("ledger_baseline"))

@@ -1,6 +1,7 @@
 """Shared by the reliability, bad-input and security tests: an isolated ledger (its own
-database on the session's embedded server and its own LEDGER_HOME), tiny generated landings,
-marts fingerprints and small landing edits (new export runs, late files)."""
+database on the session's embedded server and its own LEDGER_HOME, empty or a copy of the
+session's baseline publish), tiny generated landings, marts fingerprints and small landing
+edits (new export runs, late files)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import secrets
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -33,16 +35,31 @@ MARTS = (
 )
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """One generated 2024-Q1 landing published once on a fresh ledger (the `reliability_baseline`
+    session fixture): `landing` is shared, so tests copy it before changing it; `database` is a
+    template and `home` the LEDGER_HOME (lake) of that run, both copied by `isolated_ledger`."""
+
+    landing: Path
+    home: Path
+    database: str
+    hashes: dict[str, tuple[str, int]]
+
+
+def _admin(pg_url: str):
+    conn = connect(pg_url)
+    conn.autocommit = True
+    return conn
+
+
+def _url_of(pg_url: str, name: str) -> str:
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
 @contextlib.contextmanager
-def isolated_ledger(pg_url: str, home: Path, prefix: str):
-    """A fresh migrated database and LEDGER_HOME, made current through the environment the
-    way the CLI reads it; both dropped and restored on exit."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = connect(pg_url)
-    admin.autocommit = True
-    admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    migrate(url)
+def current_ledger(home: Path, url: str):
+    """`home` and `url` made current through the environment, the way the CLI reads them."""
     saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
     os.environ.update(LEDGER_HOME=str(home), LEDGER_DATABASE_URL=url)
     try:
@@ -53,10 +70,73 @@ def isolated_ledger(pg_url: str, home: Path, prefix: str):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def drop_database(pg_url: str, name: str) -> None:
+    admin = _admin(pg_url)
+    try:
         admin.cursor().execute(
-            sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def isolated_ledger(pg_url: str, home: Path, prefix: str, copy_of: Baseline | None = None):
+    """A fresh migrated database and LEDGER_HOME, made current through the environment the
+    way the CLI reads it; both dropped and restored on exit. `copy_of`: instead of empty, a
+    copy of the baseline's database (CREATE DATABASE ... TEMPLATE) and of its LEDGER_HOME."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    url = _url_of(pg_url, name)
+    admin = _admin(pg_url)
+    try:
+        with admin.cursor() as cur:
+            if copy_of is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            else:
+                # A template must have no other session: a pooled connection of the run that
+                # made it would make CREATE DATABASE fail.
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (copy_of.database,),
+                )
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(copy_of.database)
+                    )
+                )
+        if copy_of is None:
+            migrate(url)
+        else:
+            shutil.copytree(copy_of.home, home, copy_function=shutil.copy2)
+        with current_ledger(home, url):
+            yield url
+    finally:
+        admin.cursor().execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
         admin.close()
+
+
+def make_baseline(pg_url: str, root: Path) -> Baseline:
+    """`generate_small` 2024-Q1 published by one run (as of AS_OF) on a fresh ledger."""
+    from inference_ledger.pipeline import run_pipeline
+
+    landing = generate_small(root / "landing")
+    name = f"baseline_{secrets.token_hex(4)}"
+    url = _url_of(pg_url, name)
+    admin = _admin(pg_url)
+    try:
+        admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        admin.close()
+    migrate(url)
+    home = root / "home"
+    with current_ledger(home, url):
+        run_pipeline(landing, as_of=AS_OF)
+    return Baseline(landing=landing, home=home, database=name, hashes=marts_hash(url))
 
 
 def query(url: str, statement: str, params=None) -> list[tuple]:

@@ -65,21 +65,23 @@ def test_the_corpus_is_large_and_named_once():
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(reliability_baseline, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_base")
     return Base(
-        landing=generate_small(root / "landing"),
+        # The session's baseline landing (cases copy from it; nothing writes into it).
+        landing=reliability_baseline.landing,
         mca=generate_small(root / "mca", billing_dialect="mca"),
         focus=generate_small(root / "focus", billing_dialect="focus"),
     )
 
 
 @pytest.fixture(scope="module")
-def ledger(spark, pg_url, base, tmp_path_factory):
+def ledger(spark, pg_url, base, reliability_baseline, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_runs")
-    with isolated_ledger(pg_url, root / "home", "bad") as url:
-        run_pipeline(base.landing, as_of=AS_OF)
+    # The baseline: base.landing published once on a fresh ledger (a copy of the session's).
+    with isolated_ledger(pg_url, root / "home", "bad", copy_of=reliability_baseline) as url:
         before = marts_hash(url)
+        assert before == reliability_baseline.hashes
         combined = copy_landing(base.landing, root / "combined")
         files = {c.name: c.write(base, combined) for c in ACCEPTED}
         result = run_pipeline(combined, as_of=AS_OF)

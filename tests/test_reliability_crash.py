@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from tests.reliability_support import (
     to_csv,
     write_export_run,
 )
+from tests.tmpdirs import private_tmp_dir
 
 pytestmark = pytest.mark.slow
 
@@ -71,16 +73,19 @@ def _version_b(a, b):
 
 
 @pytest.fixture(scope="module")
-def ledger(spark, pg_url, tmp_path_factory):
+def ledger(spark, pg_url, reliability_baseline, tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
-    a = generate_small(root / "a")
+    # A: the session's baseline landing, published once on a fresh ledger; this module's
+    # ledger is a copy of that (database and lake). A is what every killed run must leave.
+    a = reliability_baseline.landing
     b = _version_b(a, root / "b")
-    with isolated_ledger(pg_url, root / "home", "crash") as url:
-        # References: B uninterrupted, then A (the version every killed run must leave).
+    # The reference for B: an uninterrupted run on a fresh ledger of its own.
+    with isolated_ledger(pg_url, root / "ref_home", "crash_ref") as ref_url:
         run_pipeline(b, as_of=AS_OF, incremental=False)
-        hash_b = marts_hash(url)
-        run_pipeline(a, as_of=AS_OF, incremental=False)
+        hash_b = marts_hash(ref_url)
+    with isolated_ledger(pg_url, root / "home", "crash", copy_of=reliability_baseline) as url:
         hash_a = marts_hash(url)
+        assert hash_a == reliability_baseline.hashes
         yield {"url": url, "a": a, "b": b, "hash_a": hash_a, "hash_b": hash_b, "root": root}
 
 
@@ -180,7 +185,9 @@ def test_next_run_completes_and_equals_an_uninterrupted_run(ledger, kills):
 def test_embedded_server_started_by_a_killed_run_keeps_serving(tmp_path):
     """No LEDGER_DATABASE_URL: the run starts the embedded Postgres itself, records the run,
     and is killed; the server outlives it and the next process uses it."""
-    home = tmp_path / "home"
+    # Outside pytest's basetemp, which a concurrent pytest session may re-secure (0700)
+    # under the server's feet.
+    home = private_tmp_dir("ledger-crash-") / "home"
     env = subprocess_env(LEDGER_HOME=str(home), LEDGER_FAULT_KILL_AT="pipeline:after_prepare")
     env.pop("LEDGER_DATABASE_URL", None)
     proc = subprocess.run(
@@ -203,6 +210,7 @@ def test_embedded_server_started_by_a_killed_run_keeps_serving(tmp_path):
             conn.close()
     finally:
         stop_embedded(settings)
+        shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def test_checkpoint_kills_only_at_the_named_point():
