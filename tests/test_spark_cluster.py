@@ -5,6 +5,8 @@ jobs/aggregate.py and jobs/publish.py, and the marts equal those of a `local[*]`
 
 The two runs have their own LEDGER_HOME (lake, staging) and their own database on the test
 run's embedded Postgres server; what is compared is the content of every mart, row for row.
+The `ledger run` is the test run's `cli_baseline` (tests/cli_baseline.py), which the Airflow
+tests compare with too.
 The cluster run passes everything through arguments and environment: the lake path, the
 database URL (env only) and the landing folder; nothing comes from the test process' state.
 """
@@ -25,57 +27,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_baseline import PERIOD, database_on, mart_digests
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # The Spark distribution inside the installed pyspark (bin/, jars/), found without importing it.
 SPARK_HOME = str(Path(importlib.util.find_spec("pyspark").origin).parent)
-
-# Each mart's date column: the rows of a period are those with this column in [start, end).
-MART_DATES = {
-    "inference_spend_daily": "usage_date",
-    "unit_cost_monthly": "usage_month",
-    "revshare_reconciliation": "period_start",
-    "quarterly_summary": "period_start",
-}
-
-
-def mart_digests(url: str, start: date, end: date) -> dict[str, tuple[int, str]]:
-    """Per mart: (row count, md5 of its rows in [start, end) as text, in order)."""
-    from inference_ledger.db import connect
-
-    conn = connect(url)
-    try:
-        out = {}
-        with conn.cursor() as cur:
-            for mart, column in MART_DATES.items():
-                cur.execute(
-                    f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
-                    f" FROM marts.{mart} t WHERE {column} >= %s AND {column} < %s",
-                    (start, end),
-                )
-                count, digest = cur.fetchone()
-                out[mart] = (count, digest)
-        conn.commit()
-        return out
-    finally:
-        conn.close()
-
-
-def database_on(pg_url: str, name: str) -> str:
-    """A fresh, empty database `name` on the server of `pg_url`; returns its URL."""
-    from sqlalchemy.engine import make_url
-
-    from inference_ledger.db import connect
-
-    conn = connect(pg_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
 
 
 def _env(home: Path, url: str, **extra: str) -> dict[str, str]:
@@ -94,44 +51,6 @@ def _env(home: Path, url: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-def ledger_cli_run(pg_url: str, database: str, home: Path, landing: Path, args: list[str]) -> str:
-    """`ledger run --landing LANDING ARGS` at local[2], in its own home and database."""
-    url = database_on(pg_url, database)
-    done = subprocess.run(
-        [sys.executable, "-m", "inference_ledger.cli", "run", "--landing", str(landing), *args],
-        env=_env(home, url, LEDGER_SPARK_MASTER="local[2]"),
-        capture_output=True,
-        text=True,
-        timeout=1800,  # a bound for a shared, loaded machine, not a speed check
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return url
-
-
-# The run both the cluster test and the Airflow test compare with: 2024-Q1, as of its end.
-PERIOD = (date(2024, 1, 1), date(2024, 4, 1))
-PERIOD_ARGS = ["--start", "2024-01-01", "--end", "2024-04-01", "--as-of", "2024-04-01"]
-
-
-def shared_baseline(pg_url: str, tmp_path_factory) -> tuple[Path, str]:
-    """A generated 2024-Q1 landing folder and the database of its `ledger run` at local[2],
-    made once per test session (the cluster test and the Airflow test both compare with it).
-    Returns (landing, database URL)."""
-    from inference_ledger.sample import generate_landing
-
-    root = tmp_path_factory.getbasetemp() / "ledger_baseline"
-    done = root / "done.json"
-    if done.exists():
-        made = json.loads(done.read_text())
-        return Path(made["landing"]), made["url"]
-    root.mkdir(exist_ok=True)
-    landing = root / "landing"
-    generate_landing(landing, start="2024-Q1", end="2024-Q1", scale=0.2)
-    url = ledger_cli_run(pg_url, "ledger_baseline", root / "home", landing, PERIOD_ARGS)
-    done.write_text(json.dumps({"landing": str(landing), "url": url}))
-    return landing, url
 
 
 def _free_port() -> int:
@@ -237,11 +156,13 @@ class StandaloneCluster:
 
 
 @pytest.mark.slow
-def test_jobs_on_a_standalone_cluster_publish_the_same_marts_as_local(pg_url, tmp_path_factory):
+def test_jobs_on_a_standalone_cluster_publish_the_same_marts_as_local(
+    pg_url, cli_baseline, tmp_path_factory
+):
     from inference_ledger import orchestration
 
-    # The local[*] run: `ledger run`, in-process Spark at local[2].
-    landing, local_url = shared_baseline(pg_url, tmp_path_factory)
+    # The local[*] run: `ledger run` at local[2] (tests/cli_baseline.py, once per test run).
+    landing, local_url = cli_baseline
 
     # The cluster run: three spark-submits at spark://127.0.0.1:<port>, executors on 2 workers.
     cluster_home = tmp_path_factory.mktemp("cluster_home")
