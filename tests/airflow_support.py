@@ -25,20 +25,23 @@ DAGS = REPO / "dags"
 TEMPLATE = "airflow_metadata_template"
 
 
+def for_airflow(url: str) -> str:
+    """A database URL of the embedded server as Airflow's SQL_ALCHEMY_CONN takes it."""
+    return make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+
+
 def airflow_env(
     home: Path, metadata_url: str, *, drop: tuple[str, ...] = ("AIRFLOW",), **extra: str
 ) -> dict[str, str]:
     """The environment of an Airflow subprocess: this process' minus the variables starting
-    with `drop`, its own AIRFLOW_HOME, dags/ only, no examples, `metadata_url` (a database
-    URL of the `airflow_metadata` fixture) as the metadata database; then `extra`."""
+    with `drop`, its own AIRFLOW_HOME, dags/ only, no examples, `metadata_url` (SQLAlchemy
+    form, see `for_airflow`) as the metadata database; then `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=make_url(metadata_url)
-        .set(drivername="postgresql+psycopg2")
-        .render_as_string(hide_password=False),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
         **extra,
     )
@@ -71,12 +74,13 @@ def _admin(pg_url: str):
 @pytest.fixture(scope="session")
 def airflow_metadata(pg_url, tmp_path_factory) -> Callable[[str], str]:
     """`airflow db migrate` once per test run, into a template database; returns a function
-    that makes a fresh copy of it named `name` (dropping any older one) and returns its URL."""
+    that makes a fresh copy of it named `name` (dropping any older one) and returns its URL
+    (the ledger's form, for `inference_ledger.db.connect`; `for_airflow` converts it)."""
     from tests.cli_baseline import database_on
 
     template_url = database_on(pg_url, TEMPLATE)
     airflow_cli(
-        airflow_env(tmp_path_factory.mktemp("airflow_migrate"), template_url),
+        airflow_env(tmp_path_factory.mktemp("airflow_migrate"), for_airflow(template_url)),
         "db",
         "migrate",
     )

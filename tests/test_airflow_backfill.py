@@ -4,7 +4,8 @@ of `ledger run` over the same range.
 
 Airflow runs as it would in a deployment, in subprocesses with their own AIRFLOW_HOME: the
 metadata database is a database on the test run's embedded Postgres (Unix socket; the
-LocalExecutor needs a database that takes concurrent writers, not SQLite), the DAGs are
+LocalExecutor needs a database that takes concurrent writers, not SQLite), a copy of the one
+the test run migrated (tests/airflow_support.py), the DAGs are
 serialized once with `airflow dags reserialize` (no DAG processor needed), tasks run through
 the Task SDK, which talks to `airflow api-server --apps execution` on a free port, with a
 JWT secret made for this test.
@@ -22,23 +23,15 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.test_spark_cluster import (
-    PERIOD,
-    _free_port,
-    database_on,
-    mart_digests,
-    shared_baseline,
-)
+from tests.airflow_support import BIN, REPO, airflow_cli, airflow_env, for_airflow
+from tests.cli_baseline import PERIOD, database_on, mart_digests
+from tests.test_spark_cluster import _free_port
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 # Two nights of 2024-Q1: the runs of 2024-03-30 and 2024-03-31 (the 03:00 cron; --to-date is
 # the end of the window, so the 2024-04-01 run is not in it). The last one's data interval
 # ends 2024-04-01: its as-of date is the baseline's.
@@ -46,20 +39,6 @@ FROM_DATE, TO_DATE = "2024-03-30", "2024-04-01"
 EXPECTED_LOGICAL_DATES = ["2024-03-30 03:00:00+00:00", "2024-03-31 03:00:00+00:00"]
 # A bound, not a speed check: on the shared 2-core machine at load ~24 both runs took 12.3 min.
 WAIT_SECONDS = 1200
-
-
-def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> str:
-    done = subprocess.run(
-        [str(BIN / "airflow"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"airflow {' '.join(args)}:\n{output[-4000:]}"
-    return output
 
 
 @contextlib.contextmanager
@@ -130,40 +109,32 @@ def _logs_tail(folder: Path, lines: int = 60) -> str:
 
 @pytest.mark.slow
 def test_backfill_create_runs_ledger_nightly_and_publishes_like_ledger_run(
-    pg_url, tmp_path_factory, tmp_path
+    pg_url, cli_baseline, airflow_metadata, tmp_path
 ):
-    landing, cli_url = shared_baseline(pg_url, tmp_path_factory)
+    landing, cli_url = cli_baseline
     baseline_lake = Path(landing).parent / "home" / "lake"
     home = tmp_path / "home"
     shutil.copytree(baseline_lake, home / "lake", ignore=shutil.ignore_patterns("_runs"))
     ledger_url = database_on(pg_url, "ledger_backfill")
-    airflow_url = database_on(pg_url, "airflow_backfill")
+    # A fresh copy of the test run's migrated Airflow metadata database (`airflow db migrate`).
+    airflow_url = airflow_metadata("airflow_backfill")
 
     airflow_home = tmp_path / "airflow"
     airflow_home.mkdir()
     port = _free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LEDGER_", "AIRFLOW", "PYSPARK_GATEWAY"))
-    }
-    env.update(
-        AIRFLOW_HOME=str(airflow_home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    env = airflow_env(
+        airflow_home,
+        for_airflow(airflow_url),
+        drop=("LEDGER_", "AIRFLOW", "PYSPARK_GATEWAY"),
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__CORE__PARALLELISM="2",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=make_url(airflow_url)
-        .set(drivername="postgresql+psycopg2")
-        .render_as_string(hide_password=False),
         AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
         # Only the backfill's runs: no scheduled run of today's interval once unpaused.
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
         AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
         LEDGER_HOME=str(home),
         LEDGER_DATABASE_URL=ledger_url,
         LEDGER_LANDING=str(landing),
@@ -172,13 +143,12 @@ def test_backfill_create_runs_ledger_nightly_and_publishes_like_ledger_run(
         AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}',
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    _airflow(env, "db", "migrate")
-    _airflow(env, "dags", "reserialize")
+    airflow_cli(env, "dags", "reserialize")
     # The scheduler starts no run of a paused DAG, a backfill's included.
-    _airflow(env, "dags", "unpause", "ledger_nightly")
+    airflow_cli(env, "dags", "unpause", "ledger_nightly")
 
     with _services(env, airflow_home, port) as procs:
-        _airflow(
+        airflow_cli(
             env, "backfill", "create", "--dag-id", "ledger_nightly",
             "--from-date", FROM_DATE, "--to-date", TO_DATE, "--max-active-runs", "1",
         )  # fmt: skip

@@ -2,8 +2,10 @@
 `ledger_nightly` runs end to end under `dag.test()` against the embedded Postgres.
 
 Airflow reads its configuration when it is first imported, so everything that imports Airflow
-runs in a subprocess with its own AIRFLOW_HOME and a SQLite metadata database; the tests
-assert on the subprocess' result and query the marts themselves.
+runs in a subprocess with its own AIRFLOW_HOME and, where one is needed, a metadata database of
+its own on the test run's embedded Postgres (a copy of one migrated once per test run,
+tests/airflow_support.py); the tests assert on the subprocess' result and query the marts
+themselves.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from inference_ledger import orchestration
+from tests import airflow_support
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
+REPO = airflow_support.REPO
+DAGS = airflow_support.DAGS
 RESULT = "RESULT "
 
 # The rules every DAG in dags/ follows.
@@ -168,31 +171,18 @@ def _tail(output: str, lines: int = 80) -> str:
 
 @pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory) -> dict[str, str]:
-    """Environment of an Airflow subprocess: its own home and SQLite metadata DB, dags/ only."""
+    """Environment of an Airflow subprocess: its own home, dags/ only, and a SQLite metadata
+    database that is never created (loading and parsing DAGs need none)."""
     home = tmp_path_factory.mktemp("airflow_home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-    )
-    return env
+    return airflow_support.airflow_env(home, f"sqlite:///{home}/airflow.db")
 
 
 @pytest.fixture(scope="session")
-def airflow_db(airflow_env) -> dict[str, str]:
-    """`airflow db migrate` on the SQLite metadata DB (dag.test() needs one)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=airflow_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, _tail(done.stdout + done.stderr)
-    return airflow_env
+def airflow_db(airflow_env, airflow_metadata) -> dict[str, str]:
+    """`airflow_env` with a migrated metadata database (dag.test() and backfill need one): a
+    copy of the test run's, migrated once (tests/airflow_support.py)."""
+    url = airflow_support.for_airflow(airflow_metadata("airflow_dags"))
+    return {**airflow_env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
 
 
 @pytest.fixture(scope="module")
@@ -685,17 +675,17 @@ def _ingest_in_process(landing: Path, source: str, conn) -> list[str]:
 
 @pytest.mark.slow
 def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
-    ledger_env, ledger_home, tmp_path_factory, pg_conn, pg_url, spark
+    ledger_env, ledger_home, cli_baseline, pg_conn, pg_url, spark
 ):
     """The billing ingest DAG (its asset; only billing files and the FX rates they convert
     with), the usage and finance ingest steps, then the nightly run for the last day of
     2024-Q1 with `dag.test()`, its Spark steps through SparkSubmitOperator; the marts equal
     those of `ledger run` over the same landing and quarter, as of the same day."""
-    from tests.test_spark_cluster import PERIOD, mart_digests, shared_baseline
+    from tests.cli_baseline import PERIOD, mart_digests
 
     # The generated 2024-Q1 landing, and the marts `ledger run` published from it (--start
     # 2024-01-01 --end 2024-04-01 --as-of 2024-04-01) in its own home and database.
-    landing, cli_url = shared_baseline(pg_url, tmp_path_factory)
+    landing, cli_url = cli_baseline
     env = {**ledger_env, "LEDGER_LANDING": str(landing)}  # the `landing` param's default
 
     # Ingest run for 2024-03-31: interval [03-31 01:00, 04-01 01:00) UTC.
@@ -815,14 +805,13 @@ def test_bad_input_fails_the_run_at_once_and_is_recorded(ledger_env, tmp_path, p
 
 
 @pytest.mark.slow
-def test_quarterly_close_freezes_the_quarter_that_just_ended(ledger_env, pg_url, tmp_path_factory):
+def test_quarterly_close_freezes_the_quarter_that_just_ended(ledger_env, cli_baseline):
     """The run of 2024-04-20 (interval [Jan 20, Apr 20)) closes 2024-Q1, here in the database
     of the shared `ledger run` (so the other tests' quarters stay open); a second run finds it
     closed and succeeds with the same snapshot."""
     from inference_ledger.db import connect
-    from tests.test_spark_cluster import shared_baseline
 
-    _, url = shared_baseline(pg_url, tmp_path_factory)
+    _, url = cli_baseline
     env = {**ledger_env, "LEDGER_DATABASE_URL": url}
     digests = []
     for _ in range(2):
