@@ -129,3 +129,84 @@ def test_spark_csv_parts_skips_markers_and_checksums(tmp_path):
         "part-00000-a.csv.gz",
         "part-00001-a.csv",
     ]
+
+
+def test_copy_parquet_streams_spark_output_exactly(spark, pg_conn, tmp_path):
+    """The staging path: Spark's Parquet output COPYed by name, batch by batch, with NULL
+    and empty string kept apart and decimals exact at scale 10."""
+    from inference_ledger.db import copy_parquet
+
+    schema = (
+        "consumed_unit string, billed_cost_usd decimal(38,10), usage_date date,"
+        " provider string, service_name string, region string, sku string, workload string,"
+        " effective_cost_usd decimal(38,10), consumed_quantity decimal(38,10)"
+    )
+    rows = [
+        (
+            "",
+            Decimal("12345678901234567890.1234567890"),
+            date(2024, 1, 31),
+            "azure",
+            'Compute, "GPU"',
+            "eastus",
+            "multi\nline",
+            None,
+            Decimal("-0.0000000001"),
+            None,
+        ),
+        (None, Decimal(0), date(2024, 2, 29), "azure", "x", "r", "s", "other", Decimal(1), None),
+    ]
+    # Two part files, columns in another order than the table's.
+    spark.createDataFrame(rows, schema).repartition(2).write.parquet(str(tmp_path / "out"))
+    truncate(pg_conn, "staging", "inference_spend_daily")
+    loaded = copy_parquet(
+        pg_conn, "staging", "inference_spend_daily", SPEND_COLUMNS, tmp_path / "out"
+    )
+    assert loaded == 2
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT usage_date, service_name, sku, workload, billed_cost_usd, effective_cost_usd,"
+            " consumed_quantity, consumed_unit FROM staging.inference_spend_daily"
+            " ORDER BY usage_date"
+        )
+        got = cur.fetchall()
+    assert got == [
+        (
+            date(2024, 1, 31),
+            'Compute, "GPU"',
+            "multi\nline",
+            None,
+            Decimal("12345678901234567890.1234567890"),
+            Decimal("-0.0000000001"),
+            None,
+            "",
+        ),
+        (date(2024, 2, 29), "x", "s", "other", Decimal(0), Decimal(1), None, None),
+    ]
+    pg_conn.rollback()
+
+
+def test_copy_parquet_constants_renames_and_missing_columns(spark, pg_conn, tmp_path):
+    from inference_ledger.db import copy_parquet
+
+    spark.createDataFrame([("a.csv", 7)], "source_file string, n long").write.parquet(
+        str(tmp_path / "q")
+    )
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE q (run_id text, path text, n bigint)")
+    loaded = copy_parquet(
+        pg_conn,
+        "pg_temp",
+        "q",
+        ["run_id", "path", "n"],
+        tmp_path / "q",
+        constants={"run_id": "run-1"},
+        renamed={"path": "source_file"},
+    )
+    assert loaded == 1
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT run_id, path, n FROM q")
+        assert cur.fetchall() == [("run-1", "a.csv", 7)]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['path'\]"):
+        copy_parquet(pg_conn, "pg_temp", "q", ["path"], tmp_path / "q")
+    pg_conn.rollback()

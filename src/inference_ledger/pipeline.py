@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import functions as F
-
 from inference_ledger import audit, faults, lake, steps
 from inference_ledger.db import connect, database_url, migrate
-from inference_ledger.db.copy import copy_csv
+from inference_ledger.db.copy import copy_parquet
 from inference_ledger.ingest.records import InputError
-from inference_ledger.publish import PublishOutcome, publish, write_copy_csv
+from inference_ledger.publish import PublishOutcome, publish
 from inference_ledger.quality import gate as quality_gate
 from inference_ledger.settings import load_settings
 from inference_ledger.spark import get_spark
@@ -109,21 +107,16 @@ def _record_quarantine(ctx: steps.RunContext, conn) -> None:
     path = lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine")
     if not lake.exists(spark, path):
         return
-    rows = spark.read.parquet(path).select(
-        F.lit(ctx.run_id).alias("run_id"),
-        "source",
-        F.col("source_file").alias("path"),
-        "line_number",
-        "field",
-        "reason",
-        "raw_record",
-    )
-    out = ctx.settings.staging_dir / ctx.run_id / "quarantine"
-    copy_csv(
-        conn, "audit", "quarantine", QUARANTINE_COLUMNS, write_copy_csv(rows, out), header=True
+    copy_parquet(
+        conn,
+        "audit",
+        "quarantine",
+        QUARANTINE_COLUMNS,
+        path,
+        constants={"run_id": ctx.run_id},
+        renamed={"path": "source_file"},
     )
     conn.commit()
-    shutil.rmtree(out, ignore_errors=True)
 
 
 def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:

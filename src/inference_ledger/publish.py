@@ -4,7 +4,6 @@ replaces the run's periods in `marts`. A failure anywhere leaves `marts` as it w
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
 from inference_ledger.db import connect
-from inference_ledger.db.copy import copy_csv, truncate
+from inference_ledger.db.copy import copy_parquet, truncate
 from inference_ledger.quality.gate import staging_gate
 from inference_ledger.steps import (
     MARTS,
@@ -80,24 +79,24 @@ def closed_periods(conn) -> list[str]:
 
 
 def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
-    """Spark writes CSV; COPY streams it into the emptied staging tables."""
-    work = ctx.settings.staging_dir / ctx.run_id
+    """The run's marts and control totals (Parquet under the run) COPYed into the emptied
+    staging tables, streamed from the files: no Spark job, no CSV on disk."""
     rows = {}
     for mart in MARTS:
         cols = [c.name for c in contracts.columns("marts", mart)]
-        files = write_copy_csv(
-            lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, f"marts/{mart}"), work / mart
-        )
         truncate(conn, "staging", mart)
-        rows[mart] = copy_csv(conn, "staging", mart, cols, files, header=True)
-    files = write_copy_csv(
-        lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, "control_totals"),
-        work / "control_totals",
-    )
+        rows[mart] = copy_parquet(
+            conn, "staging", mart, cols, lake.run_path(ctx.lake_dir, ctx.run_id, f"marts/{mart}")
+        )
     truncate(conn, "staging", "control_totals")
-    copy_csv(conn, "staging", "control_totals", CONTROL_COLUMNS, files, header=True)
+    copy_parquet(
+        conn,
+        "staging",
+        "control_totals",
+        CONTROL_COLUMNS,
+        lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals"),
+    )
     conn.commit()
-    shutil.rmtree(work, ignore_errors=True)
     return rows
 
 

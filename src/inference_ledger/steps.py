@@ -210,7 +210,12 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     runs = exports.discover_runs(landing) if "billing" in ctx.sources else []
     runs, skipped = _unchanged_billing_months(spark, ctx, runs)
     accounting.extend(skipped)
-    raw, runs = billing.read_billing_rows(spark, runs)
+    # The CSV is parsed once: the row-count check, the line numbers and the records all read
+    # this cache.
+    raw = billing.read_billing_files(spark, [p for r in runs for p, _ in r.blobs])
+    if raw is not None:
+        raw = raw.persist()
+        rows, runs = billing.with_run_facts(spark, raw, runs)
     for run in runs:
         if run.rejected_reason:
             log.warning(
@@ -220,7 +225,8 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
                 run.rejected_reason,
             )
     if raw is not None:
-        records = _fail_months_without_fx(ctx, billing.billing_records(raw, fx, rules)).persist()
+        records = _fail_months_without_fx(ctx, billing.billing_records(rows, fx, rules).persist())
+        raw.unpersist()
         files = [p for r in runs for p, _ in r.blobs]
         accounting.extend(_account(spark, ctx, "billing", records, files))
         lake.write_table(_loaded(records), ctx.lake_dir, "billing_lines")
@@ -234,7 +240,8 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     if records is not None:
         accounting.extend(_account(spark, ctx, "usage", records, files))
         lake.write_table(_loaded(records), ctx.lake_dir, "usage_facts")
-        cached.unpersist()
+    for df in cached:
+        df.unpersist()
     _lap(ctx, "ingest.usage", clock)
     return accounting
 
@@ -286,8 +293,8 @@ USAGE_REPULL_DAYS = 3
 
 def _usage_records(
     spark: SparkSession, ctx: RunContext, files: list[Path]
-) -> tuple[DataFrame | None, DataFrame | None, list[Path], list[dict]]:
-    """Usage records to load: (cached frame to unpersist, records, files read, skipped files).
+) -> tuple[list[DataFrame], DataFrame | None, list[Path], list[dict]]:
+    """Usage records to load: (cached frames to unpersist, records, files read, skipped files).
 
     Incremental: only the usage months that new or changed files touch are read and rewritten
     (the lake is partitioned by month; dynamic overwrite replaces just those). To dedupe such a
@@ -299,19 +306,28 @@ def _usage_records(
         read, skipped, months, new = plan
         pages = usage.read_pages(spark, read)
         if pages is None:
-            return None, None, read, skipped
-        cached = usage.usage_records(pages).persist()
+            return [], None, read, skipped
+        cached = _cached_usage_records(pages)
+        records = cached[-1]
         month = F.col("usage_month")
-        stray = cached.filter(F.col("source_file").isin(new) & ~month.isin(months))
+        stray = records.filter(F.col("source_file").isin(new) & ~month.isin(months))
         if stray.limit(1).count() == 0:
-            return cached, cached.filter(month.isNull() | month.isin(months)), read, skipped
-        cached.unpersist()
+            return cached, records.filter(month.isNull() | month.isin(months)), read, skipped
+        for df in cached:
+            df.unpersist()
         log.info("usage: new files hold buckets outside the months they touch; reading all")
     pages = usage.read_pages(spark, files)
     if pages is None:
-        return None, None, files, []
-    cached = usage.usage_records(pages).persist()
-    return cached, cached, files, []
+        return [], None, files, []
+    cached = _cached_usage_records(pages)
+    return cached, cached[-1], files, []
+
+
+def _cached_usage_records(pages: DataFrame) -> list[DataFrame]:
+    """[results, records], both cached: the JSON is parsed once (the dedupe reads the results
+    twice), and the accounting, quarantine and lake write all read the records."""
+    results = pages.transform(usage.with_results_exploded).persist()
+    return [results, usage.records_from_results(results).persist()]
 
 
 def _usage_months_to_read(
@@ -429,7 +445,9 @@ def _billing_control_totals(spark: SparkSession, ctx: RunContext, records: DataF
 def _fail_months_without_fx(ctx: RunContext, records: DataFrame) -> DataFrame:
     """A billing month with a line lacking an FX rate is not loaded (its lake partition, and so
     its published figures, stay as they were); its rows are quarantined with the currency and
-    date named, the other months go on, and the run fails at the end (`failed_months`)."""
+    date named, the other months go on, and the run fails at the end (`failed_months`).
+    `records` comes cached; what is returned is cached (`records` itself, or a cached copy
+    with those months quarantined, `records` then released)."""
     missing = (
         records.filter((F.col("status") == R.LOADED) & F.col("fx_rate").isNull())
         .groupBy("billing_month", "billing_currency", "usage_date")
@@ -439,6 +457,7 @@ def _fail_months_without_fx(ctx: RunContext, records: DataFrame) -> DataFrame:
     )
     if not missing:
         return records
+    cached = records
     for r in missing:
         ctx.failed_months.setdefault(r["billing_month"], []).append(
             f"no FX rate to USD for {r['billing_currency']} on {r['usage_date']}"
@@ -446,12 +465,20 @@ def _fail_months_without_fx(ctx: RunContext, records: DataFrame) -> DataFrame:
     reasons = {m: "; ".join(v[:5]) for m, v in ctx.failed_months.items()}
     reason_of = F.create_map(*[F.lit(x) for kv in reasons.items() for x in kv])
     failed = (F.col("status") == R.LOADED) & F.col("billing_month").isin(list(reasons))
-    return records.withColumn(
-        "reason",
-        F.when(
-            failed, F.concat(F.lit("billing month not loaded: "), reason_of[F.col("billing_month")])
-        ).otherwise(F.col("reason")),
-    ).withColumn("status", F.when(failed, F.lit(R.QUARANTINED)).otherwise(F.col("status")))
+    out = (
+        records.withColumn(
+            "reason",
+            F.when(
+                failed,
+                F.concat(F.lit("billing month not loaded: "), reason_of[F.col("billing_month")]),
+            ).otherwise(F.col("reason")),
+        )
+        .withColumn("status", F.when(failed, F.lit(R.QUARANTINED)).otherwise(F.col("status")))
+        .persist()
+    )
+    out.count()
+    cached.unpersist()
+    return out
 
 
 def _checked_fx(records: DataFrame, what: str, currency_col: str, date_col: str) -> DataFrame:

@@ -11,7 +11,7 @@ from inference_ledger.db.connection import (
     redact,
     sqlalchemy_engine,
 )
-from inference_ledger.db.copy import copy_csv, spark_csv_parts, truncate
+from inference_ledger.db.copy import copy_csv, copy_parquet, spark_csv_parts, truncate
 from inference_ledger.db.embedded import ensure_embedded, is_embedded_running, stop_embedded
 from inference_ledger.db.migrate import MigrationError, migrate
 
@@ -20,6 +20,7 @@ __all__ = [
     "connect",
     "connect_params",
     "copy_csv",
+    "copy_parquet",
     "database_url",
     "ensure_embedded",
     "is_embedded_running",

@@ -537,6 +537,14 @@ def read_billing_rows(
     raw = read_billing_files(spark, [path for r in runs for path, _ in r.blobs])
     if raw is None:
         return None, runs
+    return with_run_facts(spark, raw, runs)
+
+
+def with_run_facts(
+    spark: SparkSession, raw: DataFrame, runs: list[ExportRun]
+) -> tuple[DataFrame, list[ExportRun]]:
+    """`read_billing_files` rows joined to their run's facts, after the manifest row-count
+    check (a pass over `raw`: a caller with large exports caches `raw`)."""
     runs = with_row_count_check(runs, rows_per_file(raw))
     facts = with_current_run(runs_frame(spark, runs)).drop("source")
     return raw.join(F.broadcast(facts), "source_file", "left"), runs
