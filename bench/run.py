@@ -436,20 +436,20 @@ def bare_copy_reference(url: str, work: Path) -> dict:
 
 def bulk_copy_reference(url: str, lake_dir, work: Path) -> dict:
     """The marts are small (hundreds of rows), so `stage COPY` is mostly fixed cost. This
-    measures the same staging path on a bulk table: the night's usage facts written by
-    `publish.write_copy_csv` (Spark CSV) and loaded by `db.copy_csv`, against a bare COPY of
-    the same CSV files into the same kind of table."""
+    measures the same staging path on a bulk table: the night's usage facts as the lake holds
+    them (Parquet), streamed into Postgres by `db.copy_parquet` (what `publish.stage` does
+    with the marts), against a bare COPY of the same rows from a CSV file written beforehand
+    (untimed) into the same kind of table."""
     from psycopg2 import sql
 
-    from inference_ledger import lake
-    from inference_ledger.db import connect, copy_csv
-    from inference_ledger.publish import write_copy_csv
-    from inference_ledger.spark import get_spark
+    from inference_ledger import contracts, lake
+    from inference_ledger.db import connect, copy_parquet
 
-    df = lake.read_table(get_spark(), lake_dir, "usage_facts")
-    cols = df.columns
+    cols = [c.name for c in contracts.columns("lake", "usage_facts")]
     shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     conn = connect(url)
+    csv_path = work / "usage_facts.csv"
     try:
         with conn.cursor() as cur:
             for t in ("bench_ours", "bench_bare"):
@@ -462,16 +462,16 @@ def bulk_copy_reference(url: str, lake_dir, work: Path) -> dict:
                     )
                 )
         t0 = time.perf_counter()
-        files = write_copy_csv(df, work)
-        rows = copy_csv(conn, "pg_temp", "bench_ours", cols, files, header=True)
+        rows = copy_parquet(
+            conn, "pg_temp", "bench_ours", cols, lake.table_path(lake_dir, "usage_facts")
+        )
         conn.commit()
         ours = time.perf_counter() - t0
+        with conn.cursor() as cur, open(csv_path, "w", encoding="utf-8") as fh:
+            cur.copy_expert("COPY pg_temp.bench_ours TO STDOUT WITH (FORMAT csv)", fh)
         t0 = time.perf_counter()
-        query = sql.SQL("COPY pg_temp.bench_bare FROM STDIN WITH (FORMAT csv, HEADER true)")
-        with conn.cursor() as cur:
-            for path in files:
-                with open(path, "rb") as fh:
-                    cur.copy_expert(query.as_string(cur), fh)
+        with conn.cursor() as cur, open(csv_path, "rb") as fh:
+            cur.copy_expert("COPY pg_temp.bench_bare FROM STDIN WITH (FORMAT csv)", fh)
         conn.commit()
         bare = time.perf_counter() - t0
     finally:

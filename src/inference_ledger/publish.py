@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from psycopg2 import sql
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
@@ -37,21 +36,6 @@ class PublishOutcome:
     rows: dict[str, int]
     checks: int
     warnings: int
-
-
-def write_copy_csv(df: DataFrame, path: Path) -> list[Path]:
-    """CSV that Postgres COPY reads back exactly: RFC 4180 quote doubling (Spark's default
-    escape is a backslash, which COPY misreads), ISO dates, timestamps with offset."""
-    (
-        df.write.mode("overwrite")
-        .option("header", True)
-        .option("quote", '"')
-        .option("escape", '"')
-        .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
-        .option("dateFormat", "yyyy-MM-dd")
-        .csv(str(path))
-    )
-    return sorted(path.glob("part-*.csv"))
 
 
 def _period_filter(

@@ -55,11 +55,16 @@ def _rule_match(rule: dict[str, Any], tags: Column) -> tuple[Column, Column]:
 
 def with_workload(df: DataFrame, rules: WorkloadRules, tags_col: str = "tags") -> DataFrame:
     """Add `workload` and `workload_rule` (the id of the first matching rule, or `default`)."""
-    tags = F.from_json(F.col(tags_col), "map<string,string>")
+    # Parsed once into a column: referenced inside every rule's CASE branch, the expression
+    # would be parsed again per reference and row.
+    df = df.withColumn("_tags_map", F.from_json(F.col(tags_col), "map<string,string>"))
+    tags = F.col("_tags_map")
     workload: Column = F.lit(rules.default)
     rule_id: Column = F.lit("default")
     for rule in reversed(rules.rules):
         cond, value = _rule_match(rule, tags)
         workload = F.when(cond, value).otherwise(workload)
         rule_id = F.when(cond, F.lit(rule["id"])).otherwise(rule_id)
-    return df.withColumn("workload", workload).withColumn("workload_rule", rule_id)
+    return (
+        df.withColumn("workload", workload).withColumn("workload_rule", rule_id).drop("_tags_map")
+    )

@@ -1,4 +1,5 @@
-"""Bulk-load Spark's CSV output with COPY (never row-at-a-time INSERTs).
+"""Bulk loading with COPY (never row-at-a-time INSERTs): CSV files (`copy_csv`), or a Parquet
+folder streamed through Arrow (`copy_parquet`, what staging and the quarantine use).
 
 Spark's CSV writer and Postgres' CSV COPY agree on NULL (an empty unquoted field) versus the
 empty string (`""`), so both survive the trip. Spark must write with `.option("escape", '"')`:

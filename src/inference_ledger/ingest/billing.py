@@ -290,17 +290,19 @@ def _parse_day(c: str) -> Column:
     )
 
 
-def _normalised_tags(c: str) -> tuple[Column, Column]:
+def _parsed_tags(c: str) -> Column:
     """Tags come as JSON or as Azure `"k": "v","k2": "v2"` fragments without braces."""
     txt = F.trim(F.col(c))
     as_json = F.when(txt.startswith("{"), txt).otherwise(F.concat(F.lit("{"), txt, F.lit("}")))
-    parsed = F.from_json(as_json, "map<string,string>")
-    return F.when(R.is_blank(c), F.lit(None)).otherwise(F.to_json(parsed)), parsed
+    return F.from_json(as_json, "map<string,string>")
 
 
 def with_billing_parsed(rows: DataFrame) -> DataFrame:
     """Typed `_p_*` columns from the intermediate strings."""
-    tags_json, tags_map = _normalised_tags("tags")
+    # Parsed once (a column, not an expression repeated in each use).
+    rows = rows.withColumn("_p_tags_map", _parsed_tags("tags"))
+    tags_map = F.col("_p_tags_map")
+    tags_json = F.when(R.is_blank("tags"), F.lit(None)).otherwise(F.to_json(tags_map))
     azure_cat = F.create_map(*[F.lit(x) for k, (cat, _) in CHARGE_TYPES.items() for x in (k, cat)])
     azure_cls = F.create_map(
         *[F.lit(x) for k, (_, cls) in CHARGE_TYPES.items() if cls for x in (k, cls)]
