@@ -39,10 +39,6 @@ def get_spark(app_name: str = "inference-ledger"):
         .config("spark.sql.parquet.compression.codec", "snappy")
         .config("spark.driver.memory", os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"))
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
-        # The ingest plans carry long CASE chains (one branch per quarantine check); inferring
-        # filters from constraints across a join of such a plan grows exponentially (the
-        # optimiser ran out of heap on a 2-row usage input). Nothing here relies on it.
-        .config("spark.sql.constraintPropagation.enabled", "false")
         .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={_LOG4J}")
     )
     _SESSION = builder.getOrCreate()

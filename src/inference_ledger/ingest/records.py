@@ -276,43 +276,6 @@ def first_wins_status(
     return status, reason
 
 
-def with_first_wins(
-    rows: DataFrame,
-    valid: Column,
-    key: list[str],
-    order: list[Column],
-    same: list[str],
-    *,
-    duplicate_why: str,
-    superseded_why: str,
-) -> DataFrame:
-    """`rows` with `status` and `reason` exactly as `first_wins_status` gives them, for large
-    inputs. Almost every key is unique, and shuffling and sorting every row on the whole key
-    (the window) costs several times more than grouping a 64-bit hash of it: the window runs
-    only over rows whose key hash repeats among the valid rows (a hash collision only adds rows
-    to the window, which then decides exactly). The hashes of repeated keys are broadcast."""
-    tagged = rows.withColumn("_key_hash", F.when(valid, F.xxhash64(*[F.col(c) for c in key])))
-    repeated = (
-        tagged.filter(F.col("_key_hash").isNotNull())
-        .groupBy("_key_hash")
-        .count()
-        .filter(F.col("count") > 1)
-        .select("_key_hash", F.lit(True).alias("_key_repeats"))
-    )
-    tagged = tagged.join(F.broadcast(repeated), "_key_hash", "left")
-    repeats = F.col("_key_repeats").isNotNull()
-    status, reason = first_wins_status(
-        valid, key, order, same, duplicate_why=duplicate_why, superseded_why=superseded_why
-    )
-    in_window = tagged.filter(repeats).withColumn("status", status).withColumn("reason", reason)
-    alone = (
-        tagged.filter(~repeats)
-        .withColumn("status", F.when(valid, F.lit(LOADED)).otherwise(F.lit(QUARANTINED)))
-        .withColumn("reason", F.when(~valid, F.col("_reason")))
-    )
-    return in_window.unionByName(alone).drop("_key_hash", "_key_repeats")
-
-
 def finish_records(
     df: DataFrame,
     source: str,

@@ -139,26 +139,25 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
         .withColumn("bucket_end_at", F.timestamp_seconds("end_time"))
     )
     valid = F.col("_reason").isNull()
-    return R.with_first_wins(
-        rows,
+    status, why = R.first_wins_status(
         valid,
         NATURAL_KEY,
         [F.col("_pulled_at").desc(), F.col("source_file").desc()],
         MEASURES,
         duplicate_why="redelivered bucket result (same natural key and numbers)",
         superseded_why="conflicting redelivery; the newest pull wins",
-    ).withColumn("field", F.when(~valid, F.col("_field")))
+    )
+    return (
+        rows.withColumn("status", status)
+        .withColumn("reason", why)
+        .withColumn("field", F.when(~valid, F.col("_field")))
+    )
 
 
 def usage_records(pages: DataFrame) -> DataFrame:
-    return records_from_results(pages.transform(with_results_exploded))
-
-
-def records_from_results(results: DataFrame) -> DataFrame:
-    """Exploded results (`with_results_exploded`) -> accounting records. The dedupe reads its
-    input twice (key hashes, then rows): a caller with a large input caches `results`."""
     rows = (
-        results.transform(with_usage_status)
+        pages.transform(with_results_exploded)
+        .transform(with_usage_status)
         .withColumn("usage_date", F.to_date("bucket_start_at"))
         .withColumn("usage_month", F.date_format("bucket_start_at", "yyyy-MM"))
         .withColumn("source_run_id", F.lit(None).cast("string"))
