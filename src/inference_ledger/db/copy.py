@@ -45,23 +45,14 @@ def copy_csv(
 
 class _ChunkReader:
     """A file object over an iterator of byte chunks: COPY pulls the next batch's CSV only
-    when it has sent the last, so memory holds one batch whatever the table's size."""
+    when it has sent the last, so memory holds one batch whatever the table's size. psycopg2
+    sends whatever one read() returns, so a whole chunk is handed over without copying."""
 
     def __init__(self, chunks: Iterator[bytes]):
         self._chunks = chunks
-        self._buf = b""
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:size], self._buf[size:]
-        return out
+        return next(self._chunks, b"")
 
     readline = read
 
@@ -80,8 +71,8 @@ def copy_parquet(
     parses it. No Spark job and no intermediate files. Columns are taken by name, so a
     reordered file cannot load one column into another; `constants` fills columns the files
     do not have (e.g. the run id); `renamed` maps a table column to the file's name for it.
-    Every present value is quoted, so an empty string stays
-    an empty string and only a missing value is NULL. Decimals are written in full
+    Every string is quoted, so an empty string stays an empty string and only a missing value
+    is NULL. Decimals are written in full
     (`0E-10` for a zero at scale 10, which NUMERIC reads as 0)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -94,7 +85,7 @@ def copy_parquet(
     missing = [c for c in from_files if c not in dataset.schema.names]
     if missing:
         raise ValueError(f"{path}: no column(s) {missing} to load into {schema}.{table}")
-    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
     def chunks() -> Iterator[bytes]:
         for batch in dataset.to_batches(columns=from_files):
