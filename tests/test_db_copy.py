@@ -210,3 +210,24 @@ def test_copy_parquet_constants_renames_and_missing_columns(spark, pg_conn, tmp_
     with pytest.raises(ValueError, match=r"no column\(s\) \['path'\]"):
         copy_parquet(pg_conn, "pg_temp", "q", ["path"], tmp_path / "q")
     pg_conn.rollback()
+
+
+def test_copy_parquet_unreadable_part_aborts_the_copy(spark, pg_conn, tmp_path):
+    """A file that cannot be read while COPY is streaming stops the COPY with Arrow's error
+    (the rows sent before it are not committed: the caller's transaction rolls back)."""
+    import pyarrow as pa
+
+    from inference_ledger.db import copy_parquet
+
+    out = tmp_path / "out"
+    spark.createDataFrame([(i,) for i in range(3)], "n long").coalesce(1).write.parquet(str(out))
+    (out / "part-99999-broken.parquet").write_bytes(b"not parquet at all")
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE b (n bigint)")
+    pg_conn.commit()
+    with pytest.raises(pa.ArrowInvalid, match="part-99999-broken.parquet"):
+        copy_parquet(pg_conn, "pg_temp", "b", ["n"], out)
+    pg_conn.rollback()
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM b")
+        assert cur.fetchone()[0] == 0

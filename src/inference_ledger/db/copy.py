@@ -12,9 +12,12 @@ Neither function commits: the caller owns the transaction (load, audit, then pub
 from __future__ import annotations
 
 import gzip
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import psycopg2
 from psycopg2 import sql
 
 
@@ -43,18 +46,59 @@ def copy_csv(
     return loaded
 
 
-class _ChunkReader:
-    """A file object over an iterator of byte chunks: COPY pulls the next batch's CSV only
-    when it has sent the last, so memory holds one batch whatever the table's size. psycopg2
-    sends whatever one read() returns, so a whole chunk is handed over without copying."""
+class _Prefetched:
+    """A file object for COPY FROM STDIN over byte chunks made in a background thread, at
+    most `depth` ahead: Arrow reads and formats the next batch (outside the GIL) while COPY
+    sends the last and Postgres parses it, and memory holds a few batches whatever the table's
+    size. psycopg2 sends whatever one read() returns, so a chunk is handed over whole. An error
+    while making chunks is raised from read(), which aborts the COPY."""
 
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
+    _END = object()
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if not self._put(chunk):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read(self, size: int = -1) -> bytes:
-        return next(self._chunks, b"")
+        if self._done:
+            return b""
+        item = self._queue.get()
+        if item is self._END:
+            self._done = True
+            return b""
+        if isinstance(item, BaseException):
+            self._done = True
+            self.error = item
+            raise item
+        return item
 
     readline = read
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def copy_parquet(
@@ -68,7 +112,8 @@ def copy_parquet(
 ) -> int:
     """COPY a Parquet folder (a Spark output: part files, `_SUCCESS`) into schema.table's
     `columns`, streamed batch by batch: Arrow reads it, Arrow's CSV writer formats it, COPY
-    parses it. No Spark job and no intermediate files. Columns are taken by name, so a
+    parses it, the formatting of one batch overlapping the COPY of the last. No Spark job and
+    no intermediate files. Columns are taken by name, so a
     reordered file cannot load one column into another; `constants` fills columns the files
     do not have (e.g. the run id); `renamed` maps a table column to the file's name for it.
     Every string is quoted, so an empty string stays an empty string and only a missing value
@@ -106,9 +151,18 @@ def copy_parquet(
         sql.Identifier(table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
     )
-    with conn.cursor() as cur:
-        cur.copy_expert(query, _ChunkReader(chunks()), size=1 << 20)
-        return cur.rowcount
+    source = _Prefetched(chunks())
+    try:
+        with conn.cursor() as cur:
+            cur.copy_expert(query, source, size=1 << 20)
+            return cur.rowcount
+    except psycopg2.Error:
+        # psycopg2 reports a failed read() as a cancelled COPY; the cause is the reader's.
+        if source.error is not None:
+            raise source.error from None
+        raise
+    finally:
+        source.close()
 
 
 def truncate(conn, schema: str, table: str) -> None:
