@@ -242,8 +242,7 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     if records is not None:
         accounting.extend(_account(spark, ctx, "usage", records, files))
         lake.write_table(_loaded(records), ctx.lake_dir, "usage_facts")
-    for df in cached:
-        df.unpersist()
+        cached.unpersist()
     _lap(ctx, "ingest.usage", clock)
     return accounting
 
@@ -295,8 +294,8 @@ USAGE_REPULL_DAYS = 3
 
 def _usage_records(
     spark: SparkSession, ctx: RunContext, files: list[Path]
-) -> tuple[list[DataFrame], DataFrame | None, list[Path], list[dict]]:
-    """Usage records to load: (cached frames to unpersist, records, files read, skipped files).
+) -> tuple[DataFrame | None, DataFrame | None, list[Path], list[dict]]:
+    """Usage records to load: (cached frame to unpersist, records, files read, skipped files).
 
     Incremental: only the usage months that new or changed files touch are read and rewritten
     (the lake is partitioned by month; dynamic overwrite replaces just those). To dedupe such a
@@ -308,28 +307,19 @@ def _usage_records(
         read, skipped, months, new = plan
         pages = usage.read_pages(spark, read)
         if pages is None:
-            return [], None, read, skipped
-        cached = _cached_usage_records(pages)
-        records = cached[-1]
+            return None, None, read, skipped
+        cached = usage.usage_records(pages).persist()
         month = F.col("usage_month")
-        stray = records.filter(F.col("source_file").isin(new) & ~month.isin(months))
+        stray = cached.filter(F.col("source_file").isin(new) & ~month.isin(months))
         if stray.limit(1).count() == 0:
-            return cached, records.filter(month.isNull() | month.isin(months)), read, skipped
-        for df in cached:
-            df.unpersist()
+            return cached, cached.filter(month.isNull() | month.isin(months)), read, skipped
+        cached.unpersist()
         log.info("usage: new files hold buckets outside the months they touch; reading all")
     pages = usage.read_pages(spark, files)
     if pages is None:
-        return [], None, files, []
-    cached = _cached_usage_records(pages)
-    return cached, cached[-1], files, []
-
-
-def _cached_usage_records(pages: DataFrame) -> list[DataFrame]:
-    """The records, cached: the accounting, quarantine and lake write all read them. (Measured
-    at 1M results, 2 cores: the window dedupe over every row is cheaper than grouping key
-    hashes first and windowing only the repeats, with or without caching the exploded rows.)"""
-    return [usage.usage_records(pages).persist()]
+        return None, None, files, []
+    cached = usage.usage_records(pages).persist()
+    return cached, cached, files, []
 
 
 def _usage_months_to_read(
