@@ -101,6 +101,7 @@ def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
             r["rows_superseded"],
             r["rows_deduplicated"],
             bool(r.get("is_skipped", False)),
+            r.get("warning"),
         )
         for r in rows
     ]
@@ -109,7 +110,7 @@ def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
             cur,
             """INSERT INTO audit.input_files (run_id, source, path, checksum_sha256, byte_count,
                    rows_read, rows_loaded, rows_quarantined, rows_superseded, rows_deduplicated,
-                   is_skipped)
+                   is_skipped, warning)
                VALUES %s""",
             values,
             page_size=1000,
