@@ -475,6 +475,15 @@ def with_canonical_billing(rows: DataFrame) -> DataFrame:
         F.col("_p_effective").alias("effective_cost_c"),
         F.trim("currency").alias("billing_currency"),
         F.col("run_id").alias("source_run_id"),
+        # Placeholders until the dialect mapping fills them (issue 14 work in progress).
+        *[
+            F.lit(None).cast("string").alias(c)
+            for c in (
+                "service_subcategory", "host_provider", "invoice_issuer", "model_id",
+                "token_direction", "token_cache_action", "lineage",
+            )
+        ],  # fmt: skip
+        F.lit("provisional").alias("dataset_status"),
     )
 
 
