@@ -53,6 +53,10 @@ def _print_run(result) -> None:
         f"published {sum(result.published.rows.values())} mart rows after {result.published.checks} "
         f"data-quality checks ({result.published.warnings} warnings)"
     )
+    if result.file_warnings:
+        print(f"{len(result.file_warnings)} input file(s) need a look:")
+        for line in result.file_warnings:
+            print(f"  warning: {line}")
 
 
 def _print_summary() -> None:

@@ -43,6 +43,9 @@ class RunResult:
     rows_superseded: int
     rows_deduplicated: int
     published: PublishOutcome
+    # `path: why` of every input file that needs a look although its rows balance (a file no
+    # manifest claims, a partial usage pull); also in audit.input_files.warning.
+    file_warnings: tuple[str, ...] = ()
 
 
 def prepare(
@@ -211,4 +214,7 @@ def run_pipeline(
         rows_superseded=total("rows_superseded"),
         rows_deduplicated=total("rows_deduplicated"),
         published=outcome,
+        file_warnings=tuple(
+            f"{r['source_file']}: {r['warning']}" for r in accounting if r.get("warning")
+        ),
     )
