@@ -193,7 +193,12 @@ def read_blob(path: Path) -> str:
 def newest_run(landing: Path, month_folder: str, export: str = "ea-actualcost-daily") -> Path:
     """The manifest of the newest run of the generated export for a billing period folder
     (YYYYMMDD-YYYYMMDD)."""
-    manifests = landing.glob(f"billing/azure/{export}/{month_folder}/*/manifest.json")
+    # Any depth: Cost Management's layout has an export-time folder above the run folder.
+    manifests = [
+        p
+        for p in (landing / "billing" / "azure").rglob("manifest.json")
+        if export in p.parts and month_folder in p.parts
+    ]
     return max(manifests, key=lambda p: json.loads(p.read_text())["runInfo"]["submittedTime"])
 
 
@@ -202,6 +207,11 @@ def blob_rows(manifest: Path) -> tuple[list[str], list[dict]]:
     text = read_blob(manifest.parent / doc["blobs"][0]["blobName"])
     reader = csv.DictReader(io.StringIO(text))
     return list(reader.fieldnames), list(reader)
+
+
+def _is_period_folder(name: str) -> bool:
+    first, _, last = name.partition("-")
+    return len(first) == len(last) == 8 and (first + last).isdigit()
 
 
 def write_export_run(
@@ -220,7 +230,7 @@ def write_export_run(
     nothing); the same scope and a later `submitted` makes it the month's newest run."""
     doc = json.loads(base_manifest.read_text())
     run_id = str(uuid.uuid4())
-    period = base_manifest.parent.parent.name
+    period = next(part for part in base_manifest.parts if _is_period_folder(part))
     name = export_name or doc["exportConfig"]["exportName"]
     run_dir = landing / "billing" / "azure" / name / period / run_id
     run_dir.mkdir(parents=True)
