@@ -1,0 +1,198 @@
+"""`ledger run` on real public billing files, delivered the way their producers deliver them.
+
+The files in tests/data/real/ are byte-for-byte copies of Microsoft's and the FOCUS project's
+published samples (see tests/data/real/README.md). Here they are laid out as Cost Management
+writes exports today (`<root>/<export>/<YYYYMMDD-YYYYMMDD>/<YYYYMMDDHHMM>/<run-guid>/`), with
+one month-to-date run per manifest shape (`2023-07-01-preview`: blobs with byte counts only;
+`2024-04-01`: row counts too), as FOCUS folder runs, and with a stray file no manifest claims.
+Every figure is what the files themselves add up to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.cli_baseline import database_on
+from tests.reliability_support import current_ledger, query
+
+REAL = Path(__file__).parent / "data" / "real"
+EA = REAL / "EA_ActualCost_Small.csv"
+EA_TOTAL = Decimal("8.5450077867419368")  # the sum of the sample's 11 `Cost` values
+SCOPE = "/providers/Microsoft.Billing/billingAccounts/8611537"
+EXPORT = "ea-actualcost-daily"
+EXPORT_ID = f"{SCOPE}/providers/Microsoft.CostManagement/exports/{EXPORT}"
+CONTAINER_ROOT = "cost-exports/ea"  # blob names in manifests are container paths
+FOCUS_FILES = {
+    "aura-web": "csp_served_frontier_model_first_party.csv",
+    "solora-ai": "per_token_ai_model_api.csv",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _first_rows(path: Path, n: int) -> bytes:
+    """The file's header and first n data rows, as the export wrote them (BOM, CRLF kept)."""
+    text = path.read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(rows[: n + 1])
+    return out.getvalue().encode("utf-8")
+
+
+def _export_run(
+    landing: Path, export_time: str, run_id: str, body: bytes, name: str, shape: str, rows: int
+) -> Path:
+    period = "20230901-20230930"
+    rel = f"{EXPORT}/{period}/{export_time}/{run_id}"
+    run_dir = landing / "billing" / "azure" / CONTAINER_ROOT / rel
+    run_dir.mkdir(parents=True)
+    (run_dir / name).write_bytes(body)
+    blob = {"blobName": f"{CONTAINER_ROOT}/{rel}/{name}", "byteCount": len(body)}
+    doc = {
+        "exportConfig": {
+            "exportName": EXPORT,
+            "resourceId": EXPORT_ID,
+            "dataVersion": "2021-10-01",
+            "apiVersion": "2023-07-01-preview",
+            "type": "ActualCost",
+            "timeFrame": "MonthToDate",
+            "granularity": "Daily",
+        },
+        "deliveryConfig": {
+            "partitionData": True,
+            "dataOverwriteBehavior": "CreateNewReport",
+            "fileFormat": "Csv",
+            "containerUri": "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa",
+            "rootFolderPath": CONTAINER_ROOT,
+        },
+        "runInfo": {
+            "executionType": "Scheduled",
+            "submittedTime": f"{export_time[:4]}-{export_time[4:6]}-{export_time[6:8]}T"
+            f"{export_time[8:10]}:{export_time[10:]}:07.1234567Z",
+            "runId": run_id,
+            "startDate": "2023-09-01T00:00:00",
+            "endDate": "2023-09-30T00:00:00",
+        },
+        "blobs": [blob],
+    }
+    if shape == "2024-04-01":
+        blob["dataRowCount"] = rows
+        doc = {
+            "manifestVersion": "2024-04-01",
+            "byteCount": len(body),
+            "blobCount": 1,
+            "dataRowCount": rows,
+            **doc,
+        }
+    (run_dir / "manifest.json").write_text(json.dumps(doc, indent=2))
+    return run_dir / name
+
+
+@pytest.fixture(scope="module")
+def published(spark, pg_url, tmp_path_factory):
+    root = tmp_path_factory.mktemp("real_deliveries")
+    landing = root / "landing"
+    older = _export_run(
+        landing,
+        "202309150312",
+        "2f6c7a0e-3c1d-4f7e-9a55-0d6f6c9b1e01",
+        _first_rows(EA, 6),
+        "part_0_0001.csv",
+        "2023-07-01-preview",
+        6,
+    )
+    newer = _export_run(
+        landing,
+        "202310020547",
+        "7b1e5d44-98a2-4c0b-b5f1-6f0e2d3c4a02",
+        gzip.compress(EA.read_bytes(), mtime=0),
+        "part_0_0001.csv.gz",
+        "2024-04-01",
+        11,
+    )
+    focus = {}
+    for provider, name in FOCUS_FILES.items():
+        run_dir = landing / "billing" / "focus" / provider / "20250501-20250531" / "run-20250603"
+        run_dir.mkdir(parents=True)
+        focus[provider] = run_dir / name
+        focus[provider].write_bytes((REAL / name).read_bytes())
+    stray = landing / "billing" / "azure" / CONTAINER_ROOT / "costs-copied-by-hand.csv"
+    stray.write_bytes(_first_rows(EA, 2))
+    url = database_on(pg_url, "ledger_real_deliveries")
+    from inference_ledger import cli
+
+    out = io.StringIO()
+    with current_ledger(root / "home", url), contextlib.redirect_stdout(out):
+        code = cli.main(["run", "--landing", str(landing), "--as-of", "2025-07-01"])
+    return {
+        "code": code,
+        "stdout": out.getvalue(),
+        "url": url,
+        "older": older,
+        "newer": newer,
+        "focus": focus,
+        "stray": stray,
+        "home": root / "home",
+    }
+
+
+def test_the_run_succeeds_and_names_the_stray_file(published):
+    assert published["code"] == 0, published["stdout"]
+    assert f"warning: {published['stray']}: " in published["stdout"]
+
+
+def test_every_file_is_accounted_for(published):
+    rows = query(
+        published["url"],
+        "SELECT path, rows_read, rows_loaded, rows_superseded, rows_quarantined, warning"
+        " FROM audit.input_files ORDER BY path",
+    )
+    by_path = {r[0]: r[1:] for r in rows}
+    # The older month-to-date run is restated by the newer one: superseded, never added.
+    assert by_path[str(published["older"])] == (6, 0, 6, 0, None)
+    assert by_path[str(published["newer"])] == (11, 11, 0, 0, None)
+    for path in published["focus"].values():
+        assert by_path[str(path)] == (2, 2, 0, 0, None)
+    read, loaded, superseded, quarantined, warning = by_path[str(published["stray"])]
+    assert (read, loaded, superseded, quarantined) == (0, 0, 0, 0)
+    assert "manifest" in warning
+
+
+def test_the_ea_sample_publishes_its_total_to_the_last_digit(published):
+    rows = query(
+        published["url"],
+        "SELECT workload, provider, sum(billed_cost_usd)"
+        " FROM marts.inference_spend_daily WHERE usage_date < '2023-10-01' GROUP BY 1, 2",
+    )
+    # No tag, resource group or meter of the sample is an inference or training workload.
+    assert rows == [("other", "Microsoft", EA_TOTAL)]
+
+
+def test_focus_ai_token_bills_are_inference_spend_per_model_and_direction(published):
+    rows = query(
+        published["url"],
+        "SELECT provider, model_id, token_direction, workload, billed_cost_usd"
+        " FROM marts.inference_spend_daily WHERE usage_date >= '2025-01-01' ORDER BY 1, 2, 3",
+    )
+    assert rows == [
+        ("Aura Web", "aura-web.solora-jupiter-5", "input", "inference", Decimal("2.25")),
+        ("Aura Web", "aura-web.solora-jupiter-5", "output", "inference", Decimal("2.25")),
+        ("Solora AI", "solora-saturn-4.8", "input", "inference", Decimal("42.00")),
+        ("Solora AI", "solora-saturn-4.8", "output", "inference", Decimal("52.50")),
+    ]
+    summary = dict(
+        query(
+            published["url"],
+            "SELECT period_label, inference_spend_usd FROM marts.quarterly_summary"
+            " WHERE period_label IN ('2023-Q3', '2025-Q2')",
+        )
+    )
+    assert summary == {"2023-Q3": Decimal("0"), "2025-Q2": Decimal("99.00")}
