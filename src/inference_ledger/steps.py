@@ -590,7 +590,7 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
     usage_facts = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(in_range("usage_date"))
     periods = reconcile.periods_frame(spark, start, end)
     daily = spend.inference_spend_daily(billing)
-    unit = spend.unit_cost_monthly(usage_facts, billing)
+    unit = spend.unit_cost_monthly(usage_facts, billing, prices)
     rec = rec_all.join(periods.select("period_label"), "period_label", "left_semi")
     if adjustments is not None:
         rec = rec.unionByName(
