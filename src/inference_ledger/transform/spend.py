@@ -7,21 +7,44 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import yaml
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from inference_ledger.transform.contract import ratio, select_mart
+from inference_ledger.transform.contract import minus, ratio, select_mart
 
 MONEY = T.DecimalType(38, 10)
 AMOUNT = T.DecimalType(28, 10)
+# Allocation weights (USD at list price, or weighted tokens), narrowed so that weight / weight
+# keeps 14 places before the share is rounded to 12.
+WEIGHT = T.DecimalType(24, 10)
+SHARE = T.DecimalType(13, 12)
+# tokens x unit price: decimal(15,0) x decimal(18,10) = decimal(34,10), every digit kept.
+TOKENS = T.DecimalType(15, 0)
+RATE = T.DecimalType(18, 10)
+# unpriced tokens / priced tokens of a month (up to 10^10 times as many unpriced).
+TOKEN_RATIO = T.DecimalType(20, 10)
 UNKNOWN = "(none)"
 DEFAULT_ALLOCATION = Path(__file__).resolve().parent.parent / "config" / "unit_cost_allocation.yaml"
+METHODS = ("price_sheet", "token_weights")
+FALLBACKS = ("month_average", "zero")
+_PRICES_DDL = (
+    "channel string, model string, token_type string, unit_tokens bigint, "
+    "unit_price decimal(18,10), currency string, effective_from date, effective_to date"
+)
+
+
+def _dim(c: str) -> Column:
+    return F.coalesce(F.nullif(F.trim(F.col(c)), F.lit("")), F.lit(UNKNOWN))
 
 
 def inference_spend_daily(billing_lines: DataFrame) -> DataFrame:
-    """Grain: usage_date, provider, service, region, SKU/meter, workload (all workloads, so the
-    share left `other` stays visible)."""
+    """Grain: usage_date, provider, service, region, SKU/meter, model, token direction and
+    workload (all workloads, so the share left `other` stays visible). `month_status` is
+    `final` only when every line of every billing month behind the row (all scopes and
+    providers of that month in `billing_lines`) is `final`; otherwise — a missing status
+    included — `provisional`."""
+    final = F.when(F.col("dataset_status") == "final", 1).otherwise(0)
     dims = {
         "usage_date": F.col("usage_date"),
         "provider": F.col("provider_name"),
@@ -30,58 +53,80 @@ def inference_spend_daily(billing_lines: DataFrame) -> DataFrame:
         "sku": F.coalesce(
             F.nullif(F.col("sku_description"), F.lit("")), F.col("sku_id"), F.lit(UNKNOWN)
         ),
+        "model_id": _dim("model_id"),
+        "token_direction": _dim("token_direction"),
         "workload": F.col("workload"),
     }
-    grouped = billing_lines.groupBy(*[v.alias(k) for k, v in dims.items()]).agg(
-        F.sum("billed_cost_usd").alias("billed_cost_usd"),
-        F.sum("effective_cost_usd").alias("effective_cost_usd"),
-        F.sum("consumed_quantity").alias("_qty"),
-        F.countDistinct("consumed_unit").alias("_units"),
-        F.min("consumed_unit").alias("_unit"),
+    grouped = (
+        billing_lines.withColumn(
+            "_month_final", F.min(final).over(Window.partitionBy("billing_month"))
+        )
+        .groupBy(*[v.alias(k) for k, v in dims.items()])
+        .agg(
+            F.sum("billed_cost_usd").alias("billed_cost_usd"),
+            F.sum("effective_cost_usd").alias("effective_cost_usd"),
+            F.sum("consumed_quantity").alias("_qty"),
+            F.countDistinct("consumed_unit").alias("_units"),
+            F.min("consumed_unit").alias("_unit"),
+            # A day can carry lines of two billing months (late charges): final only if both are.
+            F.min("_month_final").alias("_final"),
+        )
     )
     # Quantities in different units do not add up: report them only when the unit is unique.
     return (
         grouped.withColumn("consumed_quantity", F.when(F.col("_units") == 1, F.col("_qty")))
         .withColumn("consumed_unit", F.when(F.col("_units") == 1, F.col("_unit")))
+        .withColumn("month_status", F.when(F.col("_final") == 1, "final").otherwise("provisional"))
         .transform(lambda df: select_mart(df, "inference_spend_daily"))
     )
 
 
 @dataclass(frozen=True)
 class AllocationRule:
-    """Token weights of the unit-cost allocation (config/unit_cost_allocation.yaml)."""
+    """How unit_cost_monthly weighs usage (config/unit_cost_allocation.yaml): `method`
+    price_sheet (usage priced at the USD price sheet; unpriced usage by `fallback`) or
+    token_weights (tokens x `input` / `cached_input` / `output`)."""
 
     version: int
-    input: Decimal
-    cached_input: Decimal
-    output: Decimal
+    method: str = "price_sheet"
+    fallback: str = "month_average"
+    input: Decimal = Decimal(1)
+    cached_input: Decimal = Decimal(1)
+    output: Decimal = Decimal(1)
 
     @classmethod
     def load(cls, path: Path | None = None) -> AllocationRule:
         path = path or DEFAULT_ALLOCATION
-        doc = yaml.safe_load(path.read_text())
-        weights = doc.get("weights") or {}
-        try:
-            values = {k: Decimal(str(weights[k])) for k in ("input", "cached_input", "output")}
-        except (KeyError, InvalidOperation) as exc:
-            raise ValueError(
-                f"{path}: weights input, cached_input and output must be numbers"
-            ) from exc
-        if any(v < 0 for v in values.values()) or not any(values.values()):
-            raise ValueError(f"{path}: weights must be >= 0 and not all 0")
-        return cls(int(doc.get("version", 0)), **values)
+        doc = yaml.safe_load(path.read_text()) or {}
+        method = doc.get("method", "price_sheet")
+        fallback = doc.get("fallback", "month_average")
+        for key, value, allowed in (("method", method, METHODS), ("fallback", fallback, FALLBACKS)):
+            if value not in allowed:
+                raise ValueError(
+                    f"{path}: {key} must be one of {', '.join(allowed)}, not {value!r}"
+                )
+        values = {}
+        if "weights" in doc or method == "token_weights":
+            weights = doc.get("weights") or {}
+            try:
+                values = {k: Decimal(str(weights[k])) for k in ("input", "cached_input", "output")}
+            except (KeyError, InvalidOperation) as exc:
+                raise ValueError(
+                    f"{path}: weights input, cached_input and output must be numbers"
+                ) from exc
+            if any(v < 0 for v in values.values()) or not any(values.values()):
+                raise ValueError(f"{path}: weights must be >= 0 and not all 0")
+        return cls(int(doc.get("version", 0)), method, fallback, **values)
 
 
-def unit_cost_monthly(
-    usage_facts: DataFrame, billing_lines: DataFrame, rule: AllocationRule | None = None
-) -> DataFrame:
-    """Grain: month, channel, model. A month's inference spend (billed cost, USD) is allocated
-    by weighted token share (see config/unit_cost_allocation.yaml; default: plain token share).
-    Rounding to 10 places leaves a residual that goes to the largest consumer, so allocations
-    add up exactly to the month's spend."""
-    rule = rule or AllocationRule.load()
-    weight = T.DecimalType(24, 4)
-    usage = (
+def normalised_model(c: Column) -> Column:
+    """How bill model ids meet usage model names: trimmed, lower case, without a catalog path
+    (`openai/GPT-4o` -> `gpt-4o`); after that only exact equality matches."""
+    return F.nullif(F.lower(F.trim(F.regexp_replace(c, r"^.*/", ""))), F.lit(""))
+
+
+def _month_usage(usage_facts: DataFrame) -> DataFrame:
+    return (
         usage_facts.groupBy(
             F.trunc("usage_date", "month").alias("usage_month"),
             "channel",
@@ -92,40 +137,169 @@ def unit_cost_monthly(
             F.sum("input_cached_tokens").alias("input_cached_tokens"),
             F.sum("output_tokens").alias("output_tokens"),
             F.sum("num_model_requests").alias("num_model_requests"),
+            F.first(normalised_model(F.col("model")), ignorenulls=True).alias("_norm"),
         )
         .withColumn("total_tokens", F.col("input_tokens") + F.col("output_tokens"))
+    )
+
+
+def _token_rows(usage_facts: DataFrame) -> DataFrame:
+    """One row per usage row and price-sheet token type: input_tokens includes the cached
+    ones, which the price sheet prices separately."""
+    cached = F.coalesce(F.col("input_cached_tokens"), F.lit(0))
+    parts = {
+        "input": F.col("input_tokens") - cached,
+        "cached_input": cached,
+        "output": F.col("output_tokens"),
+    }
+    types = [F.struct(F.lit(k).alias("token_type"), v.alias("tokens")) for k, v in parts.items()]
+    return usage_facts.select(
+        F.trunc("usage_date", "month").alias("usage_month"),
+        "usage_date",
+        "channel",
+        F.coalesce(F.col("model"), F.lit(UNKNOWN)).alias("model"),
+        F.explode(F.array(*types)).alias("t"),
+    ).select("usage_month", "usage_date", "channel", "model", "t.token_type", "t.tokens")
+
+
+def priced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
+    """Per month, channel and model: `_value`, the usage priced at the USD price sheet in
+    effect on each usage date (each token type's tokens x unit_price / unit_tokens, as
+    reconcile.usage_estimate prices), and the tokens that had a price (`_priced_tokens`) or
+    none (`_unpriced_tokens`). Non-USD price rows are not converted: their tokens are
+    unpriced. No price sheet at all (None) = every token unpriced."""
+    tokens = _token_rows(usage_facts)
+    if prices is None:
+        prices = tokens.sparkSession.createDataFrame([], _PRICES_DDL)
+    sheet = prices.filter(F.col("currency") == "USD").select(
+        F.col("channel").alias("_p_channel"),
+        F.col("model").alias("_p_model"),
+        F.col("token_type").alias("_p_type"),
+        "unit_tokens",
+        "unit_price",
+        F.col("effective_from").alias("_p_from"),
+        F.col("effective_to").alias("_p_to"),
+    )
+    priced = tokens.join(
+        F.broadcast(sheet),
+        (F.col("channel") == F.col("_p_channel"))
+        & (F.col("model") == F.col("_p_model"))
+        & (F.col("token_type") == F.col("_p_type"))
+        & (F.col("usage_date") >= F.col("_p_from"))
+        & (F.col("_p_to").isNull() | (F.col("usage_date") < F.col("_p_to"))),
+        "left",
+    )
+    has_price = F.col("unit_price").isNotNull()
+    value = F.col("tokens").cast(TOKENS) * F.col("unit_price").cast(RATE)
+    by_unit = priced.groupBy("usage_month", "channel", "model", "unit_tokens").agg(
+        F.sum(F.when(has_price, value)).alias("_value"),
+        F.sum(F.when(has_price, F.col("tokens"))).alias("_priced"),
+        F.sum(F.when(~has_price, F.col("tokens"))).alias("_unpriced"),
+    )
+    # Divide once per unit size, after summing exact token x price products.
+    return by_unit.groupBy("usage_month", "channel", "model").agg(
+        F.coalesce(F.sum(ratio(F.col("_value"), F.col("unit_tokens"))), F.lit(0))
+        .cast(WEIGHT)
+        .alias("_value"),
+        F.coalesce(F.sum("_priced"), F.lit(0)).cast("long").alias("_priced_tokens"),
+        F.coalesce(F.sum("_unpriced"), F.lit(0)).cast("long").alias("_unpriced_tokens"),
+    )
+
+
+def _weights(usage: DataFrame, rule: AllocationRule) -> DataFrame:
+    """`_weight` of each (month, channel, model) under the rule."""
+    if rule.method == "token_weights":
+        cached = F.col("input_cached_tokens").cast(WEIGHT)
+        weight = (
+            (F.col("input_tokens") - F.col("input_cached_tokens")).cast(WEIGHT) * F.lit(rule.input)
+            + cached * F.lit(rule.cached_input)
+            + F.col("output_tokens").cast(WEIGHT) * F.lit(rule.output)
+        )
+        return usage.withColumn("_weight", weight.cast(WEIGHT))
+    month = Window.partitionBy("usage_month")
+    if rule.fallback == "month_average":
+        # Each unpriced token weighs as much as the month's average priced token.
+        share = ratio(F.col("_unpriced_tokens"), F.col("_m_priced")).cast(TOKEN_RATIO)
+        extra = F.round(F.col("_m_value") * share, 10)
+    else:
+        extra = F.lit(0)
+    return (
+        usage.withColumn("_m_priced", F.sum("_priced_tokens").over(month))
+        .withColumn("_m_value", F.sum("_value").over(month).cast(WEIGHT))
+        # A month with nothing priced at all is allocated by plain token share.
         .withColumn(
             "_weight",
-            (
-                (F.col("input_tokens") - F.col("input_cached_tokens")).cast(weight)
-                * F.lit(rule.input)
-                + F.col("input_cached_tokens").cast(weight) * F.lit(rule.cached_input)
-                + F.col("output_tokens").cast(weight) * F.lit(rule.output)
-            ).cast(weight),
+            F.when(F.col("_m_priced") > 0, F.col("_value") + extra)
+            .otherwise(F.col("_unpriced_tokens"))
+            .cast(WEIGHT),
         )
     )
-    spend = (
-        billing_lines.filter(F.col("workload") == "inference")
-        .groupBy(F.trunc("usage_date", "month").alias("usage_month"))
-        .agg(F.sum("billed_cost_usd").alias("_month_spend"))
+
+
+def _month_spend(billing_lines: DataFrame, usage: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Per month: the inference spend (billed cost, USD) and `_pool`, the part not billed per
+    model; and per month and normalised model, `_direct`, the spend billed with a model id
+    that matches a usage model of the month. Bill model ids with no usage match stay in the
+    pool."""
+    lines = billing_lines.filter(F.col("workload") == "inference").select(
+        F.trunc("usage_date", "month").alias("usage_month"),
+        normalised_model(F.col("model_id")).alias("_norm"),
+        "billed_cost_usd",
     )
+    used = usage.filter(F.col("_norm").isNotNull()).select("usage_month", "_norm").distinct()
+    direct = (
+        lines.filter(F.col("_norm").isNotNull())
+        .groupBy("usage_month", "_norm")
+        .agg(F.sum("billed_cost_usd").alias("_direct"))
+        .join(used, ["usage_month", "_norm"], "left_semi")
+    )
+    direct_total = direct.groupBy("usage_month").agg(F.sum("_direct").alias("_direct_total"))
+    spend = (
+        lines.groupBy("usage_month")
+        .agg(F.sum("billed_cost_usd").alias("_month_spend"))
+        .join(direct_total, "usage_month", "left")
+        .withColumn("_pool", minus("_month_spend", F.coalesce("_direct_total", F.lit(0))))
+    )
+    return spend, direct
+
+
+def _part(amount: Column, share: Column) -> Column:
+    return F.round(amount.cast(WEIGHT) * share.cast(SHARE), 10)
+
+
+def _allocate(df: DataFrame) -> DataFrame:
+    """`allocated_spend_usd`: a model's `_direct` bill spend goes to its usage rows (split by
+    weight across channels, by tokens if they weigh nothing); the `_pool` goes by weight to
+    the rows with no direct spend (to all rows when every model of the month has some).
+    Rounding to 10 places leaves a residual that goes to the month's largest allocation, so
+    allocations add up exactly to the month's spend."""
     month = Window.partitionBy("usage_month")
-    biggest = Window.partitionBy("usage_month").orderBy(F.col("_weight").desc(), "channel", "model")
-    share = F.col("_weight") / F.col("_month_weight")
-    out = (
-        usage.join(spend, "usage_month", "left")
-        .withColumn("_month_spend", F.coalesce("_month_spend", F.lit(0).cast(MONEY)))
-        .withColumn("_month_weight", F.sum("_weight").over(month).cast(weight))
+    by_model = Window.partitionBy("usage_month", "_norm")
+    direct = F.col("_direct").isNotNull()
+    in_model = F.when(F.col("_model_weight") > 0, F.col("_weight") / F.col("_model_weight")).when(
+        F.col("_model_tokens") > 0,
+        F.col("total_tokens").cast(WEIGHT) / F.col("_model_tokens").cast(WEIGHT),
+    )
+    biggest = month.orderBy(F.col("_alloc").desc(), F.col("_weight").desc(), "channel", "model")
+    return (
+        df.withColumn("_model_weight", F.sum("_weight").over(by_model).cast(WEIGHT))
+        .withColumn("_model_tokens", F.sum("total_tokens").over(by_model))
+        .withColumn("_has_pool", F.max(F.when(direct, 0).otherwise(1)).over(month))
+        .withColumn("_candidate", ~direct | (F.col("_has_pool") == 0))
+        .withColumn(
+            "_pool_weight",
+            F.sum(F.when(F.col("_candidate"), F.col("_weight"))).over(month).cast(WEIGHT),
+        )
         .withColumn(
             "_alloc",
-            F.when(
-                F.col("_month_weight") > 0,
-                F.round(
-                    F.col("_month_spend").cast(T.DecimalType(24, 10))
-                    * share.cast(T.DecimalType(13, 12)),
-                    10,
+            F.coalesce(F.when(direct, _part(F.col("_direct"), in_model)), F.lit(0))
+            + F.coalesce(
+                F.when(
+                    F.col("_candidate") & (F.col("_pool_weight") > 0),
+                    _part(F.col("_pool"), F.col("_weight") / F.col("_pool_weight")),
                 ),
-            ).otherwise(F.lit(0)),
+                F.lit(0),
+            ),
         )
         # Narrowed to 28 digits so Spark's decimal arithmetic keeps all 10 places.
         .withColumn(
@@ -139,6 +313,34 @@ def unit_cost_monthly(
             .otherwise(F.lit(0))
             .cast(AMOUNT),
         )
+    )
+
+
+def unit_cost_monthly(
+    usage_facts: DataFrame,
+    billing_lines: DataFrame,
+    prices: DataFrame | None = None,
+    rule: AllocationRule | None = None,
+) -> DataFrame:
+    """Grain: month, channel, model. A month's inference spend (billed cost, USD) is
+    allocated to the month's usage: spend the bill carries per model (billing lines with a
+    model_id matching a usage model) to that model, the rest by weight — by default the usage
+    priced at the price sheet, so models with different prices get different costs per 1M
+    tokens (config/unit_cost_allocation.yaml, docs/reports.md "Unit cost")."""
+    rule = rule or AllocationRule.load()
+    key = ["usage_month", "channel", "model"]
+    usage = (
+        _month_usage(usage_facts)
+        .join(priced_usage(usage_facts, prices), key, "left")
+        .transform(lambda df: _weights(df, rule))
+    )
+    spend, direct = _month_spend(billing_lines, usage)
+    out = (
+        usage.join(spend, "usage_month", "left")
+        .join(direct, ["usage_month", "_norm"], "left")
+        .withColumn("_month_spend", F.coalesce("_month_spend", F.lit(0).cast(MONEY)))
+        .withColumn("_pool", F.coalesce("_pool", F.lit(0).cast(MONEY)))
+        .transform(_allocate)
         .withColumn(
             "cost_per_1m_tokens_usd",
             ratio(F.col("allocated_spend_usd") * F.lit(1_000_000), F.col("total_tokens")),
