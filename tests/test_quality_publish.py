@@ -260,6 +260,11 @@ def unknown_status(frames, ctx):
     return _with(frames, "revshare_reconciliation", df)
 
 
+def unknown_month_status(frames, ctx):
+    df = frames["inference_spend_daily"].withColumn("month_status", F.lit("complete"))
+    return _with(frames, "inference_spend_daily", df)
+
+
 CRITICAL = [
     (dup_unit_cost, "staging.unit_cost_monthly", "keys", "2"),
     (null_fiscal_label, "staging.quarterly_summary", "required", "1"),
@@ -278,6 +283,7 @@ CRITICAL = [
         "1",
     ),
     (unknown_status, "staging.revshare_reconciliation", "status_values", "2"),
+    (unknown_month_status, "staging.inference_spend_daily", "status_values", "4"),
 ]
 
 

@@ -28,6 +28,8 @@ STATUSES = [
     "pending",
 ]
 
+MONTH_STATUSES = ["provisional", "final"]
+
 # Money lake = staged, per month and currency (the lake side is staging.control_totals).
 CONTROL_TOTALS_SPEND = """
 WITH staged AS (
@@ -143,6 +145,13 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
             f"day-over-day total spend within a factor of {cfg.max_spend_factor}",
             sql.SQL(SPEND_JUMP).format(factor=sql.SQL(factor)).as_string(conn),
             "billed_cost_usd",
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="month_status",
+                value_set=MONTH_STATUSES,
+                meta=_meta(cfg, "status_values"),
+            )
         )
     if mart == "quarterly_summary":
         rows(
