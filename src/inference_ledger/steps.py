@@ -240,7 +240,7 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     cached, records, files, skipped = _usage_records(spark, ctx, files)
     accounting.extend(skipped)
     if records is not None:
-        accounting.extend(_account(spark, ctx, "usage", records, files))
+        accounting.extend(_flag_partial_pulls(_account(spark, ctx, "usage", records, files)))
         lake.write_table(_loaded(records), ctx.lake_dir, "usage_facts")
         cached.unpersist()
     _lap(ctx, "ingest.usage", clock)
@@ -284,6 +284,19 @@ def _skipped(source: str, files: list[Path], sums: dict[str, str]) -> list[dict]
         }
         for p in files
     ]
+
+
+def _flag_partial_pulls(rows: list[dict]) -> list[dict]:
+    """Name each usage file that ends a partial pull (`warning`, kept in audit.input_files):
+    its rows load -- they are real usage -- but the pull is never taken as complete. The files
+    read are whole months of day folders, so every page a chain could continue with is here."""
+    warnings = usage.partial_pulls([Path(r["source_file"]) for r in rows])
+    for row in rows:
+        warning = warnings.get(row["source_file"])
+        if warning:
+            row["warning"] = warning
+            log.warning("%s: %s", row["source_file"], warning)
+    return rows
 
 
 # A usage re-pull may land up to this many days after the buckets it covers (in a later

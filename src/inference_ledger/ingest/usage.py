@@ -2,14 +2,53 @@
 
 One record per bucket result. Redelivered pages and overlapping pulls are deduplicated on
 the bucket's natural key; a redelivery with different numbers keeps the newest pull and the
-older one is recorded as superseded.
+older one is recorded as superseded. docs/usage.md describes the format and these rules.
+
+Token fields (OpenAI's completions usage object, current reference):
+- `input_tokens`: every input token -- uncached, cached and written to the cache, text, audio
+  and image; `input_cached_tokens` the cached ones; `output_tokens` every output token.
+- Newer pulls split them: `input_uncached_tokens` (uncached, cache writes excluded),
+  `input_cache_write_tokens` (30-minute) and `input_cache_write_12h_tokens`, and by modality
+  the uncached `input_text_tokens` / `input_image_tokens` / `input_audio_tokens`, the cached
+  `input_cached_{text,image,audio}_tokens`, and `output_{text,image,audio}_tokens`.
+- `input_audio_tokens` changed meaning: it counted cached audio too until the modality split
+  arrived, and counts uncached audio only in results that carry it. A result is read as
+  *split* when any of MODALITY_FIELDS is present (not null); the cache-write and
+  `input_uncached_tokens` fields say nothing about audio and do not decide it.
+
+Lake totals (usage_facts), so that no token is counted twice:
+- `input_tokens`, `input_cached_tokens`, `output_tokens`, `num_model_requests`: as delivered.
+  input_tokens - input_cached_tokens is what is not read from the cache (cache writes
+  included); input_tokens + output_tokens is the total. Nothing else is ever added to them:
+  every other token column is a breakdown (a part) of one of them.
+- `input_audio_tokens` = all audio input, cached included (the column's meaning since it was
+  added): a pre-split result's delivered value; a split result's delivered (uncached) value +
+  `input_cached_audio_tokens`. Absent or null counts 0 (no audio reported), as before.
+- `input_uncached_audio_tokens` = a split result's delivered `input_audio_tokens`; null for a
+  pre-split result (its cached share is unknown).
+- `output_audio_tokens`: as delivered, absent = 0. Every other newer field: as delivered, absent
+  or null = null (unknown, which is not zero: a pre-split result did not say).
+
+Checks (quarantined, naming the field): a negative value of any token field; cached > input;
+uncached + cached + cache writes > input; on split results the uncached text + image + audio >
+input_uncached_tokens, cached text + image + audio > input_cached_tokens, and text + image +
+audio output > output_tokens. Sums treat an absent part as 0 (the known parts must fit). Every
+delivered token field is part of the numbers a redelivery is compared on.
+
+Partial pulls (`partial_pulls`): see its docstring and docs/usage.md.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import operator
+import re
+from collections import defaultdict
+from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -28,14 +67,31 @@ NATURAL_KEY = [
     "service_tier",
     "user_id",
     "api_key_id",
+    # Newer pulls can group by api_source: two results differing only in it are both real.
+    "api_source",
 ]
+DIMENSIONS = ["project_id", "model", "batch", "service_tier", "user_id", "api_key_id", "api_source"]
 REQUIRED_MEASURES = ["input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests"]
 # Pages from before the API reported audio (and results with no audio) omit these or send null:
 # no audio tokens, so they are kept as 0 rather than quarantined.
 AUDIO_MEASURES = ["input_audio_tokens", "output_audio_tokens"]
-MEASURES = REQUIRED_MEASURES + AUDIO_MEASURES
+# Present in results that split input and output by modality: input_audio_tokens is then
+# uncached audio only.
+MODALITY_FIELDS = [
+    "input_text_tokens",
+    "input_image_tokens",
+    "input_cached_text_tokens",
+    "input_cached_image_tokens",
+    "input_cached_audio_tokens",
+    "output_text_tokens",
+    "output_image_tokens",
+]
+CACHE_WRITE_FIELDS = ["input_cache_write_tokens", "input_cache_write_12h_tokens"]
+NEWER_FIELDS = ["input_uncached_tokens", *CACHE_WRITE_FIELDS, *MODALITY_FIELDS]
+MEASURES = REQUIRED_MEASURES + AUDIO_MEASURES + NEWER_FIELDS
 USAGE_COLUMNS = [c.name for c in contracts.columns("lake", "usage_facts")]
 _PATH_RE = r"/usage/([^/]+)/(\d{4}-\d{2}-\d{2})/[^/]+$"
+_AUDIO_TOTAL = "_input_audio_total"
 
 
 def usage_files(landing: Path) -> list[Path]:
@@ -73,7 +129,8 @@ def read_pages(spark: SparkSession, files: list[Path]) -> DataFrame | None:
 
 
 def with_results_exploded(pages: DataFrame) -> DataFrame:
-    """One row per bucket result; a malformed page stays as one row so it can be quarantined."""
+    """One row per bucket result; a malformed page stays as one row so it can be quarantined.
+    Token fields as delivered, except that absent audio counts 0 (see the module docstring)."""
     buckets = pages.select("*", F.explode_outer("data").alias("_bucket")).select(
         "*", F.explode_outer("_bucket.results").alias("_result")
     )
@@ -91,11 +148,72 @@ def with_results_exploded(pages: DataFrame) -> DataFrame:
         F.regexp_extract("source_file", _PATH_RE, 1).alias("channel"),
         *[r[c].alias(c) for c in REQUIRED_MEASURES],
         *[F.coalesce(r[c], F.lit(0).cast("long")).alias(c) for c in AUDIO_MEASURES],
-        *[
-            r[c].alias(c)
-            for c in ["project_id", "model", "batch", "service_tier", "user_id", "api_key_id"]
-        ],
+        *[r[c].alias(c) for c in NEWER_FIELDS],
+        *[r[c].alias(c) for c in DIMENSIONS],
     )
+
+
+def _parts(columns: list[str]) -> Column:
+    """The sum of the parts that are present: an absent part adds nothing."""
+    total = F.lit(0).cast("long")
+    for c in columns:
+        total = total + F.coalesce(F.col(c), F.lit(0).cast("long"))
+    return total
+
+
+def _is_split() -> Column:
+    return reduce(operator.or_, [F.col(c).isNotNull() for c in MODALITY_FIELDS])
+
+
+def _token_bound_checks() -> list[tuple[Column, str, str]]:
+    """Breakdowns that exceed what they break down (after the negatives were checked)."""
+    split = _is_split()
+    uncached_parts = ["input_text_tokens", "input_image_tokens", "input_audio_tokens"]
+    uncached = F.coalesce(
+        F.col("input_uncached_tokens"), F.when(split, _parts(uncached_parts)), F.lit(0)
+    )
+    return [
+        (
+            F.col("input_cached_tokens") > F.col("input_tokens"),
+            "input_cached_tokens",
+            "cached tokens exceed input tokens",
+        ),
+        (
+            uncached + F.col("input_cached_tokens") + _parts(CACHE_WRITE_FIELDS)
+            > F.col("input_tokens"),
+            "input_uncached_tokens",
+            "uncached, cached and cache-write input tokens exceed input tokens",
+        ),
+        (
+            split & (_parts(uncached_parts) > F.col("input_uncached_tokens")),
+            "input_text_tokens",
+            "uncached text, image and audio input tokens exceed input_uncached_tokens",
+        ),
+        (
+            split
+            & (
+                _parts(
+                    [
+                        "input_cached_text_tokens",
+                        "input_cached_image_tokens",
+                        "input_cached_audio_tokens",
+                    ]
+                )
+                > F.col("input_cached_tokens")
+            ),
+            "input_cached_text_tokens",
+            "cached text, image and audio input tokens exceed input_cached_tokens",
+        ),
+        (
+            split
+            & (
+                _parts(["output_text_tokens", "output_image_tokens", "output_audio_tokens"])
+                > F.col("output_tokens")
+            ),
+            "output_text_tokens",
+            "text, image and audio output tokens exceed output_tokens",
+        ),
+    ]
 
 
 def with_usage_status(rows: DataFrame) -> DataFrame:
@@ -125,11 +243,7 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
         (F.col("end_time") <= F.col("start_time"), "end_time", "bucket end is not after its start"),
         *[(F.col(c).isNull(), c, f"{c} is missing") for c in REQUIRED_MEASURES],
         *[(F.col(c) < 0, c, f"{c} is negative") for c in MEASURES],
-        (
-            F.col("input_cached_tokens") > F.col("input_tokens"),
-            "input_cached_tokens",
-            "cached tokens exceed input tokens",
-        ),
+        *_token_bound_checks(),
     ]
     reason, field = R.first_failure(checks)
     rows = (
@@ -154,10 +268,24 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
     )
 
 
+def with_audio_normalised(rows: DataFrame) -> DataFrame:
+    """The lake's audio input columns from either meaning of `input_audio_tokens` (module
+    docstring); the delivered value stays in `input_audio_tokens` for the raw record."""
+    split = _is_split()
+    cached_audio = F.coalesce(F.col("input_cached_audio_tokens"), F.lit(0).cast("long"))
+    return rows.withColumn(
+        _AUDIO_TOTAL,
+        F.when(split, F.col("input_audio_tokens") + cached_audio).otherwise(
+            F.col("input_audio_tokens")
+        ),
+    ).withColumn("input_uncached_audio_tokens", F.when(split, F.col("input_audio_tokens")))
+
+
 def usage_records(pages: DataFrame) -> DataFrame:
     rows = (
         pages.transform(with_results_exploded)
         .transform(with_usage_status)
+        .transform(with_audio_normalised)
         .withColumn("usage_date", F.to_date("bucket_start_at"))
         .withColumn("usage_month", F.date_format("bucket_start_at", "yyyy-MM"))
         .withColumn("source_run_id", F.lit(None).cast("string"))
@@ -169,14 +297,97 @@ def usage_records(pages: DataFrame) -> DataFrame:
         "end_time",
         "result_object",
         *MEASURES,
-        "project_id",
-        "model",
-        "batch",
-        "service_tier",
-        "user_id",
-        "api_key_id",
+        *DIMENSIONS,
         R.CORRUPT,
     ]
-    return R.finish_records(
-        rows, SOURCE, USAGE_COLUMNS, raw_cols, F.col("status"), F.col("reason"), F.col("field")
+    records = R.finish_records(
+        rows,
+        SOURCE,
+        [*USAGE_COLUMNS, _AUDIO_TOTAL],
+        raw_cols,
+        F.col("status"),
+        F.col("reason"),
+        F.col("field"),
     )
+    # The lake's input_audio_tokens is the normalised total; the raw record kept the delivered.
+    return records.withColumn("input_audio_tokens", F.col(_AUDIO_TOTAL)).drop(_AUDIO_TOTAL)
+
+
+# ---------------------------------------------------------------- partial pulls
+
+# A page file's name: stem, page number, tail; the next page of the same pull is the file with
+# the same stem and tail and the next number (`page-0002.json` after `page-0001.json`).
+_PAGE_NAME = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)(?P<tail>\D*?)\.jsonl?(?:\.gz)?$")
+
+# (page N, has_more, next_page) of each page in a file, in delivery order.
+PageMark = tuple[int, object, object]
+
+
+def _page_marks(path: Path) -> list[PageMark]:
+    """Each page's position and paging fields. A `.json` page is page N of its pull, N the
+    number in its name (1 without one); a `.jsonl` page is the page on line N. A page that is
+    not JSON still arrived (the ingest quarantines it) but has no paging fields; an empty file
+    holds no page."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            if ".jsonl" in path.name:
+                texts = list(enumerate(f, start=1))
+            else:
+                m = _PAGE_NAME.match(path.name)
+                texts = [(int(m["number"]) if m else 1, f.read())]
+    except (OSError, EOFError, UnicodeDecodeError):
+        return []  # unreadable: the ingest names the file (and stops)
+    marks = []
+    for n, text in texts:
+        if not text.strip():
+            continue
+        try:
+            page = json.loads(text)
+        except ValueError:
+            page = None
+        page = page if isinstance(page, dict) else {}
+        marks.append((n, page.get("has_more"), page.get("next_page")))
+    return marks
+
+
+def partial_pulls(files: list[Path]) -> dict[str, str]:
+    """{file: warning} for each file holding the last page that arrived of a partial pull.
+
+    The API pages a pull: a page with `has_more: true` hands out a `next_page` cursor, the next
+    request passes it as `page`, and the page that answers does not repeat it. So a delivery
+    shows the continuation by position: the next line of the same `.jsonl`, and after a file's
+    last page, the first page of the next-numbered file of the same name in the same folder.
+    A page with has_more=true is answered when its continuation arrived -- or when another
+    page in the folder carrying the same cursor was answered (a redelivered copy of a page).
+    Otherwise the pull is partial: its rows still load, and the file is flagged by name.
+    """
+    marks = {p: _page_marks(p) for p in files}
+    numbered: dict[tuple, set[int]] = defaultdict(set)
+    for p, pages in marks.items():
+        m = _PAGE_NAME.match(p.name)
+        if m and pages:
+            numbered[(p.parent, m["stem"], m["tail"])].add(int(m["number"]))
+
+    def next_file_arrived(p: Path) -> bool:
+        m = _PAGE_NAME.match(p.name)
+        return bool(m) and int(m["number"]) + 1 in numbered[(p.parent, m["stem"], m["tail"])]
+
+    answered: dict[Path, set] = defaultdict(set)
+    unanswered = []
+    for p, pages in marks.items():
+        for i, (n, more, cursor) in enumerate(pages):
+            if more is not True:
+                continue
+            if i + 1 < len(pages) or next_file_arrived(p):
+                answered[p.parent].add(cursor)
+            else:
+                unanswered.append((p, n, cursor))
+    return {
+        str(p): (
+            f"partial pull: page {n} has has_more=true and next_page "
+            f"{cursor if cursor is not None else 'null'} never arrived"
+        )
+        for p, n, cursor in unanswered
+        if cursor is None or cursor not in answered[p.parent]
+    }

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from inference_ledger import contracts, lake
 from inference_ledger.ingest.usage import NATURAL_KEY as USAGE_KEY
+from inference_ledger.ingest.usage import NEWER_FIELDS as NEWER_USAGE_TOKENS
 from inference_ledger.quality.config import QualityConfig
 from inference_ledger.quality.iso4217 import CURRENCIES
 from inference_ledger.quality.runner import Suite, SuiteOutcome, gx_module, run_spark_suites
@@ -57,6 +58,10 @@ TOKEN_COLUMNS = [
     "output_tokens",
     "input_audio_tokens",
     "output_audio_tokens",
+    # Newer usage fields (ingest/usage.py): null when a result did not report them, which the
+    # bound check lets pass.
+    *NEWER_USAGE_TOKENS,
+    "input_uncached_audio_tokens",
     "num_model_requests",
 ]
 FRESHNESS_SUITE = "lake.freshness"
