@@ -137,6 +137,27 @@ RECON_Q2 = [
 ]  # fmt: skip
 
 
+def _spend(day, sku, model, direction, workload, cost, status, qty=None, unit=None):
+    return {
+        "usage_date": date.fromisoformat(day), "provider": "Microsoft", "service_name": "Azure OpenAI",
+        "region": "eastus", "sku": sku, "model_id": model, "token_direction": direction,
+        "workload": workload, "billed_cost_usd": D(cost), "effective_cost_usd": D(cost),
+        "consumed_quantity": D(qty) if qty else None, "consumed_unit": unit, "month_status": status,
+    }  # fmt: skip
+
+
+# 2024-Q1's bill: January final, February partly restated (provisional), March not delivered.
+SPEND_Q1 = [
+    _spend("2024-01-05", "Input Tokens", "gpt-4o", "input", "inference", "100.25", "final", "40100000", "Tokens"),
+    _spend("2024-01-06", "Input Tokens", "gpt-4o", "input", "inference", "0.75", "final", "300000", "Tokens"),
+    _spend("2024-01-05", "Output Tokens", "gpt-4o", "output", "inference", "50.00", "final", "5000000", "Tokens"),
+    _spend("2024-01-05", "D2 v3", "(none)", "(none)", "other", "10.00", "final", "24", "1 Hour"),
+    _spend("2024-02-01", "Input Tokens", "o1", "input", "inference", "30.00", "provisional", "2000000", "Tokens"),
+    _spend("2024-02-02", "Input Tokens", "o1", "input", "inference", "20.00", "final", "1000000", "Tokens"),
+    _spend("2024-04-01", "Input Tokens", "o1", "input", "inference", "7.00", "final", "1", "Tokens"),
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def db(pg_url):
     name = f"report_{secrets.token_hex(4)}"
@@ -178,6 +199,8 @@ def db(pg_url):
             )  # fmt: skip
         for row in RECON_Q1 + RECON_Q2:
             _insert(cur, "marts.revshare_reconciliation", row)
+        for row in SPEND_Q1:
+            _insert(cur, "marts.inference_spend_daily", row)
         for suite, exp, col, sev, ok, obs in (
             ("staging.revshare_reconciliation", "expect_column_values_to_not_be_null", "status", "critical", True, "0"),
             ("staging.revshare_reconciliation", "expect_column_values_to_be_in_set", "status", "warning", False, "4"),
@@ -445,6 +468,40 @@ def test_data_quality_quarantine_and_csv_files(reports):
     for label in DESIGN_2024:
         assert f'href="{label}/index.html"' in index
     assert 'href="2024/index.html"' in index
+
+
+def test_quarter_shows_each_month_provisional_or_final_and_spend_csv(reports):
+    folder = reports / "2024-Q1"
+    text = (folder / "index.html").read_text()
+    cells = [c["text"] for c in Page(text).table("spend-months")]
+    assert cells == [
+        "2024-01", "151.00", "161.00", "4", "final",
+        "2024-02", "50.00", "50.00", "2", "provisional",
+        "2024-03", "0.00", "0.00", "0", "no spend published",
+    ]  # fmt: skip
+    assert (
+        '<span class="badge ok">2024-01 final</span> '
+        '<span class="badge prov">2024-02 provisional</span> '
+        '<span class="badge none">2024-03 no spend published</span>'
+    ) in text
+    assert 'href="spend.csv"' in text
+    assert (folder / "spend.csv").read_text().splitlines() == [
+        "month,provider,service_name,region,sku,model_id,token_direction,workload,month_status,"
+        "billed_cost_usd,effective_cost_usd,consumed_quantity,consumed_unit",
+        "2024-01,Microsoft,Azure OpenAI,eastus,D2 v3,(none),(none),other,final,"
+        "10.0000000000,10.0000000000,24.0000000000,1 Hour",
+        "2024-01,Microsoft,Azure OpenAI,eastus,Input Tokens,gpt-4o,input,inference,final,"
+        "101.0000000000,101.0000000000,40400000.0000000000,Tokens",
+        "2024-01,Microsoft,Azure OpenAI,eastus,Output Tokens,gpt-4o,output,inference,final,"
+        "50.0000000000,50.0000000000,5000000.0000000000,Tokens",
+        "2024-02,Microsoft,Azure OpenAI,eastus,Input Tokens,o1,input,inference,final,"
+        "20.0000000000,20.0000000000,1000000.0000000000,Tokens",
+        "2024-02,Microsoft,Azure OpenAI,eastus,Input Tokens,o1,input,inference,provisional,"
+        "30.0000000000,30.0000000000,2000000.0000000000,Tokens",
+    ]
+    q2 = [c["text"] for c in Page((reports / "2024-Q2" / "index.html").read_text()).table("spend-months")]  # fmt: skip
+    assert q2[:5] == ["2024-04", "7.00", "7.00", "1", "final"]
+    assert q2[9::5] == ["no spend published", "no spend published"]
 
 
 def test_report_period_must_be_a_quarter_or_a_year(db, tmp_path):

@@ -168,6 +168,18 @@ INPUT_COLS = [
     Col("Superseded", "rows_superseded", integer, True),
     Col("Deduplicated", "rows_deduplicated", integer, True),
 ]
+SPEND_MONTH_COLS = [
+    Col("Month", "month"),
+    Col("Inference spend $", "inference_spend_usd", money, True),
+    Col("All billed spend $", "billed_cost_usd", money, True),
+    Col("Spend rows", "spend_rows", integer, True),
+    Col("Bill status", "month_status"),
+]
+SPEND_CSV_COLUMNS = [
+    "month", "provider", "service_name", "region", "sku", "model_id", "token_direction",
+    "workload", "month_status", "billed_cost_usd", "effective_cost_usd", "consumed_quantity",
+    "consumed_unit",
+]  # fmt: skip
 QUARANTINE_COLS = [
     Col("Source", "source"),
     Col("Field", "field"),
@@ -381,6 +393,20 @@ def _close_badge(state: dict | None) -> str:
     )
 
 
+def _month_badges(months: list[dict]) -> str:
+    """Whether each month's spend is final or still provisional (the bill may be restated)."""
+    cls = {"final": "ok", "provisional": "prov"}
+    return (
+        "<p>Spend by month: "
+        + " ".join(
+            f'<span class="badge {cls.get(m["month_status"], "none")}">'
+            f"{html.escape(m['month'])} {html.escape(m['month_status'])}</span>"
+            for m in months
+        )
+        + "</p>"
+    )
+
+
 def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     label = Quarter.parse(period).label  # validated before it reaches a path or a query
     q = Quarter.parse(label)
@@ -401,6 +427,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     dq = Q.DQ_RESULTS.run(conn, run_id) if run_id else []
     inputs = Q.INPUT_FILES.run(conn, run_id) if run_id else []
     quarantine = Q.QUARANTINE.run(conn, run_id) if run_id else []
+    months = Q.SPEND_MONTHS.run(conn, label)
 
     folder = out_dir / label
     folder.mkdir(parents=True, exist_ok=True)
@@ -423,6 +450,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     write_csv(folder / "data_quality.csv", dq, [c.key for c in DQ_COLS])
     write_csv(folder / "input_files.csv", inputs, [c.key for c in INPUT_COLS])
     write_csv(folder / "quarantine.csv", quarantine, [c.key for c in QUARANTINE_COLS])
+    write_csv(folder / "spend.csv", Q.SPEND_BY_MONTH.run(conn, label), SPEND_CSV_COLUMNS)
 
     statuses = Counter(r["status"] for r in rec if not r["is_adjustment"])
     exceptions = sum(n for s, n in statuses.items() if s not in ("matched", "pending"))
@@ -457,7 +485,7 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     )
     head = (
         f'<p>{_close_badge(state)}</p><p class="muted">{run_text}</p>'
-        f'<div class="cards">{cards}</div>'
+        f'<div class="cards">{cards}</div>{_month_badges(months)}'
     )
     if adjustments_here:
         head += (
@@ -471,6 +499,17 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             table(SUMMARY_COLS, [row], query=Q.SUMMARY_PERIOD, table_id="summary")
             + sql_block(Q.SUMMARY_PERIOD, label),
             "summary",
+        ),
+        section(
+            "Inference spend by month",
+            '<p class="muted">A month is <strong>final</strong> when every billing line of its '
+            "bill is final (complete export runs); <strong>provisional</strong> spend may still "
+            "be restated. By month, provider, service, region, SKU, model and token direction "
+            "in spend.csv.</p>"
+            + table(SPEND_MONTH_COLS, months, query=Q.SPEND_MONTHS, table_id="spend-months")
+            + sql_block(Q.SPEND_MONTHS, label)
+            + sql_block(Q.SPEND_BY_MONTH, label, note="spend.csv"),
+            "spend-months",
         ),
         section(
             "Charts",
@@ -602,7 +641,13 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
         f'<a href="../index.html">All periods</a><a href="../{q.year}/index.html">{q.year}</a>'
         + "".join(
             f'<a href="{f}">{f}</a>'
-            for f in ("summary.csv", "reconciliation.csv", "explanations.csv", "data_quality.csv")
+            for f in (
+                "summary.csv",
+                "spend.csv",
+                "reconciliation.csv",
+                "explanations.csv",
+                "data_quality.csv",
+            )
         )
     )
     sub = (

@@ -142,6 +142,42 @@ FROM marts.revshare_reconciliation
 ORDER BY period_label, is_adjustment, direction, agreement_id""",
 )
 
+# Each month of the quarter: its spend and whether the bill behind it is final. A month is
+# final when every spend row of it is (the mart marks a row final when every line of its
+# billing month is); a month with no spend row says so.
+SPEND_MONTHS = Query(
+    "spend_months",
+    """WITH months AS (
+    SELECT generate_series(q, q + interval '2 months', interval '1 month')::date AS month
+    FROM (SELECT make_date(left(%(p)s, 4)::int, right(%(p)s, 1)::int * 3 - 2, 1) AS q) s
+)
+SELECT to_char(m.month, 'YYYY-MM') AS month,
+       coalesce(sum(d.billed_cost_usd) FILTER (WHERE d.workload = 'inference'), 0)
+           AS inference_spend_usd,
+       coalesce(sum(d.billed_cost_usd), 0) AS billed_cost_usd,
+       count(d.usage_date) AS spend_rows,
+       CASE WHEN count(d.usage_date) = 0 THEN 'no spend published'
+            WHEN bool_and(d.month_status = 'final') THEN 'final'
+            ELSE 'provisional' END AS month_status
+FROM months m
+LEFT JOIN marts.inference_spend_daily d ON date_trunc('month', d.usage_date)::date = m.month
+GROUP BY m.month
+ORDER BY m.month""",
+)
+
+# spend.csv: the quarter's spend by month and every dimension of the daily mart.
+SPEND_BY_MONTH = Query(
+    "spend_by_month",
+    """SELECT to_char(usage_date, 'YYYY-MM') AS month, provider, service_name, region, sku,
+       model_id, token_direction, workload, month_status,
+       sum(billed_cost_usd) AS billed_cost_usd, sum(effective_cost_usd) AS effective_cost_usd,
+       sum(consumed_quantity) AS consumed_quantity, consumed_unit
+FROM marts.inference_spend_daily
+WHERE to_char(usage_date, 'YYYY') || '-Q' || to_char(usage_date, 'Q') = %(p)s
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, consumed_unit
+ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, consumed_unit""",
+)
+
 # ---------------------------------------------------------------- audit (not marts)
 
 PUBLISHING_RUN = Query(

@@ -226,6 +226,8 @@ tr.fail td{background:#fef2f2}
 .badge.closed{background:#1f2937;color:#f9fafb}
 .badge.ok{background:#dcfce7;color:#14532d}
 .badge.bad{background:#fecaca;color:#7f1d1d}
+.badge.prov{background:#fef3c7;color:#78350f}
+.badge.none{background:#f3f4f6;color:#4b5563}
 .charts{display:flex;flex-wrap:wrap;gap:10px}
 .charts svg{border:1px solid #e2e8f0;border-radius:6px;background:#fff}
 svg .ct{font-size:13px;font-weight:700;fill:#111827}
