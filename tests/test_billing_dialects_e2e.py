@@ -50,7 +50,8 @@ def test_ea_mca_and_focus_exports_of_the_same_charges_agree(spark, tmp_path):
     assert ea_counts == focus_counts == mca_counts
     assert ea_counts[R.SUPERSEDED] > 0 and R.QUARANTINED not in ea_counts
     assert ea == focus == mca
-    inference = sum(r[6] for r in ea if r[5] == "inference")
+    # Row: usage_date, provider, service, region, sku, model_id, token_direction, workload, billed.
+    inference = sum(r[8] for r in ea if r[7] == "inference")
     assert inference == SCENARIO_QUARTERS["2024-Q1"].inference_spend_usd
 
 
