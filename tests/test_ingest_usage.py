@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import date
+from pathlib import Path
 
 from inference_ledger import lake
 from inference_ledger.ingest import records as R
@@ -135,3 +136,277 @@ def test_audio_tokens_are_kept_and_negative_audio_is_quarantined(spark, tmp_path
         ("with-audio", d, 100, 30, 7),
     ]
     records.unpersist()
+
+
+def _split(project, **fields):
+    """A newer-pull result: 1000 input tokens (600 uncached + 300 cached + 100 written to the
+    cache), 200 output tokens, split by modality."""
+    r = _result(project, inp=1000, out=200, audio=(40, 40))
+    r.update(
+        input_cached_tokens=300,
+        input_uncached_tokens=600,
+        input_cache_write_tokens=100,
+        input_text_tokens=500,
+        input_image_tokens=60,
+        input_cached_text_tokens=250,
+        input_cached_image_tokens=20,
+        input_cached_audio_tokens=30,
+        output_text_tokens=150,
+        output_image_tokens=10,
+    )
+    return {**r, **fields}
+
+
+NEWER = [
+    "input_uncached_tokens",
+    "input_cache_write_tokens",
+    "input_cache_write_12h_tokens",
+    "input_text_tokens",
+    "input_image_tokens",
+    "input_uncached_audio_tokens",
+    "input_cached_text_tokens",
+    "input_cached_image_tokens",
+    "input_cached_audio_tokens",
+    "output_text_tokens",
+    "output_image_tokens",
+]
+
+
+def _records(spark, landing):
+    return usage.usage_records(usage.read_pages(spark, usage.usage_files(landing))).persist()
+
+
+def test_newer_fields_are_kept_and_audio_means_the_same_in_old_and_new_pulls(spark, tmp_path):
+    day = tmp_path / "usage" / "openai" / "2024-01-02"
+    day.mkdir(parents=True)
+    page = _page(
+        [
+            # Pre-split: input_audio_tokens includes cached audio; the split is unknown (NULL).
+            _result("old", inp=100, out=10, audio=(30, 7), input_cached_tokens=20),
+            # Split: input_audio_tokens is uncached audio (40); cached audio (30) is added.
+            _split("new"),
+            # One modality field is enough to read input_audio_tokens as uncached only.
+            _result("sparse", audio=(10, 0), input_cached_tokens=5, input_cached_audio_tokens=5),
+            # A cache-write field alone says nothing about audio: the old meaning stays.
+            _result("write-only", audio=(8, 0), input_cache_write_tokens=10),
+            _split("nulls", input_cache_write_12h_tokens=None, output_image_tokens=None),
+        ]
+    )
+    (day / "page-0001.json").write_text(json.dumps(page))
+    records = _records(spark, tmp_path)
+    statuses = {(r["project_id"], r["status"], r["reason"]) for r in records.collect()}
+    assert statuses == {
+        (p, "loaded", None) for p in ("old", "new", "sparse", "write-only", "nulls")
+    }
+    lake.write_table(records, tmp_path / "lake", "usage_facts")
+    facts = lake.read_table(spark, tmp_path / "lake", "usage_facts")
+    cols = ["input_tokens", "input_cached_tokens", "output_tokens", "input_audio_tokens",
+            "output_audio_tokens", *NEWER]  # fmt: skip
+    got = {r["project_id"]: tuple(r[c] for c in cols) for r in facts.collect()}
+    n = None
+    assert got == {
+        "old": (100, 20, 10, 30, 7, n, n, n, n, n, n, n, n, n, n, n),
+        "new": (1000, 300, 200, 70, 40, 600, 100, n, 500, 60, 40, 250, 20, 30, 150, 10),
+        "sparse": (100, 5, 10, 15, 0, n, n, n, n, n, 10, n, n, 5, n, n),
+        "write-only": (100, 0, 10, 8, 0, n, 10, n, n, n, n, n, n, n, n, n),
+        "nulls": (1000, 300, 200, 70, 40, 600, 100, n, 500, 60, 40, 250, 20, 30, 150, n),
+    }
+    records.unpersist()
+
+
+def test_newer_fields_negative_or_exceeding_their_total_are_quarantined(spark, tmp_path):
+    day = tmp_path / "usage" / "openai" / "2024-01-02"
+    day.mkdir(parents=True)
+    page = _page(
+        [
+            _split("neg-image", input_cached_image_tokens=-1),
+            _split("neg-write", input_cache_write_12h_tokens=-3),
+            _split("neg-out-text", output_text_tokens=-2),
+            # 600 uncached + 300 cached + 100 + 1 written > 1000 input.
+            _split("over-input", input_cache_write_12h_tokens=1),
+            # Without input_uncached_tokens the uncached parts (500 + 60 + 41) count instead.
+            _split("over-input-parts", input_uncached_tokens=None, input_audio_tokens=41),
+            # 500 + 60 + 41 uncached text, image and audio > 600 uncached.
+            _split(
+                "over-uncached",
+                input_audio_tokens=41,
+                input_uncached_tokens=600,
+                input_cache_write_tokens=0,
+            ),  # fmt: skip
+            # 250 + 20 + 31 cached by modality > 300 cached.
+            _split("over-cached", input_cached_audio_tokens=31),
+            # 150 + 10 + 41 output by modality > 200 output.
+            _split("over-output", output_audio_tokens=41),
+            # A pre-split result's audio is not bounded by output_tokens (not stated then).
+            _result("old-audio", out=10, audio=(0, 50)),
+        ]
+    )
+    (day / "page-0001.json").write_text(json.dumps(page))
+    records = _records(spark, tmp_path)
+    got = {r["project_id"]: (r["status"], r["field"], r["reason"]) for r in records.collect()}
+    q = "quarantined"
+    assert got == {
+        "neg-image": (q, "input_cached_image_tokens", "input_cached_image_tokens is negative"),
+        "neg-write": (
+            q,
+            "input_cache_write_12h_tokens",
+            "input_cache_write_12h_tokens is negative",
+        ),
+        "neg-out-text": (q, "output_text_tokens", "output_text_tokens is negative"),
+        "over-input": (
+            q,
+            "input_uncached_tokens",
+            "uncached, cached and cache-write input tokens exceed input tokens",
+        ),
+        "over-input-parts": (
+            q,
+            "input_uncached_tokens",
+            "uncached, cached and cache-write input tokens exceed input tokens",
+        ),
+        "over-uncached": (
+            q,
+            "input_text_tokens",
+            "uncached text, image and audio input tokens exceed input_uncached_tokens",
+        ),
+        "over-cached": (
+            q,
+            "input_cached_text_tokens",
+            "cached text, image and audio input tokens exceed input_cached_tokens",
+        ),
+        "over-output": (
+            q,
+            "output_text_tokens",
+            "text, image and audio output tokens exceed output_tokens",
+        ),
+        "old-audio": ("loaded", None, None),
+    }
+    # The raw record keeps what was delivered (41 uncached audio, not the lake's total).
+    raw = json.loads(next(r for r in records.collect() if r["project_id"] == "over-uncached")[
+        "raw_record"])  # fmt: skip
+    assert (raw["input_audio_tokens"], raw["input_cached_audio_tokens"]) == (41, 30)
+    records.unpersist()
+
+
+def test_a_redelivery_differing_only_in_a_newer_field_is_a_conflict(spark, tmp_path):
+    day = tmp_path / "usage" / "openai" / "2024-01-02"
+    day.mkdir(parents=True)
+    older = _page(
+        [
+            _split("write-restated", input_cache_write_tokens=90),
+            _result("split-added", inp=1000, out=200, audio=(40, 40), input_cached_tokens=300),
+            _split("same", input_cache_write_12h_tokens=None),
+        ]
+    )
+    newer = _page(
+        [
+            _split("write-restated"),
+            _split("split-added"),
+            _split("same", input_cache_write_12h_tokens=None),
+        ]
+    )
+    (day / "page-0001.json").write_text(json.dumps(older))
+    (day / "page-0002.json").write_text(json.dumps(newer))
+    os.utime(day / "page-0001.json", (1_900_000_000, 1_900_000_000))
+    os.utime(day / "page-0002.json", (2_000_000_000, 2_000_000_000))
+    records = _records(spark, tmp_path)
+    got = sorted(
+        (r["project_id"], r["source_file"].rsplit("/", 1)[1], r["status"], r["reason"],
+         r["input_cache_write_tokens"])
+        for r in records.collect()
+    )  # fmt: skip
+    conflict = "conflicting redelivery; the newest pull wins"
+    same = "redelivered bucket result (same natural key and numbers)"
+    assert got == [
+        ("same", "page-0001.json", "deduplicated", same, 100),
+        ("same", "page-0002.json", "loaded", None, 100),
+        # Same totals: only the split fields were added (NULL before, known now).
+        ("split-added", "page-0001.json", "superseded", conflict, None),
+        ("split-added", "page-0002.json", "loaded", None, 100),
+        ("write-restated", "page-0001.json", "superseded", conflict, 90),
+        ("write-restated", "page-0002.json", "loaded", None, 100),
+    ]
+    records.unpersist()
+
+
+def _pull(results, more, cursor, start=DAY):
+    return {**_page(results, start), "has_more": more, "next_page": cursor}
+
+
+def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path, caplog):
+    from inference_ledger import steps
+    from inference_ledger.settings import Settings
+
+    landing = tmp_path / "landing"
+    folders = {}
+    for channel, day in [("openai", "2024-01-02"), ("openai", "2024-01-03"),
+                         ("azure_openai", "2024-01-02"), ("azure_openai", "2024-01-03")]:  # fmt: skip
+        folders[channel, day] = landing / "usage" / channel / day
+        folders[channel, day].mkdir(parents=True)
+    jan3 = DAY + 86400
+
+    def write(channel, day, name, pages):
+        path = folders[channel, day] / name
+        if name.endswith(".jsonl"):
+            path.write_text("".join(json.dumps(p) + "\n" for p in pages))
+        else:
+            path.write_text(json.dumps(pages[0]))
+
+    # Partial: page 2 asks for more, page 3 never arrived.
+    write("openai", "2024-01-02", "page-0001.json", [_pull([_result("a1")], True, "cur-A")])
+    write("openai", "2024-01-02", "page-0002.json", [_pull([_result("a2")], True, "cur-B")])
+    # Complete: two page files, plus a redelivered copy of page 1 under a later number (its
+    # cursor was answered by page 2).
+    first = _pull([_result("b1")], True, "cur-C", jan3)
+    write("openai", "2024-01-03", "page-0001.json", [first])
+    write("openai", "2024-01-03", "page-0002.json", [_pull([_result("b2")], False, None, jan3)])
+    write("openai", "2024-01-03", "page-0005.json", [first])
+    # Partial: a .jsonl whose last line asks for more.
+    write("azure_openai", "2024-01-02", "pull.jsonl",
+          [_pull([_result("c1")], True, "cur-D"), _pull([_result("c2")], True, "cur-E")])  # fmt: skip
+    # Complete: a .jsonl continued by the next-numbered file, which ends the pull.
+    write("azure_openai", "2024-01-03", "pull-1.jsonl",
+          [_pull([_result("d1")], True, "cur-F", jan3), _pull([_result("d2")], True, "cur-G", jan3)])  # fmt: skip
+    write("azure_openai", "2024-01-03", "pull-2.jsonl", [_pull([_result("d3")], False, None, jan3)])
+
+    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
+    ctx = steps.RunContext(run_id="r", landing=landing, settings=settings, sources=("usage",))
+    with caplog.at_level("WARNING", logger="inference_ledger.steps"):
+        rows = steps.ingest(spark, ctx)
+    got = {
+        str(Path(r["source_file"]).relative_to(landing / "usage")): (
+            r["rows_read"], r["rows_loaded"], r["rows_deduplicated"], r.get("warning"))
+        for r in rows
+    }  # fmt: skip
+    assert got == {
+        "openai/2024-01-02/page-0001.json": (1, 1, 0, None),
+        "openai/2024-01-02/page-0002.json": (
+            1,
+            1,
+            0,
+            "partial pull: page 2 has has_more=true and next_page cur-B never arrived",
+        ),
+        "openai/2024-01-03/page-0001.json": (1, 0, 1, None),
+        "openai/2024-01-03/page-0002.json": (1, 1, 0, None),
+        "openai/2024-01-03/page-0005.json": (1, 1, 0, None),
+        "azure_openai/2024-01-02/pull.jsonl": (
+            2,
+            2,
+            0,
+            "partial pull: page 2 has has_more=true and next_page cur-E never arrived",
+        ),
+        "azure_openai/2024-01-03/pull-1.jsonl": (2, 2, 0, None),
+        "azure_openai/2024-01-03/pull-2.jsonl": (1, 1, 0, None),
+    }
+    for r in rows:  # the per-file tie-out holds
+        assert r["rows_read"] == sum(r[f"rows_{s}"] for s in R.STATUSES)
+    warned = sorted(m.getMessage() for m in caplog.records if "partial pull" in m.getMessage())
+    assert warned == [
+        f"{folders['azure_openai', '2024-01-02'] / 'pull.jsonl'}: partial pull: page 2 has "
+        "has_more=true and next_page cur-E never arrived",
+        f"{folders['openai', '2024-01-02'] / 'page-0002.json'}: partial pull: page 2 has "
+        "has_more=true and next_page cur-B never arrived",
+    ]
+    facts = lake.read_table(spark, ctx.lake_dir, "usage_facts")
+    assert sorted(r["project_id"] for r in facts.collect()) == [
+        "a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2", "d3"
+    ]  # fmt: skip
