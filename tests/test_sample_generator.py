@@ -106,18 +106,24 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+PERIOD_FOLDER = r"\d{8}-\d{8}"
+
+
 def export_runs(root: Path) -> list[dict]:
+    """Every manifest under billing/azure at any depth; `month` is its YYYYMMDD-YYYYMMDD
+    folder (Cost Management's layout has an export-time folder below it, older ones not)."""
     runs = []
-    for manifest_path in sorted((root / "billing" / "azure").glob("*/*/*/manifest.json")):
+    for manifest_path in sorted((root / "billing" / "azure").rglob("manifest.json")):
         manifest = json.loads(manifest_path.read_text())
-        runs.append({"path": manifest_path, "manifest": manifest, "month": manifest_path.parts[-3]})
+        (month,) = [p for p in manifest_path.parts if re.fullmatch(PERIOD_FOLDER, p)]
+        runs.append({"path": manifest_path, "manifest": manifest, "month": month})
     return runs
 
 
 def run_rows(run: dict) -> list[dict[str, str]]:
     rows = []
     for blob in run["manifest"]["blobs"]:
-        rows.extend(read_csv(run["path"].parent / blob["blobName"])[1])
+        rows.extend(read_csv(run["path"].parent / Path(blob["blobName"]).name)[1])
     return rows
 
 
@@ -355,6 +361,10 @@ def test_export_runs_are_month_to_date_restatements(landing):
         newest = ordered[-1]
         assert newest["runInfo"]["endDate"] == f"{last:%Y-%m-%d}T00:00:00Z"
         assert newest["runInfo"]["submittedTime"] > f"{last:%Y-%m-%d}"
+        # The month's last run comes over 72 hours after it ended (what makes it `final`).
+        month_end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+        submitted = datetime.fromisoformat(newest["runInfo"]["submittedTime"])
+        assert submitted - month_end > timedelta(hours=72)
         assert ordered[0]["runInfo"]["endDate"] < newest["runInfo"]["endDate"]
         for m in manifests:
             assert m["runInfo"]["startDate"] == f"{first:%Y-%m-%d}T00:00:00Z"
@@ -372,18 +382,32 @@ def test_manifests_match_their_blobs_and_contract(landing):
     check_row = validator("azure_ea_cost_details")
     ea_contract = schema("azure_ea_cost_details")
     columns = list(ea_contract["properties"])
+    azure = landing.out_dir / "billing" / "azure"  # mirrors the storage container
     total_rows, gzipped = 0, 0
     for run in export_runs(landing.out_dir):
         manifest, run_dir = run["manifest"], run["path"].parent
         check_manifest.validate(manifest)
-        run_id = manifest["runInfo"]["runId"]
-        assert run_dir.name == run_id
+        run_id, config = manifest["runInfo"]["runId"], manifest["exportConfig"]
+        submitted = manifest["runInfo"]["submittedTime"]
+        # Cost Management's layout: <root>/<export>/<period>/<YYYYMMDDHHMM>/<run-guid>/.
+        root = manifest["deliveryConfig"]["rootFolderPath"]
+        export_time = re.sub(r"\D", "", submitted)[:12]
+        assert run_dir.relative_to(azure).parts == (
+            root, config["exportName"], run["month"], export_time, run_id,
+        )  # fmt: skip
+        # resourceId is the export's id; its scope is what precedes /providers/...
+        assert config["resourceId"] == (
+            "/providers/Microsoft.Billing/billingAccounts/8611537"
+            f"/providers/Microsoft.CostManagement/exports/{config['exportName']}"
+        )
+        assert manifest["manifestVersion"] == "2024-04-01"
         first, last = (datetime.strptime(p, "%Y%m%d").date() for p in run["month"].split("-"))
         on_disk = sorted(p.name for p in run_dir.iterdir() if p.name != "manifest.json")
-        assert on_disk == sorted(b["blobName"] for b in manifest["blobs"])
+        assert on_disk == sorted(Path(b["blobName"]).name for b in manifest["blobs"])
         for blob in manifest["blobs"]:
-            assert re.fullmatch(rf"part_\d+_{run_id[:8]}\.csv(\.gz)?", blob["blobName"])
-            path = run_dir / blob["blobName"]
+            path = azure / blob["blobName"]  # a container path
+            assert path.parent == run_dir
+            assert re.fullmatch(r"part_\d+_0001\.csv(\.gz)?", path.name)
             gzipped += path.name.endswith(".gz")
             assert blob["byteCount"] == path.stat().st_size
             header, rows = read_csv(path)
@@ -405,6 +429,68 @@ def test_manifests_match_their_blobs_and_contract(landing):
         total_rows += manifest["dataRowCount"]
     assert gzipped > 0
     assert total_rows == landing.billing_rows
+
+
+@pytest.fixture(scope="module")
+def older_shapes(tmp_path_factory) -> dict[str, GenerationSummary]:
+    """One quarter in the legacy layout, and in the real layout with preview manifests."""
+    kwargs = {"start": "2024-Q1", "end": "2024-Q1", "scale": 0.2}
+    return {
+        "legacy": generate_landing(
+            tmp_path_factory.mktemp("legacy"), billing_layout="legacy", **kwargs
+        ),
+        "preview": generate_landing(
+            tmp_path_factory.mktemp("preview"), billing_manifest="2023-07-01-preview", **kwargs
+        ),
+        "default": generate_landing(tmp_path_factory.mktemp("default"), **kwargs),
+    }
+
+
+def test_legacy_layout_is_a_level_less_with_relative_blob_names(older_shapes):
+    legacy = older_shapes["legacy"]
+    azure = legacy.out_dir / "billing" / "azure"
+    runs = export_runs(legacy.out_dir)
+    assert len(runs) == legacy.billing_runs == 9
+    for run in runs:
+        manifest, run_dir = run["manifest"], run["path"].parent
+        run_id = manifest["runInfo"]["runId"]
+        assert run_dir.relative_to(azure).parts == ("ea-actualcost-daily", run["month"], run_id)
+        assert manifest["exportConfig"]["resourceId"] == (
+            "/providers/Microsoft.Billing/billingAccounts/8611537"
+        )
+        for blob in manifest["blobs"]:
+            assert re.fullmatch(rf"part_\d+_{run_id[:8]}\.csv(\.gz)?", blob["blobName"])
+            assert (run_dir / blob["blobName"]).stat().st_size == blob["byteCount"]
+    # The same charges, wherever they are laid out.
+    assert billing_totals(legacy.out_dir) == billing_totals(older_shapes["default"].out_dir)
+
+
+def test_preview_manifests_carry_byte_counts_only(older_shapes):
+    preview = older_shapes["preview"]
+    check_manifest = validator("azure_export_manifest")
+    azure = preview.out_dir / "billing" / "azure"
+    runs = export_runs(preview.out_dir)
+    assert len(runs) == 9
+    for run in runs:
+        manifest = run["manifest"]
+        check_manifest.validate(manifest)
+        assert sorted(manifest) == ["blobs", "deliveryConfig", "exportConfig", "runInfo"]
+        for blob in manifest["blobs"]:
+            assert sorted(blob) == ["blobName", "byteCount"]
+            assert (azure / blob["blobName"]).stat().st_size == blob["byteCount"]
+    assert billing_totals(preview.out_dir) == billing_totals(older_shapes["default"].out_dir)
+
+
+def test_a_preview_manifest_without_byte_counts_is_not_a_valid_manifest(older_shapes):
+    (run, *_) = export_runs(older_shapes["preview"].out_dir)
+    doc = run["manifest"]
+    doc["blobs"] = [{"blobName": b["blobName"]} for b in doc["blobs"]]
+    with pytest.raises(jsonschema.ValidationError):
+        validator("azure_export_manifest").validate(doc)
+    rows_only = {**doc, "blobs": [{"blobName": "x.csv", "dataRowCount": 3}]}
+    validator("azure_export_manifest").validate(rows_only)
+    with pytest.raises(jsonschema.ValidationError, match="dataRowCount"):
+        validator("azure_export_manifest").validate({**rows_only, "manifestVersion": "2024-04-01"})
 
 
 def test_some_inference_lines_are_recognisable_only_by_resource_group(landing):

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from inference_ledger import lake
 from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
+from inference_ledger.ingest.landing import nothing_to_ingest, unclaimed
 from inference_ledger.periods import Quarter, quarters_between
 from inference_ledger.settings import Settings, load_settings
 from inference_ledger.workload import WorkloadRules
@@ -126,6 +127,16 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     if unknown:
         raise ValueError(f"unknown ingest sources {unknown}: expected some of {SOURCES}")
     feeds = {f for source in ctx.sources for f in SOURCE_FEEDS[source]}
+    # Export runs are found by their manifests (any depth) before anything is read: a full
+    # ingest of a landing with nothing ingestible stops here, saying what the landing holds.
+    # (Unchanged files count as found: an incremental night with nothing new is no error.)
+    all_runs = exports.discover_runs(landing) if "billing" in ctx.sources else []
+    if set(ctx.sources) == set(SOURCES) and not (
+        all_runs
+        or usage.usage_files(landing)
+        or any(finance.feed_files(landing, name) for name in feeds)
+    ):
+        raise nothing_to_ingest(landing)
 
     clock = time.perf_counter()
     finance_unchanged = _finance_unchanged(ctx)
@@ -209,8 +220,7 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
 
     clock = _lap(ctx, "ingest.finance", clock)
     # Billing: month-to-date runs of every dialect; the newest good run per (scope, month) wins.
-    runs = exports.discover_runs(landing) if "billing" in ctx.sources else []
-    runs, skipped = _unchanged_billing_months(spark, ctx, runs)
+    runs, skipped = _unchanged_billing_months(spark, ctx, all_runs)
     accounting.extend(skipped)
     # The CSV is parsed once: the row-count check, the line numbers and the records all read
     # this cache.
@@ -244,6 +254,10 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         lake.write_table(_loaded(records), ctx.lake_dir, "usage_facts")
         cached.unpersist()
     _lap(ctx, "ingest.usage", clock)
+    # Every other file under the landing folder is named (accounting row + log warning).
+    claimed = {r["source_file"] for r in accounting}
+    claimed |= {str(p) for r in all_runs for p in r.claimed_files}
+    accounting.extend(unclaimed(landing, claimed, ctx.sources))
     return accounting
 
 

@@ -41,6 +41,7 @@ BILLING_ACCOUNT_ID = "8611537"
 BILLING_ACCOUNT_NAME = "OpenAI OpCo, LLC"  # the comma makes CSV quoting matter
 SCOPE = f"/providers/Microsoft.Billing/billingAccounts/{BILLING_ACCOUNT_ID}"
 EXPORT_NAME = "ea-actualcost-daily"
+EXPORT_SUFFIX = "providers/Microsoft.CostManagement/exports"
 MAX_ROWS_PER_BLOB = 250
 CENT = Decimal("0.01")
 QTY = Decimal("0.000001")
@@ -281,7 +282,11 @@ class Run:
 
 
 def month_runs(truth: list[Line], first: date, last: date, month_index: int, seed: int):
-    """Runs of one billing month, oldest first; the last one carries the true lines."""
+    """Runs of one billing month, oldest first; the last one carries the true lines.
+
+    Two month-to-date runs (provisional), then the close-of-month run on the 5th: Cost
+    Management re-runs last month's export during the first five days, and a run more than
+    72 hours after the month's end is final (config/billing_exports.yaml)."""
     rng = rng_for(seed, "billing", "runs", f"{first:%Y-%m}")
     next_month = last + timedelta(days=1)
 
@@ -315,12 +320,12 @@ def month_runs(truth: list[Line], first: date, last: date, month_index: int, see
             else ln
             for ln in truth
         ]
-        runs.append(Run(stamp(next_month.replace(day=2)), "Scheduled", "TheLastBillingMonth",
+        runs.append(Run(stamp(next_month.replace(day=5)), "Scheduled", "TheLastBillingMonth",
                         last, early))  # fmt: skip
         runs.append(Run(stamp(next_month.replace(day=6)), "Manual", "TheLastBillingMonth",
                         last, truth))  # fmt: skip
     else:
-        runs.append(Run(stamp(next_month.replace(day=2)), "Scheduled", "TheLastBillingMonth",
+        runs.append(Run(stamp(next_month.replace(day=5)), "Scheduled", "TheLastBillingMonth",
                         last, truth))  # fmt: skip
     return runs, rng
 
@@ -415,6 +420,66 @@ def _faulty(row: tuple[str, ...], cost: str) -> tuple[str, ...]:
     return (*row[:i], cost, *row[i + 1 :])
 
 
+LAYOUTS = ("cost-management", "legacy")
+MANIFEST_SHAPES = ("2024-04-01", "2023-07-01-preview")
+# The export's root folder (deliveryConfig.rootFolderPath) in the storage container that
+# billing/azure (billing/focus/azure) mirrors: blob names in manifests start with it.
+ROOT_FOLDER = "exports"
+
+
+def _run_folder(top: str, run: Run, run_id: str, first: date, last: date, layout: str) -> str:
+    """Cost Management's layout `<root>/<export>/<YYYYMMDD-YYYYMMDD>/<YYYYMMDDHHMM>/<run-guid>`,
+    or the legacy one a level less and without the root: `<export>/<period>/<run-guid>`."""
+    period = f"{first:%Y%m%d}-{last:%Y%m%d}"
+    if layout == "legacy":
+        return f"{top}/{EXPORT_NAME}/{period}/{run_id}"
+    export_time = run.submitted[:16].replace("-", "").replace("T", "").replace(":", "")
+    return f"{top}/{ROOT_FOLDER}/{EXPORT_NAME}/{period}/{export_time}/{run_id}"
+
+
+def _manifest(run: Run, run_id: str, first: date, blobs: list[dict], rows: int, opts: dict) -> dict:
+    """The run's manifest in the shape asked for. 2024-04-01 totals its blobs; the
+    2023-07-01-preview shape has neither totals nor row counts (blobs carry byteCount only)."""
+    legacy, focus = opts["layout"] == "legacy", opts["dialect"] == "focus"
+    doc = {
+        "exportConfig": {
+            "exportName": EXPORT_NAME,
+            # The export's own resource id (its scope is what precedes /providers/...).
+            "resourceId": SCOPE if legacy else f"{SCOPE}/{EXPORT_SUFFIX}/{EXPORT_NAME}",
+            "dataVersion": "1.2-preview" if focus else "2021-10-01",
+            "apiVersion": "2023-07-01-preview",
+            "type": "FocusCost" if focus else "ActualCost",
+            "timeFrame": run.time_frame,
+            "granularity": "Daily",
+        },
+        "deliveryConfig": {
+            "partitionData": True,
+            "dataOverwriteBehavior": "CreateNewReport",
+            "fileFormat": "Parquet" if opts["parquet"] else "Csv",
+            "compressionMode": "gzip" if opts["gz"] else "None",
+            "rootFolderPath": f"billing/azure/{EXPORT_NAME}" if legacy else ROOT_FOLDER,
+        },
+        "runInfo": {
+            "executionType": run.execution_type,
+            "submittedTime": run.submitted,
+            "runId": run_id,
+            "startDate": f"{first:%Y-%m-%d}T00:00:00Z",
+            "endDate": f"{run.through:%Y-%m-%d}T00:00:00Z",
+        },
+        "blobs": blobs,
+    }
+    if opts["manifest_shape"] == "2023-07-01-preview":
+        for b in blobs:
+            del b["dataRowCount"]
+        return doc
+    totals = {
+        "byteCount": sum(b["byteCount"] for b in blobs),
+        "blobCount": len(blobs),
+        "dataRowCount": rows,
+    }
+    return {"manifestVersion": "2024-04-01", **totals, **doc}
+
+
 def write_run(
     sink: Sink,
     run: Run,
@@ -426,15 +491,17 @@ def write_run(
     bad_rows: int = 0,
     overstate_rows: int = 0,
     parquet: bool = False,
+    layout: str = "cost-management",
+    manifest_shape: str = "2024-04-01",
 ) -> int:
-    """`bad_rows` extra rows with unparseable costs (quarantined; totals unaffected);
-    `overstate_rows` makes the manifest claim more rows than delivered (the run is rejected)."""
     """One export run in the given dialect: `ea` and `mca` under billing/azure, `focus` (1.2,
-    as Azure's FOCUS export writes it, with a manifest) under billing/focus/azure."""
-    if dialect == "focus":
-        folder = f"billing/focus/azure/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
-    else:
-        folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
+    as Azure's FOCUS export writes it, with a manifest) under billing/focus/azure; in Cost
+    Management's `layout` (or the `legacy` one) with a manifest of `manifest_shape`.
+    `bad_rows` extra rows with unparseable costs (quarantined; totals unaffected);
+    `overstate_rows` makes the manifest claim more than delivered (the run is rejected): more
+    rows, or in the preview shape (no row counts) as many more bytes."""
+    top = "billing/focus/azure" if dialect == "focus" else "billing/azure"
+    folder = _run_folder(top, run, run_id, first, last, layout)
     rows = [_row(ln, first, last) for ln in run.lines]
     faults = ("1,234.56", "NaN", "12.34.56", "")
     rows += [_faulty(rows[i % len(rows)], faults[i % len(faults)]) for i in range(bad_rows) if rows]
@@ -447,47 +514,24 @@ def write_run(
         header = FOCUS_COLUMNS
     chunks = [rows[i : i + MAX_ROWS_PER_BLOB] for i in range(0, len(rows), MAX_ROWS_PER_BLOB)]
     blobs = []
-    for n, chunk in enumerate(chunks or [[]], start=1):
-        # blobName is relative to the run folder (the folder that holds manifest.json).
+    for n, chunk in enumerate(chunks or [[]]):
+        # Legacy names are per run and relative; Cost Management's are container paths.
+        name = f"part_{n + 1}_{run_id[:8]}" if layout == "legacy" else f"part_{n}_0001"
         if parquet:
-            name = f"part_{n}_{run_id[:8]}.snappy.parquet"
+            name += ".snappy.parquet"
             size = sink.write(f"{folder}/{name}", parquet_bytes(header, chunk))
         else:
-            name = f"part_{n}_{run_id[:8]}.csv" + (".gz" if gz else "")
+            name += ".csv" + (".gz" if gz else "")
             data = csv_bytes(header, chunk)
             size = sink.write(f"{folder}/{name}", gzip_bytes(data) if gz else data)
-        blobs.append({"blobName": name, "byteCount": size, "dataRowCount": len(chunk)})
+        blob_name = name if layout == "legacy" else f"{folder.removeprefix(top + '/')}/{name}"
+        blobs.append({"blobName": blob_name, "byteCount": size, "dataRowCount": len(chunk)})
     blobs[-1]["dataRowCount"] += overstate_rows
-    manifest = {
-        "manifestVersion": "2024-04-01",
-        "byteCount": sum(b["byteCount"] for b in blobs),
-        "blobCount": len(blobs),
-        "dataRowCount": len(rows) + overstate_rows,
-        "exportConfig": {
-            "exportName": EXPORT_NAME,
-            "resourceId": SCOPE,
-            "dataVersion": "1.2-preview" if dialect == "focus" else "2021-10-01",
-            "apiVersion": "2023-07-01-preview",
-            "type": "FocusCost" if dialect == "focus" else "ActualCost",
-            "timeFrame": run.time_frame,
-            "granularity": "Daily",
-        },
-        "deliveryConfig": {
-            "partitionData": True,
-            "dataOverwriteBehavior": "CreateNewReport",
-            "fileFormat": "Parquet" if parquet else "Csv",
-            "compressionMode": "gzip" if gz else "None",
-            "rootFolderPath": f"billing/azure/{EXPORT_NAME}",
-        },
-        "runInfo": {
-            "executionType": run.execution_type,
-            "submittedTime": run.submitted,
-            "runId": run_id,
-            "startDate": f"{first:%Y-%m-%d}T00:00:00Z",
-            "endDate": f"{run.through:%Y-%m-%d}T00:00:00Z",
-        },
-        "blobs": blobs,
-    }
+    if manifest_shape == "2023-07-01-preview":
+        blobs[-1]["byteCount"] += overstate_rows
+    opts = {"layout": layout, "dialect": dialect, "parquet": parquet, "gz": gz,
+            "manifest_shape": manifest_shape}  # fmt: skip
+    manifest = _manifest(run, run_id, first, blobs, len(rows) + overstate_rows, opts)
     sink.write(f"{folder}/manifest.json", json_bytes(manifest, indent=2))
     return len(rows)
 
@@ -500,11 +544,20 @@ def write_billing(
     dialect: str = "ea",
     faults: bool = False,
     parquet: bool = False,
+    layout: str = "cost-management",
+    manifest_shape: str = "2024-04-01",
 ) -> BillingStats:
     """With `faults`, some months get a final run with unparseable extra rows (quarantined)
-    and a later re-run whose manifest overstates its rows (rejected: the final run stays)."""
+    and a later re-run whose manifest overstates its rows (rejected: the final run stays).
+    `layout` and `manifest_shape`: see write_run (LAYOUTS, MANIFEST_SHAPES)."""
     if dialect not in DIALECTS:
         raise ValueError(f"billing dialect must be one of {DIALECTS}, got {dialect!r}")
+    if layout not in LAYOUTS or manifest_shape not in MANIFEST_SHAPES:
+        raise ValueError(
+            f"billing layout must be one of {LAYOUTS} and manifest shape one of "
+            f"{MANIFEST_SHAPES}, got {layout!r}, {manifest_shape!r}"
+        )
+    shape = {"layout": layout, "manifest_shape": manifest_shape}
     fleet = build_fleet(seed, scale)
     stats = BillingStats()
     month_index = 0
@@ -533,6 +586,7 @@ def write_billing(
                     dialect,
                     bad_rows=bad,
                     parquet=parquet,
+                    **shape,
                 )
                 stats.runs += 1
                 stats.rows += n
@@ -542,7 +596,7 @@ def write_billing(
                 late = replace(runs[-1], submitted=f"{last + timedelta(days=9):%Y-%m-%d}T05:00:00Z",
                                execution_type="Manual")  # fmt: skip
                 n = write_run(sink, late, uuid_from(rng), first, last, False, dialect,
-                              overstate_rows=1)  # fmt: skip
+                              overstate_rows=1, **shape)  # fmt: skip
                 stats.runs += 1
                 stats.rows += n
                 stats.rejected_runs += 1

@@ -78,6 +78,8 @@ def generate_landing(
     billing_dialect: str = "ea",
     billing_faults: bool = False,
     billing_parquet: bool = False,
+    billing_layout: str = "cost-management",
+    billing_manifest: str = "2024-04-01",
     usage_conflicts: bool = False,
     statement_chains: bool = False,
     contract_changes: bool = False,
@@ -89,7 +91,12 @@ def generate_landing(
     `billing_dialect` writes the same charges as Azure EA (`ea`), MCA (`mca`) or FOCUS 1.2
     (`focus`) exports; `billing_faults` adds rows that must be quarantined and export runs
     that must be rejected, without changing any total; `billing_parquet` writes the blobs as
-    Parquet (amounts as doubles, as Azure types them) instead of CSV.
+    Parquet (amounts as doubles, as Azure types them) instead of CSV. `billing_layout` lays the
+    runs out as Cost Management does today (`cost-management`: `<root>/<export>/<YYYYMMDD-
+    YYYYMMDD>/<YYYYMMDDHHMM>/<run-guid>/`, `part_<n>_0001` blobs named by their container
+    path) or as older exports did (`legacy`: `<export>/<period>/<run-guid>/`, blob names
+    relative); `billing_manifest` is the manifest shape (`2024-04-01` with row counts, or
+    `2023-07-01-preview` with byte counts only).
 
     Input edge cases beyond the always-present redeliveries, restated revenue versions and
     superseding statements: `usage_conflicts` adds earlier partial pulls of some usage pages
@@ -110,7 +117,15 @@ def generate_landing(
 
     sink = Sink(out_dir)
     billing = write_billing(
-        sink, quarters, seed, scale, billing_dialect, billing_faults, billing_parquet
+        sink,
+        quarters,
+        seed,
+        scale,
+        billing_dialect,
+        billing_faults,
+        billing_parquet,
+        layout=billing_layout,
+        manifest_shape=billing_manifest,
     )
     usage = write_usage(sink, quarters, seed, scale, usage_conflicts)
     finance = write_finance(
