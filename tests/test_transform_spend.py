@@ -10,6 +10,7 @@ from inference_ledger.transform.spend import (
     AllocationRule,
     inference_spend_daily,
     unit_cost_monthly,
+    unpriced_usage,
 )
 from tests.helpers import D, lake_df
 
@@ -271,6 +272,12 @@ def test_unpriced_usage_falls_back_to_the_month_average_or_zero(spark, tmp_path)
         (1, "openai", "d"): (D("10.00"), D("5.00")),
         **february,
     }
+    assert sorted(tuple(r) for r in unpriced_usage(facts, prices).collect()) == [
+        (date(2024, 1, 1), "openai", "c", 500_000),
+        (date(2024, 1, 1), "openai", "d", 1_000_000),
+        (date(2024, 2, 1), "openai", "x", 300),
+        (date(2024, 2, 1), "openai", "y", 100),
+    ]
     cfg = tmp_path / "rule.yaml"
     cfg.write_text("version: 3\nmethod: price_sheet\nfallback: zero\n")
     assert allocated(facts, billing, prices, AllocationRule.load(cfg)) == {

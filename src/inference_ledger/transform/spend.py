@@ -206,6 +206,18 @@ def priced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
     )
 
 
+def unpriced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
+    """The (month, channel, model)s with tokens that had no USD price in effect, and how
+    many: what the unit-cost `fallback` weighed (for a run's warnings)."""
+    return (
+        priced_usage(usage_facts, prices)
+        .filter(F.col("_unpriced_tokens") > 0)
+        .select(
+            "usage_month", "channel", "model", F.col("_unpriced_tokens").alias("unpriced_tokens")
+        )
+    )
+
+
 def _weights(usage: DataFrame, rule: AllocationRule) -> DataFrame:
     """`_weight` of each (month, channel, model) under the rule."""
     if rule.method == "token_weights":
