@@ -351,9 +351,11 @@ def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path
         else:
             path.write_text(json.dumps(pages[0]))
 
-    # Partial: page 2 asks for more, page 3 never arrived.
+    # Partial: page 2 asks for more, page 3 never arrived; the file numbered 3 is a redelivered
+    # copy of page 1 (its text arrived before), not the continuation.
     write("openai", "2024-01-02", "page-0001.json", [_pull([_result("a1")], True, "cur-A")])
     write("openai", "2024-01-02", "page-0002.json", [_pull([_result("a2")], True, "cur-B")])
+    write("openai", "2024-01-02", "page-0003.json", [_pull([_result("a1")], True, "cur-A")])
     # Complete: two page files, plus a redelivered copy of page 1 under a later number (its
     # cursor was answered by page 2).
     first = _pull([_result("b1")], True, "cur-C", jan3)
@@ -378,13 +380,14 @@ def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path
         for r in rows
     }  # fmt: skip
     assert got == {
-        "openai/2024-01-02/page-0001.json": (1, 1, 0, None),
+        "openai/2024-01-02/page-0001.json": (1, 0, 1, None),
         "openai/2024-01-02/page-0002.json": (
             1,
             1,
             0,
             "partial pull: page 2 has has_more=true and next_page cur-B never arrived",
         ),
+        "openai/2024-01-02/page-0003.json": (1, 1, 0, None),
         "openai/2024-01-03/page-0001.json": (1, 0, 1, None),
         "openai/2024-01-03/page-0002.json": (1, 1, 0, None),
         "openai/2024-01-03/page-0005.json": (1, 1, 0, None),

@@ -41,10 +41,12 @@ Partial pulls (`partial_pulls`): see its docstring and docs/usage.md.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import operator
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
@@ -319,15 +321,21 @@ def usage_records(pages: DataFrame) -> DataFrame:
 # the same stem and tail and the next number (`page-0002.json` after `page-0001.json`).
 _PAGE_NAME = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)(?P<tail>\D*?)\.jsonl?(?:\.gz)?$")
 
-# (page N, has_more, next_page) of each page in a file, in delivery order.
-PageMark = tuple[int, object, object]
+
+@dataclass(frozen=True)
+class PageMark:
+    """What chaining needs of a delivered page: its position N (the line of a `.jsonl`, the
+    number in a page file's name, else 1), its paging fields and a digest of its text."""
+
+    position: int
+    has_more: object
+    next_page: object
+    digest: str
 
 
 def _page_marks(path: Path) -> list[PageMark]:
-    """Each page's position and paging fields. A `.json` page is page N of its pull, N the
-    number in its name (1 without one); a `.jsonl` page is the page on line N. A page that is
-    not JSON still arrived (the ingest quarantines it) but has no paging fields; an empty file
-    holds no page."""
+    """The pages of a file in delivery order. A page that is not JSON still arrived (the ingest
+    quarantines it) but has no paging fields; an empty file holds no page."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as f:
@@ -340,54 +348,74 @@ def _page_marks(path: Path) -> list[PageMark]:
         return []  # unreadable: the ingest names the file (and stops)
     marks = []
     for n, text in texts:
-        if not text.strip():
+        text = text.strip()
+        if not text:
             continue
         try:
             page = json.loads(text)
         except ValueError:
             page = None
         page = page if isinstance(page, dict) else {}
-        marks.append((n, page.get("has_more"), page.get("next_page")))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        marks.append(PageMark(n, page.get("has_more"), page.get("next_page"), digest))
     return marks
+
+
+def _delivery_order(path: Path, mark: PageMark) -> tuple:
+    """Folder (day), page-file number, line: the order pages of a delivery were written in."""
+    name = _PAGE_NAME.match(path.name)
+    return (str(path.parent), int(name["number"]) if name else 0, mark.position, path.name)
 
 
 def partial_pulls(files: list[Path]) -> dict[str, str]:
     """{file: warning} for each file holding the last page that arrived of a partial pull.
 
     The API pages a pull: a page with `has_more: true` hands out a `next_page` cursor, the next
-    request passes it as `page`, and the page that answers does not repeat it. So a delivery
-    shows the continuation by position: the next line of the same `.jsonl`, and after a file's
-    last page, the first page of the next-numbered file of the same name in the same folder.
-    A page with has_more=true is answered when its continuation arrived -- or when another
-    page in the folder carrying the same cursor was answered (a redelivered copy of a page).
-    Otherwise the pull is partial: its rows still load, and the file is flagged by name.
+    request passes it as `page`, and the page that answers does not repeat the cursor. So a
+    delivery shows the continuation by position: the next line of the same `.jsonl`; after a
+    file's last page, the first page of the next-numbered file of the same name in the same
+    folder. A page whose text was delivered before (earlier in delivery order, anywhere in
+    `files`) is a redelivered copy, never a continuation. A page with has_more=true is answered
+    when its continuation arrived, or when another page in its folder with the same cursor was
+    (the original of a copy). Otherwise the pull is partial and the file is flagged by name.
     """
     marks = {p: _page_marks(p) for p in files}
-    numbered: dict[tuple, set[int]] = defaultdict(set)
+    first_seen: dict[str, tuple] = {}
+    first_pages = {}
     for p, pages in marks.items():
-        m = _PAGE_NAME.match(p.name)
-        if m and pages:
-            numbered[(p.parent, m["stem"], m["tail"])].add(int(m["number"]))
+        for mark in pages:
+            at = _delivery_order(p, mark)
+            first_seen[mark.digest] = min(first_seen.get(mark.digest, at), at)
+        name = _PAGE_NAME.match(p.name)
+        if name and pages:
+            first_pages[p.parent, name["stem"], name["tail"], int(name["number"])] = (p, pages[0])
 
-    def next_file_arrived(p: Path) -> bool:
-        m = _PAGE_NAME.match(p.name)
-        return bool(m) and int(m["number"]) + 1 in numbered[(p.parent, m["stem"], m["tail"])]
+    def continued(p: Path, i: int) -> bool:
+        if i + 1 < len(marks[p]):
+            nxt_path, nxt = p, marks[p][i + 1]
+        else:
+            name = _PAGE_NAME.match(p.name)
+            key = name and (p.parent, name["stem"], name["tail"], int(name["number"]) + 1)
+            if not key or key not in first_pages:
+                return False
+            nxt_path, nxt = first_pages[key]
+        return first_seen[nxt.digest] == _delivery_order(nxt_path, nxt)
 
     answered: dict[Path, set] = defaultdict(set)
     unanswered = []
     for p, pages in marks.items():
-        for i, (n, more, cursor) in enumerate(pages):
-            if more is not True:
+        for i, mark in enumerate(pages):
+            if mark.has_more is not True:
                 continue
-            if i + 1 < len(pages) or next_file_arrived(p):
-                answered[p.parent].add(cursor)
+            if continued(p, i):
+                answered[p.parent].add(mark.next_page)
             else:
-                unanswered.append((p, n, cursor))
+                unanswered.append((p, mark))
     return {
         str(p): (
-            f"partial pull: page {n} has has_more=true and next_page "
-            f"{cursor if cursor is not None else 'null'} never arrived"
+            f"partial pull: page {m.position} has has_more=true and next_page "
+            f"{m.next_page if m.next_page is not None else 'null'} never arrived"
         )
-        for p, n, cursor in unanswered
-        if cursor is None or cursor not in answered[p.parent]
+        for p, m in unanswered
+        if m.next_page is None or m.next_page not in answered[p.parent]
     }
