@@ -377,7 +377,8 @@ def partial_pulls(files: list[Path]) -> dict[str, str]:
     folder. A page whose text was delivered before (earlier in delivery order, anywhere in
     `files`) is a redelivered copy, never a continuation. A page with has_more=true is answered
     when its continuation arrived, or when another page in its folder with the same cursor was
-    (the original of a copy). Otherwise the pull is partial and the file is flagged by name.
+    (the original of a copy). Otherwise the pull is partial: the file that first delivered the
+    unanswered cursor is flagged by name (its copies, if any, are not flagged again).
     """
     marks = {p: _page_marks(p) for p in files}
     first_seen: dict[str, tuple] = {}
@@ -411,11 +412,15 @@ def partial_pulls(files: list[Path]) -> dict[str, str]:
                 answered[p.parent].add(mark.next_page)
             else:
                 unanswered.append((p, mark))
-    return {
-        str(p): (
-            f"partial pull: page {m.position} has has_more=true and next_page "
-            f"{m.next_page if m.next_page is not None else 'null'} never arrived"
+    flagged, named = {}, set()
+    for p, m in sorted(unanswered, key=lambda pm: _delivery_order(*pm)):
+        if m.next_page in answered[p.parent] or m.next_page in named:
+            continue  # answered, or a copy of a page already named
+        if m.next_page is not None:
+            named.add(m.next_page)
+        cursor = m.next_page if m.next_page is not None else "null"
+        flagged[str(p)] = (
+            f"partial pull: page {m.position} has has_more=true and next_page {cursor} "
+            "never arrived"
         )
-        for p, m in unanswered
-        if m.next_page is None or m.next_page not in answered[p.parent]
-    }
+    return flagged

@@ -5,6 +5,14 @@ Volumes are allocated per quarter, so the per-quarter figures depend on neither 
 - `azure_openai`: priced with the price sheet (catalog), the tokens come to the partner's
   reported resale revenue for the quarter (to within rounding of whole tokens), which is what
   the receivable cross-check compares against. The token counts themselves vary with the seed.
+
+Options, each off by default (the files are then byte-identical to a run without them):
+`newer_fields` writes the newer completions usage fields (cache writes, uncached, and the
+text / image / audio splits, where input_audio_tokens is uncached audio) with the same totals;
+`unfinished_pull` withholds the last page of one first-party pull (the first day with two or
+more results; a one-page day is paged in halves), so the page before it says has_more with a
+cursor nothing answers: a partial pull (ingest/usage.py::partial_pulls). The withheld results
+and tokens are left out of the stats; `unfinished_pulls` holds the expected warning.
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ class UsageStats:
     partial_pull_pages: int = 0
     conflicting_results: int = 0
     partial_pull_identical_results: int = 0
+    # With `unfinished_pull`: landing path -> the warning the ingest gives it; results withheld.
+    unfinished_pulls: dict[str, str] = field(default_factory=dict)
+    withheld_results: int = 0
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> quarter
     azure_priced_usd: dict[str, Decimal] = field(default_factory=dict)  # quarter
 
@@ -127,14 +138,19 @@ def _shape(cell: Cell, rng):
     return cached, Decimal(rng.randint(lo, hi)) / 100, rng.randint(600, 4000)
 
 
-def _result(cell: Cell, inp: int, cached: int, out: int, avg: int) -> dict:
-    return {
+def _result(cell: Cell, inp: int, cached: int, out: int, avg: int, newer: bool = False) -> dict:
+    r = {
         "object": "organization.usage.completions.result",
         "input_tokens": inp,
         "output_tokens": out,
         "input_cached_tokens": cached,
         "input_audio_tokens": 0,
         "output_audio_tokens": 0,
+    }
+    if newer:
+        r.update(_newer_fields(inp, cached, out))
+    return {
+        **r,
         "num_model_requests": max(1, inp // avg) if inp else 0,
         "project_id": cell.project.project_id,
         "user_id": None,
@@ -142,6 +158,23 @@ def _result(cell: Cell, inp: int, cached: int, out: int, avg: int) -> dict:
         "model": cell.model.name,
         "batch": cell.batch,
         "service_tier": cell.service_tier,
+    }
+
+
+def _newer_fields(inp: int, cached: int, out: int) -> dict:
+    """The newer split of the same totals: a twentieth of what is not cached was written to
+    the cache; all text (no image or audio), so input_audio_tokens stays 0."""
+    write = (inp - cached) // 20
+    return {
+        "input_uncached_tokens": inp - cached - write,
+        "input_cache_write_tokens": write,
+        "input_text_tokens": inp - cached - write,
+        "input_image_tokens": 0,
+        "input_cached_text_tokens": cached,
+        "input_cached_image_tokens": 0,
+        "input_cached_audio_tokens": 0,
+        "output_text_tokens": out,
+        "output_image_tokens": 0,
     }
 
 
@@ -154,8 +187,10 @@ def price_tokens(model: Model, day: date, inp: int, cached: int, out: int) -> De
     return ((inp - cached) * p.input + cached * p.cached_input + out * p.output) / UNIT_TOKENS
 
 
-def quarter_results(channel: str, q: Quarter, projects: list[Project], seed: int, stats):
-    """{day: [result, ...]} for one channel and quarter."""
+def quarter_results(
+    channel: str, q: Quarter, projects: list[Project], seed: int, stats, newer: bool = False
+):
+    """{day: [result, ...]} for one channel and quarter (`newer`: with the newer fields)."""
     targets = SCENARIO_QUARTERS[q.label]
     cells = _cells(channel, q, projects, seed)
     weights = [c.weight for c in cells]
@@ -173,7 +208,7 @@ def quarter_results(channel: str, q: Quarter, projects: list[Project], seed: int
             cached, out = _round(inp * c), _round(inp * r)
             priced += price_tokens(cell.model, cell.day, inp, cached, out)
             tokens += inp + out
-            by_day.setdefault(cell.day, []).append(_result(cell, inp, cached, out, avg))
+            by_day.setdefault(cell.day, []).append(_result(cell, inp, cached, out, avg, newer))
         stats.azure_priced_usd[q.label] = priced
     else:
         total = int(targets.inference_spend_usd) * TOKENS_PER_SPEND_USD
@@ -182,7 +217,8 @@ def quarter_results(channel: str, q: Quarter, projects: list[Project], seed: int
             inp = _round(t / (1 + r))
             out = t - inp
             tokens += t
-            by_day.setdefault(cell.day, []).append(_result(cell, inp, _round(inp * c), out, avg))
+            result = _result(cell, inp, _round(inp * c), out, avg, newer)
+            by_day.setdefault(cell.day, []).append(result)
     stats.tokens.setdefault(channel, {})[q.label] = tokens
     return by_day
 
@@ -210,10 +246,13 @@ def _pages(day: date, results: list[dict], rng) -> list[dict]:
 def _partial(page: dict) -> dict:
     """The page as a pull at noon saw it: every count at half (rounded down), so cached tokens
     stay within input tokens and each non-zero count differs from the complete pull's."""
+    # Newer fields halve too: rounded down, the parts stay within their halved totals.
     measures = ("input_tokens", "output_tokens", "input_cached_tokens", "num_model_requests")
+    measures += tuple(_newer_fields(0, 0, 0))
     bucket = page["data"][0]
     results = [
-        {**r, **{m: r[m] * PARTIAL_PULL_HOURS // 24 for m in measures}} for r in bucket["results"]
+        {**r, **{m: r[m] * PARTIAL_PULL_HOURS // 24 for m in measures if m in r}}
+        for r in bucket["results"]
     ]
     return {**page, "data": [{**bucket, "results": results}]}
 
@@ -243,20 +282,24 @@ def _write_day(
     stats,
     conflicts: bool = False,
     conflict_rng=None,
-) -> None:
+) -> str:
+    """Writes a day's pages (and any copies); returns the file holding the pull's last page."""
     folder = f"usage/{channel}/{day:%Y-%m-%d}"
     kind = rng.random()
     if kind < 0.12:
         lines = b"".join(json_bytes(p) + b"\n" for p in pages)
-        sink.write(f"{folder}/page-0001.jsonl", lines)
+        last = f"{folder}/page-0001.jsonl"
+        sink.write(last, lines)
         n = 1
     else:
         gz = kind < 0.25
         for n, page in enumerate(pages, start=1):
             if gz:
-                sink.write(f"{folder}/page-{n:04d}.json.gz", gzip_bytes(json_bytes(page)))
+                last = f"{folder}/page-{n:04d}.json.gz"
+                sink.write(last, gzip_bytes(json_bytes(page)))
             else:
-                sink.write(f"{folder}/page-{n:04d}.json", json_bytes(page))
+                last = f"{folder}/page-{n:04d}.json"
+                sink.write(last, json_bytes(page))
     stats.pages_written += len(pages)
     stats.results_written += sum(len(p["data"][0]["results"]) for p in pages)
     copies = []
@@ -274,12 +317,42 @@ def _write_day(
     # Its own random stream, so switching conflicts on leaves every other file as it was.
     if conflicts and conflict_rng.random() < CONFLICT_P:
         _write_partial_pull(sink, folder, day, conflict_rng.choice(pages), stats)
+    return last
+
+
+def _withhold_last_page(pages: list[dict], q: Quarter, stats) -> list[dict]:
+    """The pages of a pull whose last page never arrived; its results leave the stats. A
+    one-page day is paged in two halves first, so that there is a page to withhold."""
+    if len(pages) == 1:
+        bucket = pages[0]["data"][0]
+        results, day = bucket["results"], bucket["start_time"]
+        half = (len(results) + 1) // 2
+        pages = [
+            {**pages[0], "data": [{**bucket, "results": part}], "has_more": more, "next_page": cur}
+            for part, more, cur in (
+                (results[:half], True, f"page_unfinished_{day}"),
+                (results[half:], False, None),
+            )
+        ]
+    withheld = pages[-1]["data"][0]["results"]
+    stats.withheld_results += len(withheld)
+    stats.results_unique -= len(withheld)
+    stats.tokens["openai"][q.label] -= sum(r["input_tokens"] + r["output_tokens"] for r in withheld)
+    return pages[:-1]
 
 
 def write_usage(
-    sink: Sink, quarters: list[Quarter], seed: int, scale: float, conflicts: bool = False
+    sink: Sink,
+    quarters: list[Quarter],
+    seed: int,
+    scale: float,
+    conflicts: bool = False,
+    *,
+    newer_fields: bool = False,
+    unfinished_pull: bool = False,
 ) -> UsageStats:
-    """`conflicts` adds earlier partial pulls of some pages (conflicting redeliveries)."""
+    """`conflicts` adds earlier partial pulls of some pages (conflicting redeliveries);
+    `newer_fields` and `unfinished_pull` as in the module docstring."""
     stats = UsageStats()
     for channel in CHANNELS:
         projects = _projects(channel, seed, scale)
@@ -287,10 +360,25 @@ def write_usage(
         conflict_rng = rng_for(seed, "usage", "conflicts", channel)
         prev: list[dict] = []
         for q in quarters:
-            by_day = quarter_results(channel, q, projects, seed, stats)
+            by_day = quarter_results(channel, q, projects, seed, stats, newer_fields)
             for day in sorted(by_day):
                 pages = _pages(day, by_day[day], rng)
                 stats.results_unique += len(by_day[day])
-                _write_day(sink, channel, day, pages, prev, rng, stats, conflicts, conflict_rng)
+                unfinished = (
+                    unfinished_pull
+                    and channel == "openai"
+                    and not stats.unfinished_pulls
+                    and len(by_day[day]) >= 2
+                )
+                if unfinished:
+                    pages = _withhold_last_page(pages, q, stats)
+                last = _write_day(
+                    sink, channel, day, pages, prev, rng, stats, conflicts, conflict_rng
+                )
+                if unfinished:
+                    stats.unfinished_pulls[last] = (
+                        f"partial pull: page {len(pages)} has has_more=true and next_page "
+                        f"{pages[-1]['next_page']} never arrived"
+                    )
                 prev = pages
     return stats
