@@ -552,3 +552,19 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
         ("2024-01", "jan", "final", D("5.50")),
         ("2024-02", "feb-1", "provisional", D("7.00")),
     ]
+
+
+def test_a_run_delivered_twice_counts_once(tmp_path):
+    kwargs = {
+        "start": "2024-02-01T00:00:00",
+        "end": "2024-02-20T00:00:00",
+        "submitted": "2024-02-21T05:47:00Z",
+    }
+    body = {"part_0_0001.csv": ea_csv(("02/01/2024", "1.00"))}
+    first = azure_run(tmp_path, REAL, "0f6c7a0e-1111", body, **kwargs)
+    azure_run(tmp_path, "zz-copied/0f6c7a0e-1111", "0f6c7a0e-1111", body, **kwargs)
+    original, copy = exports.discover_runs(tmp_path, RULE)
+    assert (original.manifest_path, original.rejected_reason) == (first / "manifest.json", None)
+    assert copy.rejected_reason == (
+        f"a copy of export run 0f6c7a0e-1111 at {first / 'manifest.json'}"
+    )

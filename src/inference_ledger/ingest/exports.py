@@ -457,7 +457,22 @@ def discover_runs(landing: Path, rule: StatusRule | None = None) -> list[ExportR
         if azure.is_dir()
         else []
     )
-    return runs + _focus_runs(landing / "billing" / "focus", rule)
+    return _without_copies(runs + _focus_runs(landing / "billing" / "focus", rule))
+
+
+def _without_copies(runs: list[ExportRun]) -> list[ExportRun]:
+    """A run delivered twice (the same scope, month and run id in two folders: a copy) would
+    count its rows twice: the first by path is the run, each other copy is rejected."""
+    first: dict[tuple[str, str, str], ExportRun] = {}
+    out = []
+    for r in runs:
+        key = (r.scope_id, r.billing_month, r.run_id)
+        original = first.setdefault(key, r)
+        if original is not r and not r.rejected_reason:
+            where = original.manifest_path or original.blobs[0][0].parent
+            r = replace(r, rejected_reason=f"a copy of export run {r.run_id} at {where}")
+        out.append(r)
+    return out
 
 
 def with_row_count_check(runs: list[ExportRun], rows_per_file: dict[str, int]) -> list[ExportRun]:
