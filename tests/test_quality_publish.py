@@ -260,6 +260,13 @@ def unknown_status(frames, ctx):
     return _with(frames, "revshare_reconciliation", df)
 
 
+def unit_cost_a_cent_more(frames, ctx):
+    df = frames["unit_cost_monthly"].withColumn(
+        "allocated_spend_usd", (F.col("allocated_spend_usd") + F.lit(D("0.01"))).cast(MONEY)
+    )
+    return _with(frames, "unit_cost_monthly", df)
+
+
 def unknown_month_status(frames, ctx):
     df = frames["inference_spend_daily"].withColumn("month_status", F.lit("complete"))
     return _with(frames, "inference_spend_daily", df)
@@ -270,6 +277,7 @@ CRITICAL = [
     (null_fiscal_label, "staging.quarterly_summary", "required", "1"),
     (lake_total_a_cent_more, "staging.inference_spend_daily", "control_totals", "1"),
     (summary_spend_off, "staging.quarterly_summary", "control_totals", "1"),
+    (unit_cost_a_cent_more, "staging.unit_cost_monthly", "control_totals", "1"),
     (
         variance_off_by_last_place,
         "staging.revshare_reconciliation",

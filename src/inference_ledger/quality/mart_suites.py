@@ -59,6 +59,23 @@ FROM staging.quarterly_summary q LEFT JOIN daily d USING (period_label)
 WHERE q.inference_spend_usd IS DISTINCT FROM coalesce(d.amount, 0)
 """
 
+# Unit cost: a month's allocations add up exactly to its staged inference spend (exact
+# duplicate rows are the keys check's finding, not counted twice here).
+CONTROL_TOTALS_UNIT_COST = """
+WITH alloc AS (
+    SELECT usage_month, sum(allocated_spend_usd) AS allocated
+    FROM (SELECT DISTINCT usage_month, channel, model, allocated_spend_usd
+          FROM staging.unit_cost_monthly) u
+    GROUP BY 1
+), daily AS (
+    SELECT date_trunc('month', usage_date)::date AS usage_month, sum(billed_cost_usd) AS amount
+    FROM staging.inference_spend_daily WHERE workload = 'inference' GROUP BY 1
+)
+SELECT a.usage_month, a.allocated, coalesce(d.amount, 0) AS daily_amount
+FROM alloc a LEFT JOIN daily d USING (usage_month)
+WHERE a.allocated IS DISTINCT FROM coalesce(d.amount, 0)
+"""
+
 VARIANCE_ARITHMETIC = """
 SELECT period_label, agreement_id, direction, settled_usd, expected_usd, variance_usd
 FROM staging.revshare_reconciliation
@@ -152,6 +169,13 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
                 value_set=MONTH_STATUSES,
                 meta=_meta(cfg, "status_values"),
             )
+        )
+    if mart == "unit_cost_monthly":
+        rows(
+            "control_totals",
+            "control totals: a month's unit-cost allocations equal its staged inference spend",
+            CONTROL_TOTALS_UNIT_COST,
+            "allocated_spend_usd",
         )
     if mart == "quarterly_summary":
         rows(
