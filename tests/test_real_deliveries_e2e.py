@@ -196,3 +196,18 @@ def test_focus_ai_token_bills_are_inference_spend_per_model_and_direction(publis
         )
     )
     assert summary == {"2023-Q3": Decimal("0"), "2025-Q2": Decimal("99.00")}
+
+
+def test_months_are_marked_provisional_or_final(published):
+    rows = query(
+        published["url"],
+        "SELECT date_trunc('month', usage_date)::date, array_agg(DISTINCT month_status)"
+        " FROM marts.inference_spend_daily GROUP BY 1 ORDER BY 1",
+    )
+    # The newest September run was submitted 29 hours after the month ended: Microsoft documents
+    # up to 72 hours of latent charges, so the month is still provisional. The FOCUS folder runs
+    # (submitted = their files' time, long after May) cover their whole billing period: final.
+    assert [(str(m), s) for m, s in rows] == [
+        ("2023-09-01", ["provisional"]),
+        ("2025-05-01", ["final"]),
+    ]
