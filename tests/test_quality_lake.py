@@ -110,7 +110,11 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
             bill(),
             # Ends exactly at the month boundary (exclusive end): inside.
             bill(charge_period_start=ts("2024-01-31"), charge_period_end=ts("2024-02-01")),
-            bill(charge_period_start=ts("2024-02-01"), charge_period_end=ts("2024-02-02")),
+            # A charge period may outlast the month (a 1-year purchase invoiced in January)...
+            bill(charge_period_start=ts("2024-01-01"), charge_period_end=ts("2025-01-01")),
+            # ...but the line must be accounted inside its billing month, its period well formed.
+            bill(usage_date=date(2024, 2, 1), source_file="late.csv"),
+            bill(charge_period_end=ts("2024-01-05"), source_file="backwards.csv"),
             bill(billing_currency="XXY"),
             bill(billed_cost_usd=D("2000000000000")),
             bill(scope_id=None),
@@ -147,7 +151,7 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
                 "charge_in_billing_period",
                 c,
                 "dq_charge_outside_billing_period",
-                "1",
+                "2",
             ),
             ("lake.usage_facts", "keys", c, ",".join(LAKE_CHECKS["usage_facts"][0]), "2"),
             ("lake.usage_facts", "keys", c, "dq_key_missing", "1"),
@@ -170,13 +174,17 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
         "input_tokens=2000000000000000",
         "output_tokens=-1",
     ]
+    # Billing samples start with the line's file.
     assert samples[("lake.billing_lines", "dq_amount_out_of_bounds")] == [
-        "billed_cost_usd=2000000000000.0000000000"
+        "b.csv: billed_cost_usd=2000000000000.0000000000"
     ]
     assert samples[("lake.billing_lines", "dq_charge_outside_billing_period")] == [
-        "2024-01 2024-02-01 00:00:00 .. 2024-02-02 00:00:00"
+        "backwards.csv: billing_month=2024-01 usage_date=2024-01-05"
+        " charge_period=2024-01-05 00:00:00 .. 2024-01-05 00:00:00",
+        "late.csv: billing_month=2024-01 usage_date=2024-02-01"
+        " charge_period=2024-01-05 00:00:00 .. 2024-01-06 00:00:00",
     ]
-    assert samples[("lake.billing_lines", "dq_required_missing")] == ["scope_id is null"]
+    assert samples[("lake.billing_lines", "dq_required_missing")] == ["b.csv: scope_id is null"]
     assert samples[("lake.fx_rates", "dq_amount_out_of_bounds")] == ["usd_per_unit=0.0000000000"]
 
 

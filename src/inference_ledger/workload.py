@@ -1,7 +1,18 @@
-"""Workload classification of billing lines from the versioned rules file."""
+"""Workload classification of billing lines from the versioned rules file.
+
+A rule is one of:
+- `tag` + `values`: the resource tag's value (lowercased) names the workload;
+- `field` + `pattern` + `workload`: a Java regex on one canonical column;
+- `when` + `workload`: every condition holds. A condition is `<field>: {<operator>: <value>}`:
+  `in` / `startswith` / `endswith` take a list of strings and compare case-insensitively on
+  the trimmed value (no regex: cheap at millions of lines); `pattern` is a Java regex;
+  `present: true|false` asks for a non-empty / empty value.
+Rules are tried in order; the first match sets `workload` and its id `workload_rule`.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +23,63 @@ from pyspark.sql import functions as F
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "config" / "workload_rules.yaml"
 WORKLOADS = ("inference", "training", "other")
-RULE_FIELDS = ("resource_group", "resource_id", "service_name", "sku_description", "region_name")
+RULE_FIELDS = (
+    "resource_group", "resource_id", "service_name", "sku_description", "region_name",
+    "service_category", "service_subcategory", "consumed_unit", "model_id", "sku_id",
+    "provider_name", "charge_category",
+)  # fmt: skip
+LIST_OPERATORS = ("in", "startswith", "endswith")
+OPERATORS = (*LIST_OPERATORS, "pattern", "present")
+
+
+def _check_condition(where: str, field: str, cond: Any) -> None:
+    if field not in RULE_FIELDS:
+        raise ValueError(f"{where}: unknown field {field!r} (one of {RULE_FIELDS})")
+    if not isinstance(cond, dict) or len(cond) != 1:
+        raise ValueError(f"{where}: {field} needs exactly one of {OPERATORS}")
+    [(op, value)] = cond.items()
+    if op in LIST_OPERATORS:
+        ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+    elif op == "pattern":
+        ok = isinstance(value, str) and bool(value)
+        if ok:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{where}: {field}: bad pattern ({exc})") from exc
+    elif op == "present":
+        ok = isinstance(value, bool)
+    else:
+        raise ValueError(f"{where}: {field}: unknown operator {op!r} (one of {OPERATORS})")
+    if not ok:
+        what = "a list of non-empty strings" if op in LIST_OPERATORS else "a string"
+        raise ValueError(
+            f"{where}: {field}.{op} must be {'true/false' if op == 'present' else what}"
+        )
+
+
+def _check_rule(path: Path, rule: Any) -> None:
+    rid = rule.get("id") if isinstance(rule, dict) else None
+    if not rid:
+        raise ValueError(f"{path}: every rule needs an id")
+    where = f"{path}: rule {rid}"
+    if "tag" in rule:
+        bad = set(rule.get("values") or []) - set(WORKLOADS)
+        if not rule.get("values"):
+            raise ValueError(f"{where}: a tag rule needs `values`")
+    elif "when" in rule:
+        when = rule["when"]
+        if not isinstance(when, dict) or not when:
+            raise ValueError(f"{where}: `when` needs at least one condition")
+        for field, cond in when.items():
+            _check_condition(where, field, cond)
+        bad = {rule.get("workload")} - set(WORKLOADS)
+    elif rule.get("field") in RULE_FIELDS and rule.get("pattern"):
+        bad = {rule.get("workload")} - set(WORKLOADS)
+    else:
+        raise ValueError(f"{where} needs `tag`, `when`, or `field` ({RULE_FIELDS}) + `pattern`")
+    if bad:
+        raise ValueError(f"{where}: unknown workload(s) {sorted(map(str, bad))}")
 
 
 @dataclass(frozen=True)
@@ -27,20 +94,43 @@ class WorkloadRules:
         doc = yaml.safe_load(path.read_text())
         rules = doc.get("rules") or []
         for rule in rules:
-            rid = rule.get("id")
-            if not rid:
-                raise ValueError(f"{path}: every rule needs an id")
-            if "tag" in rule:
-                bad = set(rule.get("values", [])) - set(WORKLOADS)
-            elif rule.get("field") in RULE_FIELDS and rule.get("pattern"):
-                bad = {rule.get("workload")} - set(WORKLOADS)
-            else:
-                raise ValueError(
-                    f"{path}: rule {rid} needs `tag` or `field` ({RULE_FIELDS}) + `pattern`"
-                )
-            if bad:
-                raise ValueError(f"{path}: rule {rid}: unknown workload(s) {sorted(bad)}")
+            _check_rule(path, rule)
+        if doc.get("default", "other") not in WORKLOADS:
+            raise ValueError(f"{path}: default must be one of {WORKLOADS}")
         return cls(int(doc.get("version", 0)), doc.get("default", "other"), rules)
+
+    def folded_fields(self) -> list[str]:
+        """Fields some rule compares with in/startswith/endswith (folded once per row)."""
+        return sorted(
+            {
+                f
+                for r in self.rules
+                for f, cond in (r.get("when") or {}).items()
+                if next(iter(cond)) in LIST_OPERATORS
+            }
+        )
+
+
+def _folded(field: str) -> str:
+    return f"_wl_{field}"
+
+
+def _condition(field: str, cond: dict[str, Any]) -> Column:
+    [(op, value)] = cond.items()
+    if op == "present":
+        present = F.col(field).isNotNull() & (F.trim(F.col(field)) != "")
+        return present if value else ~present
+    if op == "pattern":
+        return F.col(field).rlike(value)
+    folded = F.col(_folded(field))
+    values = [v.strip().lower() for v in value]
+    if op == "in":
+        return folded.isin(*values)
+    test = folded.startswith if op == "startswith" else folded.endswith
+    out = test(values[0])
+    for v in values[1:]:
+        out = out | test(v)
+    return out
 
 
 def _rule_match(rule: dict[str, Any], tags: Column) -> tuple[Column, Column]:
@@ -48,6 +138,12 @@ def _rule_match(rule: dict[str, Any], tags: Column) -> tuple[Column, Column]:
     if "tag" in rule:
         value = F.lower(F.trim(tags.getItem(rule["tag"])))
         return value.isin(*rule["values"]), value
+    if "when" in rule:
+        conds = [_condition(f, c) for f, c in rule["when"].items()]
+        cond = conds[0]
+        for c in conds[1:]:
+            cond = cond & c
+        return F.coalesce(cond, F.lit(False)), F.lit(rule["workload"])
     return F.coalesce(F.col(rule["field"]).rlike(rule["pattern"]), F.lit(False)), F.lit(
         rule["workload"]
     )
@@ -56,8 +152,12 @@ def _rule_match(rule: dict[str, Any], tags: Column) -> tuple[Column, Column]:
 def with_workload(df: DataFrame, rules: WorkloadRules, tags_col: str = "tags") -> DataFrame:
     """Add `workload` and `workload_rule` (the id of the first matching rule, or `default`)."""
     # Parsed once into a column: referenced inside every rule's CASE branch, the expression
-    # would be parsed again per reference and row.
+    # would be parsed again per reference and row. Likewise the folded (trimmed, lowercased)
+    # text of each field compared by in/startswith/endswith.
     df = df.withColumn("_tags_map", F.from_json(F.col(tags_col), "map<string,string>"))
+    folded = rules.folded_fields()
+    for field in folded:
+        df = df.withColumn(_folded(field), F.lower(F.trim(F.col(field))))
     tags = F.col("_tags_map")
     workload: Column = F.lit(rules.default)
     rule_id: Column = F.lit("default")
@@ -66,5 +166,7 @@ def with_workload(df: DataFrame, rules: WorkloadRules, tags_col: str = "tags") -
         workload = F.when(cond, value).otherwise(workload)
         rule_id = F.when(cond, F.lit(rule["id"])).otherwise(rule_id)
     return (
-        df.withColumn("workload", workload).withColumn("workload_rule", rule_id).drop("_tags_map")
+        df.withColumn("workload", workload)
+        .withColumn("workload_rule", rule_id)
+        .drop("_tags_map", *[_folded(f) for f in folded])
     )

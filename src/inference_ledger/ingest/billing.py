@@ -1,17 +1,25 @@
 """Billing files of every dialect -> canonical FOCUS-aligned billing lines.
 
-Dialects are detected from each file's header:
-- `azure-ea`: Azure cost details, EA (PascalCase: `CostInBillingCurrency`, `Date`, ...);
-- `azure-mca`: Azure cost details, MCA (camelCase: `costInBillingCurrency`, `costInUsd`, ...);
-- `focus-1.0` / `focus-1.1` / `focus-1.2`: FOCUS (`BilledCost`, `ChargePeriodStart`, ...).
+Dialects are recognised from each file's header by what it carries, not by one column name:
+- `azure-ea` / `azure-mca`: Azure cost details. Both share one alias table (EA writes
+  PascalCase, MCA camelCase, names are matched ignoring case); the money column is
+  `CostInBillingCurrency`, or `Cost` / `PreTaxCost` in older dataset versions. A file is MCA
+  when most of its matched names are camelCase.
+- `focus-1.0` ... `focus-1.4`: FOCUS. The version is the newest whose introduced columns the
+  header carries (a lower bound: a newer file may use none of its version's new columns), or
+  the export manifest's `dataVersion` where the run has one (the producer's own statement).
 Each is mapped onto one set of intermediate string columns, then typed and checked the same
 way. Actual cost: CostInBillingCurrency -> BilledCost (and EffectiveCost, since an actual-cost
-export carries no amortisation). `x_` columns of FOCUS are kept as JSON in `x_columns`.
+export carries no amortisation). `x_` columns of FOCUS are kept as JSON in `x_columns`;
+allocation, contract, commitment and pricing columns that have no lake column are kept as JSON
+in `lineage`. A header no dialect accepts is an InputError naming the file, the closest
+dialect and the required columns it lacks.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -28,43 +36,57 @@ from inference_ledger.ingest.exports import (
 )
 from inference_ledger.workload import WorkloadRules, with_workload
 
-# Intermediate column -> candidate source columns per dialect family (matched ignoring case).
-AZURE_MAP = {
+# Intermediate column -> accepted source names, one table per dialect family (matched ignoring
+# case; the first present wins). Azure names across dataset versions: Microsoft's cost-details
+# field reference (EA 2024-08-01, MCA 2023-12-01-preview) and older exports (`Cost`,
+# `PreTaxCost`, `UsageDate`, `SubscriptionGuid`, `Currency`).
+AZURE_ALIASES: dict[str, list[str]] = {
     "account_id": ["BillingAccountId"],
     "account_name": ["BillingAccountName"],
     "sub_account_id": ["SubscriptionId", "SubscriptionGuid"],
-    "resource_group": ["ResourceGroup", "resourceGroupName"],
-    "charge_start": ["Date", "UsageDate"],
+    "resource_group": ["ResourceGroup", "ResourceGroupName"],
+    "charge_start": ["Date", "UsageDate", "UsageDateTime"],
     "charge_end": [],
+    "billing_period_start": [],
+    "billing_period_end": [],
     "service_name": ["MeterCategory"],
     "service_category": [],
+    "service_subcategory": [],
     "sku_id": ["MeterId"],
     "sku_description": ["MeterName"],
+    "sku_price_details": [],
     "region": ["ResourceLocation", "MeterRegion"],
     "unit": ["UnitOfMeasure"],
-    "quantity": ["Quantity"],
-    "billed_cost": ["CostInBillingCurrency"],
+    "quantity": ["Quantity", "UsageQuantity"],
+    "billed_cost": ["CostInBillingCurrency", "Cost", "PreTaxCost"],
     "effective_cost": [],
-    "currency": ["BillingCurrencyCode", "billingCurrency", "BillingCurrency"],
-    "usd_cost": ["costInUsd", "CostInUsd"],
+    "currency": ["BillingCurrencyCode", "BillingCurrency", "Currency"],
+    "usd_cost": ["CostInUsd"],
     "resource_id": ["ResourceId", "InstanceId"],
     "tags": ["Tags"],
     "charge_type": ["ChargeType"],
     "charge_category": [],
     "charge_class": [],
     "provider_name": [],
+    "provider_name_legacy": [],
+    "host_provider": [],
+    "invoice_issuer": [],
 }
-FOCUS_MAP = {
+FOCUS_ALIASES: dict[str, list[str]] = {
     "account_id": ["BillingAccountId"],
     "account_name": ["BillingAccountName"],
     "sub_account_id": ["SubAccountId"],
     "resource_group": ["x_ResourceGroupName"],
     "charge_start": ["ChargePeriodStart"],
     "charge_end": ["ChargePeriodEnd"],
+    "billing_period_start": ["BillingPeriodStart"],
+    "billing_period_end": ["BillingPeriodEnd"],
     "service_name": ["ServiceName"],
     "service_category": ["ServiceCategory"],
+    "service_subcategory": ["ServiceSubcategory"],
     "sku_id": ["SkuId"],
     "sku_description": ["x_SkuDescription", "SkuMeter", "ChargeDescription"],
+    "sku_price_details": ["SkuPriceDetails"],
     "region": ["RegionId", "RegionName", "Region"],
     "unit": ["ConsumedUnit"],
     "quantity": ["ConsumedQuantity"],
@@ -77,18 +99,53 @@ FOCUS_MAP = {
     "charge_type": [],
     "charge_category": ["ChargeCategory"],
     "charge_class": ["ChargeClass"],
-    "provider_name": ["ServiceProviderName", "ProviderName", "Provider"],
+    # 1.3 replaced ProviderName (deprecated, gone in 1.4) by ServiceProviderName.
+    "provider_name": ["ServiceProviderName"],
+    "provider_name_legacy": ["ProviderName"],
+    "host_provider": ["HostProviderName"],
+    "invoice_issuer": ["InvoiceIssuerName"],
 }
-INTERMEDIATE = list(AZURE_MAP)
-REQUIRED = {
-    "azure-ea": ["BillingAccountId", "SubscriptionId", "Date", "MeterCategory", "MeterName",
-                 "UnitOfMeasure", "Quantity", "CostInBillingCurrency", "BillingCurrencyCode",
-                 "ChargeType"],
-    "azure-mca": ["billingAccountId", "date", "meterCategory", "meterName", "unitOfMeasure",
-                  "quantity", "costInBillingCurrency", "billingCurrency", "chargeType"],
-    "focus": ["BilledCost", "EffectiveCost", "BillingAccountId", "BillingCurrency",
-              "BillingPeriodStart", "BillingPeriodEnd", "ChargeCategory", "ChargePeriodStart",
-              "ChargePeriodEnd", "ServiceName"],
+ALIASES = {"azure": AZURE_ALIASES, "focus": FOCUS_ALIASES}
+INTERMEDIATE = list(AZURE_ALIASES)
+assert list(FOCUS_ALIASES) == INTERMEDIATE
+# Required intermediates per family; a tuple is satisfied by any one of its members.
+REQUIRED: dict[str, list[str | tuple[str, ...]]] = {
+    "azure": ["account_id", "charge_start", "service_name", "sku_description", "unit",
+              "quantity", "billed_cost", "currency", "charge_type"],
+    "focus": ["billed_cost", "effective_cost", "account_id", "currency", "billing_period_start",
+              "billing_period_end", "charge_category", "charge_start", "charge_end",
+              "service_name", ("provider_name", "provider_name_legacy")],
+}  # fmt: skip
+# Columns each FOCUS version introduced (FOCUS changelog and "Introduced (version)" of each
+# column), newest first; a header with none of them is 1.0.
+FOCUS_VERSION_COLUMNS: list[tuple[str, tuple[str, ...]]] = [
+    ("1.4", ("InvoiceDetailId", "CommitmentProgramEligibility")),
+    ("1.3", ("ServiceProviderName", "HostProviderName", "AllocatedMethodId",
+             "AllocatedMethodDetails", "AllocatedResourceId", "AllocatedResourceName",
+             "AllocatedTags", "ContractApplied", "ContractId")),
+    ("1.2", ("BillingAccountType", "SubAccountType", "InvoiceId", "PricingCurrency",
+             "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+             "PricingCurrencyListUnitPrice")),
+    ("1.1", ("CapacityReservationId", "CapacityReservationStatus", "CommitmentDiscountQuantity",
+             "CommitmentDiscountUnit", "ServiceSubcategory", "SkuMeter", "SkuPriceDetails")),
+]  # fmt: skip
+# Source columns kept verbatim (as text) in `lineage` when present and not empty.
+LINEAGE: dict[str, list[str]] = {
+    "azure": ["BillingPeriodStartDate", "BillingPeriodEndDate", "InvoiceId", "PreviousInvoiceId",
+              "ReservationId", "ReservationName", "ProductOrderId", "ProductOrderName",
+              "BenefitId", "BenefitName", "Term", "Frequency", "PricingModel",
+              "CostAllocationRuleName", "EffectivePrice", "UnitPrice", "PayGPrice",
+              "PaygCostInBillingCurrency", "PaygCostInUsd", "CostInPricingCurrency",
+              "ExchangeRatePricingToBilling"],
+    "focus": ["BillingPeriodStart", "BillingPeriodEnd", "InvoiceId", "InvoiceDetailId",
+              "SkuPriceId", "SkuPriceDetails", "SkuMeter", "PricingCategory", "ChargeFrequency",
+              "ListCost", "ContractedCost", "CommitmentDiscountId", "CommitmentDiscountName",
+              "CommitmentDiscountType", "CommitmentDiscountCategory", "CommitmentDiscountStatus",
+              "CommitmentDiscountQuantity", "CommitmentDiscountUnit", "CapacityReservationId",
+              "CapacityReservationStatus", "ContractApplied", "ContractId",
+              "AllocatedMethodId", "AllocatedMethodDetails", "AllocatedResourceId",
+              "AllocatedResourceName", "AllocatedTags", "CommitmentProgramEligibility",
+              "PublisherName"],
 }  # fmt: skip
 
 # Azure ChargeType -> FOCUS (ChargeCategory, ChargeClass). Refunds are corrections.
@@ -108,51 +165,95 @@ FOCUS_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 SERVICE_CATEGORIES = {
     "Virtual Machines": "Compute",
     "Azure OpenAI": "AI and Machine Learning",
+    "Foundry Models": "AI and Machine Learning",
     "Cognitive Services": "AI and Machine Learning",
     "Storage": "Storage",
     "Bandwidth": "Networking",
     "Virtual Network": "Networking",
 }
+# Microsoft is provider, host and invoice issuer of everything in an Azure cost-details file
+# (Marketplace charges included: Microsoft invoices them).
 PROVIDERS = {"azure-ea": "Microsoft", "azure-mca": "Microsoft"}
+# Azure OpenAI / Foundry Models token meters, lowercased: `<model> [batch|pp|dev ft|ft]
+# [cached|cchd|cd] <inp|inpt|input|outp|outpt|opt|output> [deployment] [1K|1M] [Tokens]`,
+# words separated by spaces or hyphens (`gpt-4o-0513 Inp regnl 1K Tokens`,
+# `GPT 5 cchd Inpt Glbl 1M Tokens`, `gpt-4o-mini-0718-Outp-regnl`, `5.4 cd inp Gl`).
+# One regexp_replace turns a match into `model<SEP>cache word<SEP>direction`.
+METER_SEP = "\u0001"
+METER_PATTERN = (
+    r"^(.+?)[\s-]+(?:(?:batch|pp|dev[\s-]+ft|ft)[\s-]+)?"
+    r"(?:(cached|cchd|cd|cache|cach)[\s-]+)?"
+    r"(inp|inpt|input|outp|outpt|opt|output)(?:[\s-].*)?$"
+)
 BILLING_COLUMNS = [c.name for c in contracts.columns("lake", "billing_lines")]
 
 
-def detect_dialect(header: tuple[str, ...]) -> str | None:
-    names = set(header)
-    lower = {h.lower() for h in header}
-    if "BilledCost" in names and "ChargePeriodStart" in names:
-        if {"ServiceProviderName", "InvoiceId", "BillingAccountType"} & names:
-            return "focus-1.2"
-        if {"ServiceSubcategory", "CapacityReservationId", "SkuMeter"} & names:
-            return "focus-1.1"
-        return "focus-1.0"
-    if "CostInBillingCurrency" in names:
-        return "azure-ea"
-    if "costinbillingcurrency" in lower:
-        return "azure-mca"
-    return None
+@dataclass(frozen=True)
+class Dialect:
+    name: str  # azure-ea | azure-mca | focus-1.0 ... focus-1.4
+    columns: dict[str, str | None]  # intermediate -> the file's column (None: absent)
+
+    @property
+    def family(self) -> str:
+        return "focus" if self.name.startswith("focus") else "azure"
 
 
-def _family(dialect: str) -> str:
-    return "focus" if dialect.startswith("focus") else dialect
-
-
-def _column_map(dialect: str, header: tuple[str, ...], path: str) -> dict[str, str | None]:
+def _resolve(aliases: dict[str, list[str]], header: tuple[str, ...]) -> dict[str, str | None]:
     by_lower = {h.lower(): h for h in header}
-    missing = [c for c in REQUIRED[_family(dialect)] if c.lower() not in by_lower]
-    if dialect.startswith("focus") and not (
-        {"providername", "serviceprovidername", "provider"} & set(by_lower)
-    ):
-        missing.append("ProviderName or ServiceProviderName")
-    if missing:
-        raise R.InputError(
-            f"{path}: {dialect} file is missing required column(s) {', '.join(missing)}"
-        )
-    mapping = FOCUS_MAP if dialect.startswith("focus") else AZURE_MAP
-    out: dict[str, str | None] = {}
-    for target, candidates in mapping.items():
-        out[target] = next((by_lower[c.lower()] for c in candidates if c.lower() in by_lower), None)
+    return {
+        target: next((by_lower[c.lower()] for c in names if c.lower() in by_lower), None)
+        for target, names in aliases.items()
+    }
+
+
+def _lacking(family: str, cmap: dict[str, str | None]) -> list[str]:
+    """The required columns the file lacks, each named by its accepted source names."""
+    out = []
+    for need in REQUIRED[family]:
+        group = need if isinstance(need, tuple) else (need,)
+        if all(cmap[g] is None for g in group):
+            out.append(" or ".join(sorted({n for g in group for n in ALIASES[family][g]})))
     return out
+
+
+def _version(family: str, header: tuple[str, ...], cmap: dict[str, str | None]) -> str:
+    if family == "focus":
+        names = {h.lower() for h in header}
+        found = (v for v, cols in FOCUS_VERSION_COLUMNS if any(c.lower() in names for c in cols))
+        return f"focus-{next(found, '1.0')}"
+    matched = [c for c in cmap.values() if c]
+    camel = sum(1 for c in matched if c[:1].islower())
+    return "azure-mca" if 2 * camel > len(matched) else "azure-ea"
+
+
+def resolve_dialect(header: tuple[str, ...], path: str) -> Dialect:
+    """The dialect whose required columns the header carries, else an InputError naming the
+    file, the closest dialect and what it lacks."""
+    tried = []
+    for family, aliases in ALIASES.items():
+        cmap = _resolve(aliases, header)
+        lacking = _lacking(family, cmap)
+        name = _version(family, header, cmap)
+        if not lacking:
+            return Dialect(name, cmap)
+        share = 1 - len(lacking) / len(REQUIRED[family])
+        tried.append((share, name, lacking, bool(cmap["billed_cost"] and cmap["charge_start"])))
+    share, name, lacking, recognised = max(tried, key=lambda t: (t[3], t[0]))
+    if recognised:  # its money and date columns are there: that dialect, incomplete
+        raise R.InputError(
+            f"{path}: {name} file is missing required column(s) {', '.join(lacking)}"
+        )
+    raise R.InputError(
+        f"{path}: not a known billing export (header: {', '.join(header[:6])}, ...); the "
+        f"closest dialect is {name}, which needs column(s) {', '.join(lacking)}"
+    )
+
+
+def detect_dialect(header: tuple[str, ...]) -> str | None:
+    try:
+        return resolve_dialect(header, "").name
+    except R.InputError:
+        return None
 
 
 def _x_columns(header: tuple[str, ...]) -> Column:
@@ -162,17 +263,29 @@ def _x_columns(header: tuple[str, ...]) -> Column:
     return F.to_json(F.create_map(*[e for h in xs for e in (F.lit(h), F.col(f"`{h}`"))]))
 
 
+def _lineage(header: tuple[str, ...], family: str) -> Column:
+    """The family's lineage columns present in the file, as a JSON object of their non-empty
+    text values (null when none has a value)."""
+    by_lower = {h.lower(): h for h in header}
+    cols = [by_lower[c.lower()] for c in LINEAGE[family] if c.lower() in by_lower]
+    if not cols:
+        return F.lit(None).cast("string")
+    pairs = F.create_map(*[e for c in cols for e in (F.lit(c), F.col(f"`{c}`").cast("string"))])
+    kept = F.map_filter(pairs, lambda _, v: v.isNotNull() & (F.trim(v) != ""))
+    return F.nullif(F.to_json(kept), F.lit("{}"))
+
+
 def _select(
-    df: DataFrame, header: tuple[str, ...], dialect: str, path_col: Column, line: Column
+    df: DataFrame, header: tuple[str, ...], dialect: Dialect, path_col: Column, line: Column
 ) -> DataFrame:
-    cmap = _column_map(dialect, header, "(group)")
     return df.select(
         *[
             (F.col(f"`{src}`").cast("string") if src else F.lit(None).cast("string")).alias(name)
-            for name, src in cmap.items()
+            for name, src in dialect.columns.items()
         ],
         _x_columns(header).alias("x_columns"),
-        F.lit(dialect).alias("source_format"),
+        _lineage(header, dialect.family).alias("_lineage"),
+        F.lit(dialect.name).alias("source_format"),
         path_col.alias("source_file"),
         line.alias("line_number"),
         F.col(R.CORRUPT)
@@ -192,19 +305,15 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
 
     CSV line numbers count the header as line 1 (valid while a file is read as one split:
     files over 128 MiB are split by Spark and get no line number). Parquet rows are numbered
-    from 1. A file whose header matches no dialect is an error naming it.
+    from 1. A file whose header matches no dialect is an error naming it, the closest dialect
+    and the required columns it lacks.
     """
     csv_groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     frames = []
     for path in files:
         if path.name.endswith(".parquet"):
             header, schema = _parquet_header(spark, path)
-            dialect = detect_dialect(header)
-            if dialect is None:
-                raise R.InputError(
-                    f"{path}: not a known billing export (header: {', '.join(header[:6])}, ...)"
-                )
-            _column_map(dialect, header, str(path))
+            dialect = resolve_dialect(header, str(path))
             # Money columns stored as floating point are fixed at 10 places, never kept as floats.
             df = spark.read.parquet(str(path))
             for f in schema.fields:
@@ -221,12 +330,7 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
         header = R.read_header(path)
         if not header:
             continue  # an empty file has no rows; it is still checksummed and counted
-        dialect = detect_dialect(header)
-        if dialect is None:
-            raise R.InputError(
-                f"{path}: not a known billing export (header: {', '.join(header[:6])}, ...)"
-            )
-        _column_map(dialect, header, str(path))
+        resolve_dialect(header, str(path))
         csv_groups[header].append(str(path))
     for header, paths in sorted(csv_groups.items()):
         schema = T.StructType(
@@ -243,7 +347,7 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
             .csv(paths)
             .withColumn("_row_id", F.monotonically_increasing_id())
         )
-        dialect = detect_dialect(header)
+        dialect = resolve_dialect(header, paths[0])
         frames.append(
             _select(df, header, dialect, R.file_path_col(), F.col("_row_id")).withColumn(
                 "_csv", F.lit(True)
@@ -297,10 +401,44 @@ def _parsed_tags(c: str) -> Column:
     return F.from_json(as_json, "map<string,string>")
 
 
+def with_declared_version(rows: DataFrame) -> DataFrame:
+    """A FOCUS run whose manifest states its data version (`1.2-preview`, `1.3`) is recorded
+    as that version: the columns only bound it from below. Without the run facts' nullable
+    `data_version` column (or a value) the version read from the columns stays."""
+    if "data_version" not in rows.columns:
+        return rows
+    declared = F.regexp_extract(F.trim(F.col("data_version")), r"^(\d+\.\d+)", 1)
+    return rows.withColumn(
+        "source_format",
+        F.when(
+            F.col("source_format").startswith("focus") & (F.coalesce(declared, F.lit("")) != ""),
+            F.concat(F.lit("focus-"), declared),
+        ).otherwise(F.col("source_format")),
+    )
+
+
+def _token_meter(is_focus: Column) -> Column:
+    """An Azure token meter name split into [model, cache word, direction] (one regex pass);
+    a one-element array for any other meter, null for FOCUS rows and non-token units."""
+    tokens = F.lower(F.coalesce(F.col("unit"), F.lit(""))).contains("token") | F.lower(
+        F.coalesce(F.col("sku_description"), F.lit(""))
+    ).endswith("tokens")
+    meter = F.lower(F.trim(F.col("sku_description")))
+    split = F.split(
+        F.regexp_replace(meter, METER_PATTERN, f"$1{METER_SEP}$2{METER_SEP}$3"), METER_SEP
+    )
+    return F.when(~is_focus & tokens, split)
+
+
 def with_billing_parsed(rows: DataFrame) -> DataFrame:
     """Typed `_p_*` columns from the intermediate strings."""
+    rows = rows.transform(with_declared_version)
     # Parsed once (a column, not an expression repeated in each use).
-    rows = rows.withColumn("_p_tags_map", _parsed_tags("tags"))
+    rows = (
+        rows.withColumn("_p_tags_map", _parsed_tags("tags"))
+        .withColumn("_p_spd", F.from_json(F.trim(F.col("sku_price_details")), "map<string,string>"))
+        .withColumn("_p_meter", _token_meter(F.col("source_format").startswith("focus")))
+    )
     tags_map = F.col("_p_tags_map")
     tags_json = F.when(R.is_blank("tags"), F.lit(None)).otherwise(F.to_json(tags_map))
     azure_cat = F.create_map(*[F.lit(x) for k, (cat, _) in CHARGE_TYPES.items() for x in (k, cat)])
@@ -320,6 +458,8 @@ def with_billing_parsed(rows: DataFrame) -> DataFrame:
     return (
         rows.withColumn("_p_start", start)
         .withColumn("_p_end", end)
+        .withColumn("_p_bp_start", F.when(is_focus, _parse_day("billing_period_start")))
+        .withColumn("_p_bp_end", F.when(is_focus, _parse_day("billing_period_end")))
         .withColumn("_p_cost", billed)
         .withColumn(
             "_p_effective", F.when(is_focus, R.parse_decimal("effective_cost")).otherwise(billed)
@@ -369,10 +509,30 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
             "charge period end is not after its start",
         ),
         (
-            (F.to_date("_p_start") < F.col("period_start"))
-            | (F.to_date("_p_start") >= F.col("period_end")),
+            # An Azure line is one day's charge (or a purchase on that day) of its export's
+            # billing period. A FOCUS charge period may lie anywhere (a 1-year purchase, a
+            # correction of an earlier month): its row's billing period must be the export's.
+            ~is_focus
+            & (
+                (F.to_date("_p_start") < F.col("period_start"))
+                | (F.to_date("_p_start") >= F.col("period_end"))
+            ),
             "ChargePeriodStart",
             "charge date is outside the export's billing period",
+        ),
+        (
+            is_focus & (F.col("_p_bp_start").isNull() | F.col("_p_bp_end").isNull()),
+            "BillingPeriodStart",
+            "BillingPeriodStart / BillingPeriodEnd is not an ISO date-time",
+        ),
+        (
+            is_focus
+            & (
+                (F.to_date("_p_bp_start") != F.col("period_start"))
+                | (F.to_date("_p_bp_end") != F.col("period_end"))
+            ),
+            "BillingPeriodStart",
+            "the row's billing period is not the export's billing period",
         ),
         (
             F.col("_p_cost").isNull(),
@@ -416,6 +576,11 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
             "ChargeClass must be empty or Correction",
         ),
         (~F.col("_p_tags_ok"), "Tags", "Tags is neither JSON nor key/value fragments"),
+        (
+            ~R.is_blank("sku_price_details") & F.col("_p_spd").isNull(),
+            "SkuPriceDetails",
+            "SkuPriceDetails is not a JSON object",
+        ),
     ]
     reason, field = R.first_failure(checks)
     rejected = F.col("rejected_reason").isNotNull()
@@ -441,49 +606,92 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
     )
 
 
+def _accounting_day() -> Column:
+    """The day a line is accounted on (the marts group by it): the charge's first day when it
+    lies inside the export's billing period, else the billing period's first day. FOCUS bills
+    BilledCost in the billing period it was invoiced, whatever the charge period: an upfront
+    1-year purchase invoiced in February counts on its February start day, a correction of
+    December invoiced in January on January 1st. (Azure lines always lie inside.)"""
+    day = F.to_date("_p_start")
+    inside = (day >= F.col("period_start")) & (day < F.col("period_end"))
+    return F.when(inside, day).otherwise(F.col("period_start"))
+
+
+def _text(c: str) -> Column:
+    return F.nullif(F.trim(c), F.lit(""))
+
+
+def _token_columns() -> list[Column]:
+    """model_id, token_direction, token_cache_action: FOCUS SkuPriceDetails (ModelId,
+    TokenDirection Input/Output, TokenCacheAction Uncached/Read/Write), else the Azure meter
+    name (a cached-input meter reads the cache; other input meters are uncached)."""
+    spd, meter = F.col("_p_spd"), F.col("_p_meter")
+    parsed = F.size(meter) == 3
+    meter_dir = F.when(parsed, F.when(meter[2].startswith("i"), "input").otherwise("output"))
+    meter_cache = F.when(meter_dir == "input", F.when(meter[1] != "", "read").otherwise("uncached"))
+    direction = F.lower(F.trim(spd["TokenDirection"]))
+    cache = F.lower(F.trim(spd["TokenCacheAction"]))
+    return [
+        F.coalesce(
+            F.nullif(F.trim(spd["ModelId"]), F.lit("")),
+            F.when(parsed, F.regexp_replace(meter[0], r"[\s-]+", "-")),
+        ).alias("model_id"),
+        F.coalesce(F.when(direction.isin("input", "output"), direction), meter_dir).alias(
+            "token_direction"
+        ),
+        F.coalesce(F.when(cache.isin("uncached", "read", "write"), cache), meter_cache).alias(
+            "token_cache_action"
+        ),
+    ]
+
+
 def with_canonical_billing(rows: DataFrame) -> DataFrame:
     """FOCUS-aligned columns (meaningful where status is loaded)."""
     category = F.create_map(*[F.lit(x) for kv in SERVICE_CATEGORIES.items() for x in kv])
-    provider = F.create_map(*[F.lit(x) for kv in PROVIDERS.items() for x in kv])
+    microsoft = F.create_map(*[F.lit(x) for kv in PROVIDERS.items() for x in kv])
+    of_azure = microsoft[F.col("source_format")]
     return rows.select(
         "*",
-        F.coalesce(
-            F.nullif(F.trim("provider_name"), F.lit("")), provider[F.col("source_format")]
-        ).alias("provider_name_c"),
+        F.coalesce(_text("provider_name"), _text("provider_name_legacy"), of_azure).alias(
+            "provider_name_c"
+        ),
+        F.coalesce(_text("host_provider"), of_azure).alias("host_provider_c"),
+        F.coalesce(_text("invoice_issuer"), of_azure).alias("invoice_issuer_c"),
         F.trim("account_id").alias("billing_account_id"),
-        F.nullif(F.trim("sub_account_id"), F.lit("")).alias("sub_account_id_c"),
+        _text("sub_account_id").alias("sub_account_id_c"),
         F.col("_p_start").alias("charge_period_start"),
         F.col("_p_end").alias("charge_period_end"),
-        F.to_date("_p_start").alias("usage_date"),
+        _accounting_day().alias("usage_date"),
         F.col("_p_category").alias("charge_category_c"),
         F.col("_p_class").alias("charge_class_c"),
         F.trim("service_name").alias("service_name_c"),
         F.coalesce(
-            F.nullif(F.trim("service_category"), F.lit("")),
-            category[F.trim("service_name")],
-            F.lit("Other"),
+            _text("service_category"), category[F.trim("service_name")], F.lit("Other")
         ).alias("service_category_c"),
-        F.nullif(F.trim("region"), F.lit("")).alias("region_name"),
-        F.nullif(F.trim("sku_id"), F.lit("")).alias("sku_id_c"),
-        F.nullif(F.trim("sku_description"), F.lit("")).alias("sku_description_c"),
-        F.nullif(F.trim("resource_id"), F.lit("")).alias("resource_id_c"),
-        F.nullif(F.trim("resource_group"), F.lit("")).alias("resource_group_c"),
+        F.coalesce(
+            _text("service_subcategory"),
+            F.when(F.size("_p_meter") == 3, F.lit("Generative AI")),
+        ).alias("service_subcategory_c"),
+        _text("region").alias("region_name"),
+        _text("sku_id").alias("sku_id_c"),
+        _text("sku_description").alias("sku_description_c"),
+        *_token_columns(),
+        _text("resource_id").alias("resource_id_c"),
+        _text("resource_group").alias("resource_group_c"),
         F.col("_p_tags").alias("tags_c"),
         F.col("_p_qty").alias("consumed_quantity"),
-        F.nullif(F.trim("unit"), F.lit("")).alias("consumed_unit"),
+        _text("unit").alias("consumed_unit"),
         F.col("_p_cost").alias("billed_cost_c"),
         F.col("_p_effective").alias("effective_cost_c"),
         F.trim("currency").alias("billing_currency"),
         F.col("run_id").alias("source_run_id"),
-        # Placeholders until the dialect mapping fills them (issue 14 work in progress).
-        *[
-            F.lit(None).cast("string").alias(c)
-            for c in (
-                "service_subcategory", "host_provider", "invoice_issuer", "model_id",
-                "token_direction", "token_cache_action", "lineage",
-            )
-        ],  # fmt: skip
-        F.lit("provisional").alias("dataset_status"),
+        F.col("_lineage").alias("lineage"),
+        # The run facts carry dataset_status (discovery decides it); provisional without them.
+        *(
+            []
+            if "dataset_status" in rows.columns
+            else [F.lit("provisional").alias("dataset_status")]
+        ),
     )
 
 
@@ -491,9 +699,10 @@ def _rename_canonical(df: DataFrame) -> DataFrame:
     # Spark resolves names ignoring case: canonical names that collide with the intermediate
     # ones are built with a `_c` suffix, and the intermediate columns dropped first.
     clash = [
-        "provider_name", "sub_account_id", "service_name", "service_category", "sku_id",
-        "sku_description", "resource_id", "resource_group", "tags", "billed_cost", "effective_cost",
-        "charge_category", "charge_class",
+        "provider_name", "host_provider", "invoice_issuer", "sub_account_id", "service_name",
+        "service_category", "service_subcategory", "sku_id", "sku_description", "resource_id",
+        "resource_group", "tags", "billed_cost", "effective_cost", "charge_category",
+        "charge_class",
     ]  # fmt: skip
     df = df.drop(*clash)
     for name in clash:

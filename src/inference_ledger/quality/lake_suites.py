@@ -114,29 +114,54 @@ def with_row_checks(df: DataFrame, table: str, cfg: QualityConfig) -> DataFrame:
             (F.col(c).between(F.lit(0), top), _shown(c)) for c in TOKEN_COLUMNS
         ]
     if table == "billing_lines":
-        flags["dq_charge_outside_billing_period"] = [(_charge_inside(), _charge_period())]
+        flags["dq_charge_outside_billing_period"] = [(_charge_accounted(), _charge_period())]
     for name, checks in flags.items():
         df = df.withColumn(name, _violations(checks))
+    if table == "billing_lines":
+        # A failure names the line's file (and source line where the table keeps it).
+        where = _line_origin(df)
+        for name in flags:
+            df = df.withColumn(name, F.concat(where, F.col(name)))
     return df
 
 
-def _charge_inside() -> Column:
-    """The charge period lies inside its export's billing month (`billing_month` YYYY-MM, UTC;
-    the period end is exclusive); a missing bound is outside."""
-    month_start = F.to_date(F.concat(F.col("billing_month"), F.lit("-01")))
-    inside = (
-        (F.col("charge_period_start") >= month_start.cast("timestamp"))
-        & (F.col("charge_period_end") <= F.add_months(month_start, 1).cast("timestamp"))
-        & (F.col("charge_period_start") < F.col("charge_period_end"))
+def _line_origin(df: DataFrame) -> Column:
+    line = (
+        F.concat(F.lit(":"), F.col("line_number").cast("string"))
+        if "line_number" in df.columns
+        else F.lit("")
     )
-    return F.coalesce(inside, F.lit(False))
+    return F.concat(
+        F.coalesce(F.col("source_file"), F.lit("?")), F.coalesce(line, F.lit("")), F.lit(": ")
+    )
+
+
+def _charge_accounted() -> Column:
+    """What FOCUS requires of a charge period (ChargePeriodStart / ChargePeriodEnd present, the
+    start inclusive and the exclusive end after it), and that the line is accounted
+    (`usage_date`) inside the billing month it was invoiced in (`billing_month` YYYY-MM). The
+    charge period itself may outlast the month: an upfront 1-year purchase, a correction of an
+    earlier month. A missing value fails."""
+    month_start = F.to_date(F.concat(F.col("billing_month"), F.lit("-01")))
+    ok = (
+        (F.col("charge_period_start") < F.col("charge_period_end"))
+        & (F.col("usage_date") >= month_start)
+        & (F.col("usage_date") < F.add_months(month_start, 1))
+    )
+    return F.coalesce(ok, F.lit(False))
 
 
 def _charge_period() -> Column:
     return F.concat_ws(
         " ",
-        F.col("billing_month"),
-        F.coalesce(F.col("charge_period_start").cast("string"), F.lit("null")),
+        F.concat(F.lit("billing_month="), F.coalesce(F.col("billing_month"), F.lit("null"))),
+        F.concat(
+            F.lit("usage_date="), F.coalesce(F.col("usage_date").cast("string"), F.lit("null"))
+        ),
+        F.concat(
+            F.lit("charge_period="),
+            F.coalesce(F.col("charge_period_start").cast("string"), F.lit("null")),
+        ),
         F.lit(".."),
         F.coalesce(F.col("charge_period_end").cast("string"), F.lit("null")),
     )
@@ -150,7 +175,8 @@ ROW_CHECKS = {
     "dq_tokens_out_of_bounds": ("token_bounds", "token and request counts within [0, bound]"),
     "dq_charge_outside_billing_period": (
         "charge_in_billing_period",
-        "charge period inside the billing month of its export",
+        "charge period well formed (start before its exclusive end) and the line accounted "
+        "(usage_date) inside its billing month",
     ),
 }
 
