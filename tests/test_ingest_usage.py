@@ -7,6 +7,8 @@ import os
 from datetime import date
 from pathlib import Path
 
+from pyspark.sql import functions as F
+
 from inference_ledger import lake
 from inference_ledger.ingest import records as R
 from inference_ledger.ingest import usage
@@ -413,3 +415,59 @@ def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path
     assert sorted(r["project_id"] for r in facts.collect()) == [
         "a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2", "d3"
     ]  # fmt: skip
+
+
+def test_generated_newer_fields_and_unfinished_pull_load_as_documented(spark, tmp_path):
+    from inference_ledger.sample.scenario import quarter_range
+    from inference_ledger.sample.sink import Sink
+    from inference_ledger.sample.usage import write_usage
+
+    q = quarter_range("2024-Q1", "2024-Q1")
+    old = write_usage(Sink(tmp_path / "old"), q, 3, 0.25, True)
+    new = write_usage(
+        Sink(tmp_path / "new"), q, 3, 0.25, True, newer_fields=True, unfinished_pull=True
+    )
+    # The default output has no partial pull; the option makes exactly the one it reports.
+    assert usage.partial_pulls(usage.usage_files(tmp_path / "old")) == {}
+    assert len(new.unfinished_pulls) == 1 and new.withheld_results > 0
+    assert usage.partial_pulls(usage.usage_files(tmp_path / "new")) == {
+        str(tmp_path / "new" / f): w for f, w in new.unfinished_pulls.items()
+    }
+
+    def totals(landing):
+        records = usage.usage_records(usage.read_pages(spark, usage.usage_files(landing)))
+        return {
+            r["channel"]: r.asDict()
+            for r in records.groupBy("channel")
+            .agg(
+                F.sum(F.when(F.col("status") == "quarantined", 1).otherwise(0)).alias("q"),
+                F.sum(F.when(F.col("status") == "loaded", 1).otherwise(0)).alias("loaded"),
+                *[
+                    F.sum(F.when(F.col("status") == "loaded", F.col(c))).alias(c)
+                    for c in [
+                        "input_tokens",
+                        "input_cached_tokens",
+                        "output_tokens",
+                        "input_uncached_tokens",
+                        "input_cache_write_tokens",
+                    ]
+                ],  # fmt: skip
+            )
+            .collect()
+        }
+
+    after = totals(tmp_path / "new")
+    label = q[0].label
+    for channel in ("openai", "azure_openai"):
+        a = after[channel]
+        assert a["q"] == 0
+        assert a["input_tokens"] + a["output_tokens"] == new.tokens[channel][label]
+        # The newer split adds up to the same input total.
+        assert a["input_uncached_tokens"] + a["input_cached_tokens"] + a[
+            "input_cache_write_tokens"] == a["input_tokens"]  # fmt: skip
+        assert a["input_cache_write_tokens"] > 0
+    # Only first-party results were withheld: the partner's tokens are the default run's.
+    assert new.tokens["azure_openai"] == old.tokens["azure_openai"]
+    assert new.tokens["openai"][label] < old.tokens["openai"][label]
+    assert after["openai"]["loaded"] + after["azure_openai"]["loaded"] == new.results_unique
+    assert old.results_unique - new.results_unique == new.withheld_results
