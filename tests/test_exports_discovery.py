@@ -548,8 +548,8 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
         (r["billing_month"], r["source_run_id"], r["dataset_status"], r["billed_cost_usd"])
         for r in lines.collect()
     ) == [
-        ("2024-01", "jan", "final", D("10.00")),
         ("2024-01", "jan", "final", D("5.50")),
+        ("2024-01", "jan", "final", D("10.00")),
         ("2024-02", "feb-1", "provisional", D("7.00")),
     ]
 
