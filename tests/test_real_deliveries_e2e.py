@@ -26,6 +26,9 @@ from tests.reliability_support import current_ledger, query
 REAL = Path(__file__).parent / "data" / "real"
 EA = REAL / "EA_ActualCost_Small.csv"
 EA_TOTAL = Decimal("8.5450077867419368")  # the sum of the sample's 11 `Cost` values
+# Money is kept to 10 decimal places from file to mart (DecimalType(38,10) / numeric(38,10)):
+# the sample's one 16-place amount (0.4838709677419368) is rounded half-up at the 10th place.
+EA_TOTAL_PUBLISHED = Decimal("8.5450077867")
 SCOPE = "/providers/Microsoft.Billing/billingAccounts/8611537"
 EXPORT = "ea-actualcost-daily"
 EXPORT_ID = f"{SCOPE}/providers/Microsoft.CostManagement/exports/{EXPORT}"
@@ -173,7 +176,8 @@ def test_the_ea_sample_publishes_its_total_to_the_last_digit(published):
         " FROM marts.inference_spend_daily WHERE usage_date < '2023-10-01' GROUP BY 1, 2",
     )
     # No tag, resource group or meter of the sample is an inference or training workload.
-    assert rows == [("other", "Microsoft", EA_TOTAL)]
+    assert rows == [("other", "Microsoft", EA_TOTAL_PUBLISHED)]
+    assert EA_TOTAL.quantize(Decimal("1e-10")) == EA_TOTAL_PUBLISHED
 
 
 def test_focus_ai_token_bills_are_inference_spend_per_model_and_direction(published):
