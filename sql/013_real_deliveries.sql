@@ -78,3 +78,5 @@ GRANT SELECT ON marts.workload_share_monthly TO ledger_analyst;
 ALTER TABLE audit.input_files ADD COLUMN warning text;
 COMMENT ON COLUMN audit.input_files.warning IS
     'Why the file needs a look although its rows balance: no manifest or FOCUS run claims it, a partial usage pull (has_more without its next page), ...';
+
+COMMENT ON COLUMN marts.unit_cost_monthly.allocated_spend_usd IS 'Month''s inference spend allocated to the model: the bill''s own spend for the model where the bill names it, the rest by usage priced at the price sheet (config/unit_cost_allocation.yaml)';

@@ -618,6 +618,12 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
     periods = reconcile.periods_frame(spark, start, end)
     daily = spend.inference_spend_daily(billing)
     unit = spend.unit_cost_monthly(usage_facts, billing, prices)
+    for r in spend.unpriced_usage(usage_facts, prices).orderBy("usage_month").collect()[:20]:
+        log.warning(
+            "unit cost: %s %s %s has %s tokens with no USD price in effect; weighed by the"
+            " allocation fallback (config/unit_cost_allocation.yaml)",
+            r["usage_month"], r["channel"], r["model"], r["unpriced_tokens"],
+        )  # fmt: skip
     rec = rec_all.join(periods.select("period_label"), "period_label", "left_semi")
     if adjustments is not None:
         rec = rec.unionByName(
