@@ -80,7 +80,10 @@ def generate_landing(
     billing_parquet: bool = False,
     billing_layout: str = "cost-management",
     billing_manifest: str = "2024-04-01",
+    billing_ai_tokens: bool = False,
     usage_conflicts: bool = False,
+    usage_newer_fields: bool = False,
+    usage_unfinished_pull: bool = False,
     statement_chains: bool = False,
     contract_changes: bool = False,
 ) -> GenerationSummary:
@@ -96,7 +99,11 @@ def generate_landing(
     YYYYMMDD>/<YYYYMMDDHHMM>/<run-guid>/`, `part_<n>_0001` blobs named by their container
     path) or as older exports did (`legacy`: `<export>/<period>/<run-guid>/`, blob names
     relative); `billing_manifest` is the manifest shape (`2024-04-01` with row counts, or
-    `2023-07-01-preview` with byte counts only).
+    `2023-07-01-preview` with byte counts only). `billing_dialect` `focus-1.3` / `focus-1.4`
+    write those FOCUS versions' columns; `billing_ai_tokens` adds Azure OpenAI token meters to
+    the inference fleet (same totals, spread over more lines). `usage_newer_fields` writes the
+    usage API's newer token splits and `usage_unfinished_pull` a pull whose last page never
+    arrived (sample/usage.py).
 
     Input edge cases beyond the always-present redeliveries, restated revenue versions and
     superseding statements: `usage_conflicts` adds earlier partial pulls of some usage pages
@@ -126,8 +133,17 @@ def generate_landing(
         billing_parquet,
         layout=billing_layout,
         manifest_shape=billing_manifest,
+        ai_tokens=billing_ai_tokens,
     )
-    usage = write_usage(sink, quarters, seed, scale, usage_conflicts)
+    usage = write_usage(
+        sink,
+        quarters,
+        seed,
+        scale,
+        usage_conflicts,
+        newer_fields=usage_newer_fields,
+        unfinished_pull=usage_unfinished_pull,
+    )
     finance = write_finance(
         sink,
         quarters,
