@@ -287,7 +287,8 @@ def test_focus_10_and_12_with_corrections_and_x_columns(spark, tmp_path, fx):
             "inference",
         ),
         (
-            "focus-1.2",
+            # ServiceProviderName is a FOCUS 1.3 column (it replaced ProviderName): 1.3.
+            "focus-1.3",
             "Google Cloud",
             "2024-01-09",
             "Usage",

@@ -424,7 +424,7 @@ def ea_without(column: str):
 
 
 def focus_without_provider(base: Base, root: Path) -> Path:
-    header = [h for h in base.focus_header if h != "ServiceProviderName"]
+    header = [h for h in base.focus_header if h not in ("ServiceProviderName", "ProviderName")]
     rows = [{k: v for k, v in r.items() if k in header} for r in base.focus_rows[:1]]
     return _focus_file(root, "no-provider", to_csv(header, rows).encode())
 
@@ -511,11 +511,19 @@ CASES: list[Case] = [
          mca("mca-dayfirst", date="31/01/2024"),
          Q(((2, "ChargePeriodStart", "charge date is not a date"),))),
     # FOCUS 1.2 (folder runs without a manifest)
+    # A FOCUS charge period may lie outside its billing period (purchases, corrections), so a
+    # charge starting on February 1st UTC is no fault by itself; a row whose own billing
+    # period (written in -05:00: February 1st..March 1st UTC) is not the export's is.
     Case("focus_date_in_wrong_zone", "billing.focus",
-         "ChargePeriodStart 2024-01-31T23:00-05:00 = February 1st UTC, in a January export",
+         "BillingPeriodStart 2024-01-31T19:00-05:00 = February 1st UTC, in a January export",
          focus("zone", ChargePeriodStart="2024-01-31T23:00:00-05:00",
-               ChargePeriodEnd="2024-02-01T23:00:00-05:00"),
-         Q(((2, "ChargePeriodStart", "outside the export's billing period"),))),
+               ChargePeriodEnd="2024-02-01T23:00:00-05:00",
+               BillingPeriodStart="2024-01-31T19:00:00-05:00",
+               BillingPeriodEnd="2024-02-29T19:00:00-05:00"),
+         Q(((2, "BillingPeriodStart", "is not the export's billing period"),))),
+    Case("focus_sku_price_details_not_json", "billing.focus", "SkuPriceDetails {ModelId: x",
+         focus("spd", SkuPriceDetails="{ModelId: x"),
+         Q(((2, "SkuPriceDetails", "SkuPriceDetails is not a JSON object"),))),
     Case("focus_end_before_start", "billing.focus", "ChargePeriodEnd before ChargePeriodStart",
          focus("backwards", ChargePeriodEnd="2023-12-31T00:00:00Z"),
          Q(((2, "ChargePeriodEnd", "charge period end is not after its start"),))),

@@ -8,6 +8,7 @@ slightly different numbers, so adding runs up gives a wrong (larger) answer.
 from __future__ import annotations
 
 import calendar
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,7 @@ class Sku:
     resource_type: str
     available_from: date | None = None
     retired_from: date | None = None
+    token: tuple[str, str] | None = None  # (model, Input|Output) of a token meter
 
 
 SKUS = {
@@ -91,8 +93,17 @@ SKUS = {
             Decimal("0.0184"), "Microsoft.Storage", "storageAccounts"),
         Sku("egress", "Bandwidth", "Rtn Preference: MGN", "Standard Data Transfer Out", "1 GB",
             Decimal("0.0500"), "Microsoft.Network", "applicationGateways"),
+        # Azure OpenAI token meters (names as Cost Management writes them); only in a fleet
+        # built with ai_tokens.
+        Sku("gpt4o-in", "Azure OpenAI", "gpt-4o", "gpt-4o-0513 Inp regnl 1K Tokens",
+            "1K Tokens", Decimal("0.0025"), "Microsoft.CognitiveServices", "accounts",
+            token=("gpt-4o-0513", "Input")),
+        Sku("gpt4o-out", "Azure OpenAI", "gpt-4o", "gpt-4o-0513 Outp regnl 1K Tokens",
+            "1K Tokens", Decimal("0.0100"), "Microsoft.CognitiveServices", "accounts",
+            token=("gpt-4o-0513", "Output")),
     )
 }  # fmt: skip
+TOKEN_SKUS = ("gpt4o-in", "gpt4o-out")
 
 
 @dataclass(frozen=True)
@@ -149,7 +160,10 @@ def _untagged(workload: str, i: int) -> bool:
     return {"inference": i % 3 == 2, "training": i % 4 == 3, "other": i % 2 == 1}[workload]
 
 
-def build_fleet(seed: int, scale: float) -> list[Resource]:
+def build_fleet(seed: int, scale: float, ai_tokens: bool = False) -> list[Resource]:
+    """The resources billed each day. With `ai_tokens`, one Azure OpenAI account per token
+    meter joins the inference fleet (appended: the other resources are unchanged; the
+    workload totals stay exact, spread over more lines)."""
     rng = rng_for(seed, "billing", "fleet")
     subs = {
         "inference": (uuid_from(rng), "inference-prod"),
@@ -169,6 +183,8 @@ def build_fleet(seed: int, scale: float) -> list[Resource]:
                 name = f"vmss-{name_prefix[workload]}-{sku.code}-{region}-{i + 1:02d}"
             elif sku.service == "Microsoft.Storage":
                 name = f"st{name_prefix[workload]}{region}{i + 1:02d}"
+            elif sku.service == "Microsoft.CognitiveServices":
+                name = f"aoai-{name_prefix[workload]}-{region}-{i + 1:02d}"
             else:
                 name = f"agw-{name_prefix[workload]}-{region}-{i + 1:02d}"
             fleet.append(
@@ -189,7 +205,23 @@ def build_fleet(seed: int, scale: float) -> list[Resource]:
                     weight=rng.randint(60, 140),
                 )
             )
+    if ai_tokens:
+        fleet += _token_resources(rng, subs["inference"], len(fleet))
     return fleet
+
+
+def _token_resources(rng, sub: tuple[str, str], order: int) -> list[Resource]:
+    region, region_name = REGIONS[0]
+    rg = f"rg-inference-{region}"
+    rid = (
+        f"/subscriptions/{sub[0]}/resourceGroups/{rg}/providers/"
+        f"Microsoft.CognitiveServices/accounts/aoai-inf-{region}-01"
+    )
+    return [
+        Resource(order + n, "inference", SKUS[code], region, region_name, sub[0], sub[1], rg, rid,
+                 TAGS["inference"], rng.randint(60, 140))
+        for n, code in enumerate(TOKEN_SKUS)
+    ]  # fmt: skip
 
 
 def _days(start: date, end: date) -> Iterator[date]:
@@ -339,15 +371,36 @@ MCA_COLUMNS = (
     "costInUsd", "exchangeRatePricingToBilling", "resourceLocation", "consumedService",
     "ResourceId", "tags", "chargeType", "publisherType", "pricingModel",
 )  # fmt: skip
+# FOCUS as Azure's FocusCost export writes it: 1.2 (the default, `focus`), 1.3 (adds
+# ServiceProviderName / HostProviderName / ContractApplied; ProviderName and PublisherName
+# deprecated but kept) and 1.4 (drops them, adds InvoiceDetailId).
 FOCUS_COLUMNS = (
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType",
     "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass",
     "ChargeDescription", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity",
-    "ConsumedUnit", "EffectiveCost", "InvoiceId", "RegionId", "RegionName", "ResourceId",
-    "ServiceCategory", "ServiceName", "ServiceProviderName", "SkuId", "SubAccountId",
-    "SubAccountName", "Tags", "x_ResourceGroupName", "x_SkuDescription",
+    "ConsumedUnit", "EffectiveCost", "InvoiceId", "InvoiceIssuerName", "ProviderName",
+    "PublisherName", "RegionId", "RegionName", "ResourceId", "ServiceCategory", "ServiceName",
+    "ServiceSubcategory", "SkuId", "SkuPriceDetails", "SubAccountId", "SubAccountName", "Tags",
+    "x_ResourceGroupName", "x_SkuDescription",
 )  # fmt: skip
-DIALECTS = ("ea", "mca", "focus")
+FOCUS_13_COLUMNS = (*FOCUS_COLUMNS, "ServiceProviderName", "HostProviderName", "ContractApplied")
+FOCUS_14_COLUMNS = (
+    *[c for c in FOCUS_13_COLUMNS if c not in ("ProviderName", "PublisherName")],
+    "InvoiceDetailId",
+)
+FOCUS_DIALECTS = {
+    "focus": (FOCUS_COLUMNS, "1.2-preview"),
+    "focus-1.3": (FOCUS_13_COLUMNS, "1.3"),
+    "focus-1.4": (FOCUS_14_COLUMNS, "1.4"),
+}
+# FOCUS ServiceCategory of the generated meter categories.
+FOCUS_SERVICE_CATEGORIES = {
+    "Virtual Machines": "Compute",
+    "Storage": "Storage",
+    "Bandwidth": "Networking",
+    "Azure OpenAI": "AI and Machine Learning",
+}
+DIALECTS = ("ea", "mca", *FOCUS_DIALECTS)
 
 
 def _mca_row(ea_row: tuple[str, ...]) -> tuple[str, ...]:
@@ -364,20 +417,47 @@ def _mca_row(ea_row: tuple[str, ...]) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def _focus_row(line: Line, ea_row: tuple[str, ...], first: date, last: date) -> tuple[str, ...]:
+def _sku_price_details(sku: Sku | None) -> str:
+    if sku is None or sku.token is None:
+        return ""
+    model, direction = sku.token
+    details = {"ModelId": model, "TokenDirection": direction}
+    if direction == "Input":  # FOCUS: no TokenCacheAction on tokens a response generated
+        details["TokenCacheAction"] = "Uncached"
+    return json.dumps(details, sort_keys=True, separators=(",", ":"))
+
+
+def _focus_row(
+    line: Line, ea_row: tuple[str, ...], first: date, last: date, dialect: str = "focus"
+) -> tuple[str, ...]:
+    """The EA row's charge in the dialect's FOCUS columns (FOCUS_DIALECTS)."""
     e = dict(zip(EA_COLUMNS, ea_row, strict=True))
-    day = line.day
-    tags = "{" + e["Tags"] + "}" if e["Tags"] else ""
-    return (
-        e["CostInBillingCurrency"], e["BillingAccountId"], e["BillingAccountName"],
-        "Billing Account", "USD", f"{last + timedelta(days=1):%Y-%m-%d}T00:00:00Z",
-        f"{first:%Y-%m-%d}T00:00:00Z", "Usage", "", e["ProductName"],
-        f"{day + timedelta(days=1):%Y-%m-%d}T00:00:00Z", f"{day:%Y-%m-%d}T00:00:00Z",
-        e["Quantity"], e["UnitOfMeasure"], e["CostInBillingCurrency"],
-        f"G{first:%Y%m}", e["ResourceLocation"], e["MeterRegion"], e["ResourceId"],
-        "", e["MeterCategory"], "Microsoft", e["MeterId"], e["SubscriptionId"],
-        e["SubscriptionName"], tags, e["ResourceGroup"], e["MeterName"],
-    )  # fmt: skip
+    day, sku = line.day, line.resource.sku
+    token = sku.token is not None
+    row = {
+        "BilledCost": e["CostInBillingCurrency"], "BillingAccountId": e["BillingAccountId"],
+        "BillingAccountName": e["BillingAccountName"], "BillingAccountType": "Billing Account",
+        "BillingCurrency": "USD", "BillingPeriodEnd": f"{last + timedelta(days=1):%Y-%m-%d}T00:00:00Z",
+        "BillingPeriodStart": f"{first:%Y-%m-%d}T00:00:00Z", "ChargeCategory": "Usage",
+        "ChargeClass": "", "ChargeDescription": e["ProductName"],
+        "ChargePeriodEnd": f"{day + timedelta(days=1):%Y-%m-%d}T00:00:00Z",
+        "ChargePeriodStart": f"{day:%Y-%m-%d}T00:00:00Z", "ConsumedQuantity": e["Quantity"],
+        "ConsumedUnit": e["UnitOfMeasure"], "EffectiveCost": e["CostInBillingCurrency"],
+        "InvoiceId": f"G{first:%Y%m}", "InvoiceIssuerName": "Microsoft",
+        "ProviderName": "Microsoft", "PublisherName": "Microsoft",
+        "RegionId": e["ResourceLocation"], "RegionName": e["MeterRegion"],
+        "ResourceId": e["ResourceId"],
+        "ServiceCategory": FOCUS_SERVICE_CATEGORIES.get(e["MeterCategory"], "Other"),
+        "ServiceName": e["MeterCategory"],
+        "ServiceSubcategory": "Generative AI" if token else "",
+        "SkuId": e["MeterId"], "SkuPriceDetails": _sku_price_details(sku),
+        "SubAccountId": e["SubscriptionId"], "SubAccountName": e["SubscriptionName"],
+        "Tags": "{" + e["Tags"] + "}" if e["Tags"] else "",
+        "x_ResourceGroupName": e["ResourceGroup"], "x_SkuDescription": e["MeterName"],
+        "ServiceProviderName": "Microsoft", "HostProviderName": "Microsoft",
+        "ContractApplied": "", "InvoiceDetailId": f"G{first:%Y%m}-{e['MeterId'][:8]}",
+    }  # fmt: skip
+    return tuple(row[c] for c in FOCUS_DIALECTS[dialect][0])
 
 
 # Numeric columns Azure types as numbers in its Parquet exports.
@@ -440,13 +520,13 @@ def _run_folder(top: str, run: Run, run_id: str, first: date, last: date, layout
 def _manifest(run: Run, run_id: str, first: date, blobs: list[dict], rows: int, opts: dict) -> dict:
     """The run's manifest in the shape asked for. 2024-04-01 totals its blobs; the
     2023-07-01-preview shape has neither totals nor row counts (blobs carry byteCount only)."""
-    legacy, focus = opts["layout"] == "legacy", opts["dialect"] == "focus"
+    legacy, focus = opts["layout"] == "legacy", opts["dialect"] in FOCUS_DIALECTS
     doc = {
         "exportConfig": {
             "exportName": EXPORT_NAME,
             # The export's own resource id (its scope is what precedes /providers/...).
             "resourceId": SCOPE if legacy else f"{SCOPE}/{EXPORT_SUFFIX}/{EXPORT_NAME}",
-            "dataVersion": "1.2-preview" if focus else "2021-10-01",
+            "dataVersion": FOCUS_DIALECTS[opts["dialect"]][1] if focus else "2021-10-01",
             "apiVersion": "2023-07-01-preview",
             "type": "FocusCost" if focus else "ActualCost",
             "timeFrame": run.time_frame,
@@ -500,7 +580,7 @@ def write_run(
     `bad_rows` extra rows with unparseable costs (quarantined; totals unaffected);
     `overstate_rows` makes the manifest claim more than delivered (the run is rejected): more
     rows, or in the preview shape (no row counts) as many more bytes."""
-    top = "billing/focus/azure" if dialect == "focus" else "billing/azure"
+    top = "billing/focus/azure" if dialect in FOCUS_DIALECTS else "billing/azure"
     folder = _run_folder(top, run, run_id, first, last, layout)
     rows = [_row(ln, first, last) for ln in run.lines]
     faults = ("1,234.56", "NaN", "12.34.56", "")
@@ -509,9 +589,9 @@ def write_run(
     header = EA_COLUMNS
     if dialect == "mca":
         rows, header = [_mca_row(r) for r in rows], MCA_COLUMNS
-    elif dialect == "focus":
-        rows = [_focus_row(ln, r, first, last) for ln, r in zip(lines, rows, strict=True)]
-        header = FOCUS_COLUMNS
+    elif dialect in FOCUS_DIALECTS:
+        rows = [_focus_row(ln, r, first, last, dialect) for ln, r in zip(lines, rows, strict=True)]
+        header = FOCUS_DIALECTS[dialect][0]
     chunks = [rows[i : i + MAX_ROWS_PER_BLOB] for i in range(0, len(rows), MAX_ROWS_PER_BLOB)]
     blobs = []
     for n, chunk in enumerate(chunks or [[]]):
@@ -546,6 +626,7 @@ def write_billing(
     parquet: bool = False,
     layout: str = "cost-management",
     manifest_shape: str = "2024-04-01",
+    ai_tokens: bool = False,
 ) -> BillingStats:
     """With `faults`, some months get a final run with unparseable extra rows (quarantined)
     and a later re-run whose manifest overstates its rows (rejected: the final run stays).
@@ -558,7 +639,7 @@ def write_billing(
             f"{MANIFEST_SHAPES}, got {layout!r}, {manifest_shape!r}"
         )
     shape = {"layout": layout, "manifest_shape": manifest_shape}
-    fleet = build_fleet(seed, scale)
+    fleet = build_fleet(seed, scale, ai_tokens)  # ai_tokens: Azure OpenAI token meters too
     stats = BillingStats()
     month_index = 0
     for q in quarters:
