@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from inference_ledger.periods import quarters_between
 from inference_ledger.transform.contract import minus, ratio, select_mart
+from inference_ledger.transform.pricing import token_rows, with_price_sheet
 
 MONEY = T.DecimalType(38, 10)
 RATE = T.DecimalType(18, 10)
@@ -139,51 +140,13 @@ def usage_estimate(usage_facts: DataFrame, prices: DataFrame, terms: DataFrame) 
         F.col("effective_from").alias("_t_from"),
         F.col("effective_to").alias("_t_to"),
     )
-    cached = F.coalesce(F.col("input_cached_tokens"), F.lit(0))
-    tokens = (
-        usage_facts.filter(F.col("channel") == USAGE_CHANNEL)
-        .select(
-            "usage_date",
-            "channel",
-            "model",
-            F.explode(
-                F.array(
-                    F.struct(
-                        F.lit("input").alias("token_type"),
-                        (F.col("input_tokens") - cached).alias("tokens"),
-                    ),
-                    F.struct(F.lit("cached_input").alias("token_type"), cached.alias("tokens")),
-                    F.struct(
-                        F.lit("output").alias("token_type"), F.col("output_tokens").alias("tokens")
-                    ),
-                )
-            ).alias("t"),
-        )
-        .select("usage_date", "channel", "model", "t.token_type", "t.tokens")
-    )
+    tokens = token_rows(usage_facts.filter(F.col("channel") == USAGE_CHANNEL))
     in_terms = tokens.join(
         F.broadcast(rep),
         (F.col("usage_date") >= F.col("_t_from"))
         & (F.col("usage_date") < F.coalesce(F.col("_t_to"), _far())),
     )
-    sheet = prices.filter(F.col("currency") == "USD").select(
-        F.col("channel").alias("_p_channel"),
-        F.col("model").alias("_p_model"),
-        F.col("token_type").alias("_p_type"),
-        "unit_tokens",
-        "unit_price",
-        F.col("effective_from").alias("_p_from"),
-        F.col("effective_to").alias("_p_to"),
-    )
-    priced = in_terms.join(
-        F.broadcast(sheet),
-        (F.col("channel") == F.col("_p_channel"))
-        & (F.col("model") == F.col("_p_model"))
-        & (F.col("token_type") == F.col("_p_type"))
-        & (F.col("usage_date") >= F.col("_p_from"))
-        & (F.col("usage_date") < F.coalesce(F.col("_p_to"), _far())),
-        "left",
-    )
+    priced = with_price_sheet(in_terms, prices)
     value = F.col("tokens").cast(_TOKENS) * F.col("unit_price").cast(RATE)
     by_unit = priced.groupBy(
         quarter_label(F.col("usage_date")).alias("period_label"),

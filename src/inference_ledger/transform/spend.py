@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from inference_ledger.transform.contract import minus, ratio, select_mart
+from inference_ledger.transform.pricing import token_rows, with_price_sheet
 
 MONEY = T.DecimalType(38, 10)
 AMOUNT = T.DecimalType(28, 10)
@@ -144,22 +145,14 @@ def _month_usage(usage_facts: DataFrame) -> DataFrame:
 
 
 def _token_rows(usage_facts: DataFrame) -> DataFrame:
-    """One row per usage row and price-sheet token type: input_tokens includes the cached
-    ones, which the price sheet prices separately."""
-    cached = F.coalesce(F.col("input_cached_tokens"), F.lit(0))
-    parts = {
-        "input": F.col("input_tokens") - cached,
-        "cached_input": cached,
-        "output": F.col("output_tokens"),
-    }
-    types = [F.struct(F.lit(k).alias("token_type"), v.alias("tokens")) for k, v in parts.items()]
-    return usage_facts.select(
+    return token_rows(usage_facts).select(
         F.trunc("usage_date", "month").alias("usage_month"),
         "usage_date",
         "channel",
         F.coalesce(F.col("model"), F.lit(UNKNOWN)).alias("model"),
-        F.explode(F.array(*types)).alias("t"),
-    ).select("usage_month", "usage_date", "channel", "model", "t.token_type", "t.tokens")
+        "token_type",
+        "tokens",
+    )
 
 
 def priced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
@@ -171,24 +164,7 @@ def priced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
     tokens = _token_rows(usage_facts)
     if prices is None:
         prices = tokens.sparkSession.createDataFrame([], _PRICES_DDL)
-    sheet = prices.filter(F.col("currency") == "USD").select(
-        F.col("channel").alias("_p_channel"),
-        F.col("model").alias("_p_model"),
-        F.col("token_type").alias("_p_type"),
-        "unit_tokens",
-        "unit_price",
-        F.col("effective_from").alias("_p_from"),
-        F.col("effective_to").alias("_p_to"),
-    )
-    priced = tokens.join(
-        F.broadcast(sheet),
-        (F.col("channel") == F.col("_p_channel"))
-        & (F.col("model") == F.col("_p_model"))
-        & (F.col("token_type") == F.col("_p_type"))
-        & (F.col("usage_date") >= F.col("_p_from"))
-        & (F.col("_p_to").isNull() | (F.col("usage_date") < F.col("_p_to"))),
-        "left",
-    )
+    priced = with_price_sheet(tokens, prices)
     has_price = F.col("unit_price").isNotNull()
     value = F.col("tokens").cast(TOKENS) * F.col("unit_price").cast(RATE)
     by_unit = priced.groupBy("usage_month", "channel", "model", "unit_tokens").agg(
