@@ -23,6 +23,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from inference_ledger.db import connect, migrate
+from inference_ledger.ingest import exports
 
 AS_OF = date(2026, 11, 27)
 REPO = Path(__file__).resolve().parents[1]
@@ -204,7 +205,8 @@ def newest_run(landing: Path, month_folder: str, export: str = "ea-actualcost-da
 
 def blob_rows(manifest: Path) -> tuple[list[str], list[dict]]:
     doc = json.loads(manifest.read_text())
-    text = read_blob(manifest.parent / doc["blobs"][0]["blobName"])
+    # Blob names are container paths in Cost Management's layout: resolved as discovery does.
+    text = read_blob(exports.blob_path(manifest.parent, doc["blobs"][0]["blobName"]))
     reader = csv.DictReader(io.StringIO(text))
     return list(reader.fieldnames), list(reader)
 

@@ -286,3 +286,24 @@ def test_unpriced_usage_falls_back_to_the_month_average_or_zero(spark, tmp_path)
         (1, "openai", "d"): (D("7.00"), D("3.50")),
         **february,
     }
+
+
+def test_months_of_more_than_10_to_the_14_tokens_allocate_exactly(spark):
+    # The demo's 2025 months carry ~10^14 tokens: token counts must not pass through the
+    # 14-integer-digit weight type (this overflowed before).
+    big, small = 150_000_000_000_000, 50_000_000_000_000
+    billing = lake_df(spark, "billing_lines", [line("2025-03-05", "1000000.00"), line("2025-04-05", "300.00")])  # fmt: skip
+    facts = lake_df(spark, "usage_facts", [
+        usage("2025-03-03", "openai", "a", big, 0),                   # priced 1 / 1M: 150M USD
+        usage("2025-03-03", "openai", "b", small, 0),                 # no price: month average
+        usage("2025-04-03", "openai", "x", big, 0), usage("2025-04-03", "azure_openai", "y", 0, small),
+    ])  # fmt: skip
+    prices = lake_df(spark, "prices", [price("openai", "a", "input", "1")])
+    assert allocated(facts, billing, prices) == {
+        # March: b's tokens weigh as a's average priced token: 150M : 50M of value.
+        (3, "openai", "a"): (D("750000.00"), D("0.005")),
+        (3, "openai", "b"): (D("250000.00"), D("0.005")),
+        # April: nothing priced, plain token share (weights in millions of tokens).
+        (4, "openai", "x"): (D("225.00"), D("0.0000015")),
+        (4, "azure_openai", "y"): (D("75.00"), D("0.0000015")),
+    }

@@ -23,8 +23,13 @@ SHARE = T.DecimalType(13, 12)
 # tokens x unit price: decimal(15,0) x decimal(18,10) = decimal(34,10), every digit kept.
 TOKENS = T.DecimalType(15, 0)
 RATE = T.DecimalType(18, 10)
-# unpriced tokens / priced tokens of a month (up to 10^10 times as many unpriced).
-TOKEN_RATIO = T.DecimalType(20, 10)
+# A month's average USD value of a priced token.
+PRICE_PER_TOKEN = T.DecimalType(30, 24)
+# Token counts as integers for ratios of tokens: decimal(20,0) / decimal(20,0) keeps 18 places,
+# and a month may hold more than the 10^14 tokens a WEIGHT can (the demo's 2025 months do).
+TOKEN_COUNT = T.DecimalType(20, 0)
+# Token-count weights are per million tokens: shares are the same, and they fit a WEIGHT.
+PER_MILLION = Decimal(1_000_000)
 UNKNOWN = "(none)"
 DEFAULT_ALLOCATION = Path(__file__).resolve().parent.parent / "config" / "unit_cost_allocation.yaml"
 METHODS = ("price_sheet", "token_weights")
@@ -197,18 +202,19 @@ def unpriced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFram
 def _weights(usage: DataFrame, rule: AllocationRule) -> DataFrame:
     """`_weight` of each (month, channel, model) under the rule."""
     if rule.method == "token_weights":
-        cached = F.col("input_cached_tokens").cast(WEIGHT)
         weight = (
-            (F.col("input_tokens") - F.col("input_cached_tokens")).cast(WEIGHT) * F.lit(rule.input)
-            + cached * F.lit(rule.cached_input)
-            + F.col("output_tokens").cast(WEIGHT) * F.lit(rule.output)
+            _millions(F.col("input_tokens") - F.col("input_cached_tokens")) * F.lit(rule.input)
+            + _millions(F.col("input_cached_tokens")) * F.lit(rule.cached_input)
+            + _millions(F.col("output_tokens")) * F.lit(rule.output)
         )
         return usage.withColumn("_weight", weight.cast(WEIGHT))
     month = Window.partitionBy("usage_month")
     if rule.fallback == "month_average":
         # Each unpriced token weighs as much as the month's average priced token.
-        share = ratio(F.col("_unpriced_tokens"), F.col("_m_priced")).cast(TOKEN_RATIO)
-        extra = F.round(F.col("_m_value") * share, 10)
+        # The average is kept to 24 places: a ratio of tokens rounded first and then scaled by
+        # a month's value of 10^8 USD would be off in the 5th decimal.
+        average = (F.col("_m_value") / F.col("_m_priced").cast(TOKEN_COUNT)).cast(PRICE_PER_TOKEN)
+        extra = F.round(F.col("_unpriced_tokens").cast(TOKEN_COUNT) * average, 10)
     else:
         extra = F.lit(0)
     return (
@@ -218,10 +224,15 @@ def _weights(usage: DataFrame, rule: AllocationRule) -> DataFrame:
         .withColumn(
             "_weight",
             F.when(F.col("_m_priced") > 0, F.col("_value") + extra)
-            .otherwise(F.col("_unpriced_tokens"))
+            .otherwise(_millions(F.col("_unpriced_tokens")))
             .cast(WEIGHT),
         )
     )
+
+
+def _millions(tokens: Column) -> Column:
+    """Tokens in millions, exact (6 places)."""
+    return tokens.cast(TOKEN_COUNT) / F.lit(PER_MILLION).cast(T.DecimalType(7, 0))
 
 
 def _month_spend(billing_lines: DataFrame, usage: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -266,7 +277,7 @@ def _allocate(df: DataFrame) -> DataFrame:
     direct = F.col("_direct").isNotNull()
     in_model = F.when(F.col("_model_weight") > 0, F.col("_weight") / F.col("_model_weight")).when(
         F.col("_model_tokens") > 0,
-        F.col("total_tokens").cast(WEIGHT) / F.col("_model_tokens").cast(WEIGHT),
+        F.col("total_tokens").cast(TOKEN_COUNT) / F.col("_model_tokens").cast(TOKEN_COUNT),
     )
     biggest = month.orderBy(F.col("_alloc").desc(), F.col("_weight").desc(), "channel", "model")
     return (
@@ -331,7 +342,7 @@ def unit_cost_monthly(
         .transform(_allocate)
         .withColumn(
             "cost_per_1m_tokens_usd",
-            ratio(F.col("allocated_spend_usd") * F.lit(1_000_000), F.col("total_tokens")),
+            ratio(F.col("allocated_spend_usd"), _millions(F.col("total_tokens"))),
         )
     )
     return select_mart(out, "unit_cost_monthly")
