@@ -211,7 +211,7 @@ def blob_rows(manifest: Path) -> tuple[list[str], list[dict]]:
     return list(reader.fieldnames), list(reader)
 
 
-def _is_period_folder(name: str) -> bool:
+def is_period_folder(name: str) -> bool:
     first, _, last = name.partition("-")
     return len(first) == len(last) == 8 and (first + last).isdigit()
 
@@ -232,7 +232,7 @@ def write_export_run(
     nothing); the same scope and a later `submitted` makes it the month's newest run."""
     doc = json.loads(base_manifest.read_text())
     run_id = str(uuid.uuid4())
-    period = next(part for part in base_manifest.parts if _is_period_folder(part))
+    period = next(part for part in base_manifest.parts if is_period_folder(part))
     name = export_name or doc["exportConfig"]["exportName"]
     run_dir = landing / "billing" / "azure" / name / period / run_id
     run_dir.mkdir(parents=True)

@@ -349,14 +349,15 @@ def test_missing_fx_rate_fails_only_that_billing_month(
     import json
 
     from inference_ledger import cli
+    from inference_ledger.ingest import exports
+    from tests.reliability_support import newest_run
 
     before = marts_hash(pg_conn)
     broken = tmp_path / "landing"
     shutil.copytree(landing, broken)
-    manifests = sorted((broken / "billing" / "azure").glob("*/20240101-20240131/*/manifest.json"))
-    newest = max(manifests, key=lambda p: json.loads(p.read_text())["runInfo"]["submittedTime"])
+    newest = newest_run(broken, "20240101-20240131")
     doc = json.loads(newest.read_text())
-    blob = newest.parent / doc["blobs"][0]["blobName"]
+    blob = exports.blob_path(newest.parent, doc["blobs"][0]["blobName"])
     raw = (
         gzip.decompress(blob.read_bytes()).decode()
         if blob.name.endswith(".gz")

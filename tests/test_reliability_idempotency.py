@@ -16,6 +16,7 @@ from tests.reliability_support import (
     accounting_balances,
     copy_landing,
     generate_small,
+    is_period_folder,
     isolated_ledger,
     marts_hash,
     query,
@@ -74,10 +75,13 @@ def test_nights_delivered_and_run_in_reverse_order(spark, pg_url, landing, in_or
     held = tmp_path / "held"
     copy_landing(full, night1)
     late_runs = 0
-    for manifest in sorted(night1.glob("billing/azure/*/*/*/manifest.json")):
+    # Runs at any depth (Cost Management's layout); a run's month is its period folder.
+    manifests = sorted((night1 / "billing" / "azure").rglob("manifest.json"))
+    period_of = {m: next(part for part in m.parts if is_period_folder(part)) for m in manifests}
+    for manifest in manifests:
         doc = json.loads(manifest.read_text())
-        month = manifest.parent.parent.name[:6]
-        siblings = manifest.parent.parent.glob("*/manifest.json")
+        month = period_of[manifest][:6]
+        siblings = [m for m in manifests if period_of[m] == period_of[manifest]]
         newest = max(json.loads(p.read_text())["runInfo"]["submittedTime"] for p in siblings)
         q2 = month in ("202404", "202405", "202406")
         if not q2 or doc["runInfo"]["submittedTime"] != newest:

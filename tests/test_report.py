@@ -593,7 +593,7 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
             [
                 *_chromium_args(binary, profile),
                 f"--screenshot={shot}",
-                "--window-size=1400,2000",
+                "--window-size=1400,3200",
                 page.as_uri(),
             ],
             capture_output=True,
@@ -601,7 +601,7 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
         )
     assert shot.is_file(), proc.stderr.decode(errors="replace")[-2000:]
     width, height, rows = read_png(shot.read_bytes())
-    assert (width, height) == (1400, 2000)
+    assert (width, height) == (1400, 3200)
     pixels = [tuple(r[i : i + 3]) for r in rows[::4] for i in range(0, len(r), 12)]
     non_white = sum(1 for p in pixels if p != (255, 255, 255))
     assert non_white / len(pixels) > 0.2, "the screenshot is (nearly) blank"
