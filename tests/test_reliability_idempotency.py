@@ -78,13 +78,13 @@ def test_nights_delivered_and_run_in_reverse_order(spark, pg_url, landing, in_or
     # Runs at any depth (Cost Management's layout); a run's month is its period folder.
     manifests = sorted((night1 / "billing" / "azure").rglob("manifest.json"))
     period_of = {m: next(part for part in m.parts if is_period_folder(part)) for m in manifests}
+    # Read before anything moves: a moved sibling's manifest is no longer where it was.
+    submitted = {m: json.loads(m.read_text())["runInfo"]["submittedTime"] for m in manifests}
     for manifest in manifests:
-        doc = json.loads(manifest.read_text())
         month = period_of[manifest][:6]
-        siblings = [m for m in manifests if period_of[m] == period_of[manifest]]
-        newest = max(json.loads(p.read_text())["runInfo"]["submittedTime"] for p in siblings)
+        newest = max(submitted[m] for m in manifests if period_of[m] == period_of[manifest])
         q2 = month in ("202404", "202405", "202406")
-        if not q2 or doc["runInfo"]["submittedTime"] != newest:
+        if not q2 or submitted[manifest] != newest:
             late_runs += q2
             _move(manifest.parent, held / manifest.parent.relative_to(night1))
     for day in sorted(night1.glob("usage/*/*")):

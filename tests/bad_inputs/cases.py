@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from inference_ledger.ingest import exports
 from tests.reliability_support import (
     blob_rows,
     newest_run,
@@ -85,7 +86,10 @@ class Base:
     def __post_init__(self):
         self.ea_header, self.ea_rows = blob_rows(newest_run(self.landing, JAN))
         self.mca_header, self.mca_rows = blob_rows(newest_run(self.mca, JAN))
-        blob = sorted(self.focus.glob(f"billing/focus/*/{JAN}/*/*.csv*"))[0]
+        # Any depth: Azure's FOCUS export sits in Cost Management's layout under billing/focus.
+        blob = sorted(
+            p for p in (self.focus / "billing" / "focus").rglob("*.csv*") if JAN in p.parts
+        )[0]
         import csv
         import io
 
@@ -250,7 +254,7 @@ def same_scope_copy(base: Base, root: Path) -> Path:
     billing scope (same submitted time): one month, one current run."""
     manifest = newest_run(base.landing, MAR)
     doc = json.loads(manifest.read_text())
-    blob = manifest.parent / doc["blobs"][0]["blobName"]
+    blob = exports.blob_path(manifest.parent, doc["blobs"][0]["blobName"])
     return write_export_run(
         root,
         manifest,
@@ -392,13 +396,14 @@ def truncated_blob(base: Base, root: Path) -> Path:
     run = root / manifest.parent.relative_to(base.landing)
     shutil.copytree(manifest.parent, run)
     doc = json.loads((run / "manifest.json").read_text())
-    blob = run / doc["blobs"][0]["blobName"]
+    name = doc["blobs"][0]["blobName"]  # a container path, resolved as discovery does
+    blob = exports.blob_path(run, name)
     data = blob.read_bytes()
     if not blob.name.endswith(".gz"):  # the generator writes some blobs plain
         blob.unlink()
         blob = blob.with_name(blob.name + ".gz")
         data = gzip.compress(data)
-        doc["blobs"][0]["blobName"] = blob.name
+        doc["blobs"][0]["blobName"] = name + ".gz"
         (run / "manifest.json").write_text(json.dumps(doc))
     blob.write_bytes(data[: len(data) // 2])
     return blob
@@ -437,10 +442,17 @@ def bad_manifest(base: Base, root: Path) -> Path:
     return run / "manifest.json"
 
 
-def bad_period_folder(base: Base, root: Path) -> Path:
+def bad_period_start(base: Base, root: Path) -> Path:
+    """January's newest run with runInfo.startDate written as a month ('2024-01'): the
+    month comes from the manifest, not from folder names, so the manifest is at fault."""
     manifest = newest_run(base.landing, JAN)
-    run = root / "billing" / "azure" / "ea-actualcost-daily" / "2024-01" / manifest.parent.name
+    run = root / manifest.parent.relative_to(base.landing)
     shutil.copytree(manifest.parent, run)
+    doc = json.loads((run / "manifest.json").read_text())
+    doc["runInfo"]["startDate"] = "2024-01"
+    doc["runInfo"]["submittedTime"] = "2024-02-10T06:00:00Z"
+    doc["runInfo"]["runId"] = "5d1c0a8e-0000-4000-8000-00000000bad1"
+    (run / "manifest.json").write_text(json.dumps(doc))
     return run / "manifest.json"
 
 
@@ -661,8 +673,8 @@ CASES: list[Case] = [
          Fails(("missing required column(s) ProviderName or ServiceProviderName",))),
     Case("manifest_not_json", "billing.azure", "manifest.json cut short", bad_manifest,
          Fails(("invalid export manifest",))),
-    Case("billing_period_folder", "billing.azure", "period folder '2024-01'", bad_period_folder,
-         Fails(("folder '2024-01' is not YYYYMMDD-YYYYMMDD",))),
+    Case("billing_period_start", "billing.azure", "runInfo.startDate '2024-01'", bad_period_start,
+         Fails(("invalid export manifest: runInfo.startDate '2024-01' is not a date-time",))),
     Case("usage_truncated_gzip", "usage", "a .json.gz page cut in half", usage_truncated_gzip,
          Fails(("cannot be read",))),
     Case("revenue_missing_column", "finance.revenue", "no amount column",

@@ -124,6 +124,15 @@ def parse_ts(value: str) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+def _run_time(path: Path, info: dict, key: str) -> datetime:
+    try:
+        return parse_ts(info[key])
+    except ValueError as exc:
+        raise R.InputError(
+            f"{path}: invalid export manifest: runInfo.{key} {info[key]!r} is not a date-time"
+        ) from exc
+
+
 def _month_after(d: date) -> date:
     return date(d.year + d.month // 12, d.month % 12 + 1, 1)
 
@@ -205,14 +214,12 @@ def read_manifest(
         doc = _load_json(path)
         jsonschema.validate(doc, contracts.load_schema("inputs", "azure_export_manifest"))
         info, config = doc["runInfo"], doc["exportConfig"]
-        start = parse_ts(info["startDate"]).date()
-        through = _through(start, parse_ts(info["endDate"]))
-        submitted = parse_ts(info["submittedTime"])
+        start = _run_time(path, info, "startDate").date()
+        through = _through(start, _run_time(path, info, "endDate"))
+        submitted = _run_time(path, info, "submittedTime")
     except (json.JSONDecodeError, UnicodeDecodeError, jsonschema.ValidationError) as exc:
         msg = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
         raise R.InputError(f"{path}: invalid export manifest: {msg}") from exc
-    except ValueError as exc:
-        raise R.InputError(f"{path}: invalid export manifest: runInfo: {exc}") from exc
     run_dir = path.parent
     blobs, missing, wrong = _blob_checks(run_dir, doc)
     reasons = _totals_check(doc) + wrong
