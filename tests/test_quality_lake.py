@@ -113,8 +113,8 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
             # A charge period may outlast the month (a 1-year purchase invoiced in January)...
             bill(charge_period_start=ts("2024-01-01"), charge_period_end=ts("2025-01-01")),
             # ...but the line must be accounted inside its billing month, its period well formed.
-            bill(usage_date=date(2024, 2, 1), source_file="late.csv"),
-            bill(charge_period_end=ts("2024-01-05"), source_file="backwards.csv"),
+            bill(usage_date=date(2024, 2, 1), source_file="late.csv", line_number=7),
+            bill(charge_period_end=ts("2024-01-05"), source_file="backwards.csv", line_number=2),
             bill(billing_currency="XXY"),
             bill(billed_cost_usd=D("2000000000000")),
             bill(scope_id=None),
@@ -174,14 +174,14 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
         "input_tokens=2000000000000000",
         "output_tokens=-1",
     ]
-    # Billing samples start with the line's file.
+    # Billing samples start with the line's file (and its line, where the lake has it).
     assert samples[("lake.billing_lines", "dq_amount_out_of_bounds")] == [
         "b.csv: billed_cost_usd=2000000000000.0000000000"
     ]
     assert samples[("lake.billing_lines", "dq_charge_outside_billing_period")] == [
-        "backwards.csv: billing_month=2024-01 usage_date=2024-01-05"
+        "backwards.csv:2: billing_month=2024-01 usage_date=2024-01-05"
         " charge_period=2024-01-05 00:00:00 .. 2024-01-05 00:00:00",
-        "late.csv: billing_month=2024-01 usage_date=2024-02-01"
+        "late.csv:7: billing_month=2024-01 usage_date=2024-02-01"
         " charge_period=2024-01-05 00:00:00 .. 2024-01-06 00:00:00",
     ]
     assert samples[("lake.billing_lines", "dq_required_missing")] == ["b.csv: scope_id is null"]

@@ -169,6 +169,23 @@ def test_every_file_is_accounted_for(published):
     assert "manifest" in warning
 
 
+def test_the_lake_keeps_each_billing_lines_file_and_line(published):
+    """So a lake gate failure can name the row, not only the file."""
+    import pyarrow.parquet as pq
+
+    lines = pq.read_table(
+        published["home"] / "lake" / "billing_lines", columns=["source_file", "line_number"]
+    ).to_pylist()
+    by_file: dict[str, list[int]] = {}
+    for r in lines:
+        by_file.setdefault(r["source_file"], []).append(r["line_number"])
+    # The header is line 1; the superseded older run's lines are not in the lake.
+    assert sorted(by_file[str(published["newer"])]) == list(range(2, 13))
+    for path in published["focus"].values():
+        assert sorted(by_file[str(path)]) == [2, 3]
+    assert str(published["older"]) not in by_file
+
+
 def test_the_ea_sample_publishes_its_total_to_the_last_digit(published):
     rows = query(
         published["url"],
