@@ -93,6 +93,7 @@ def test_every_service_is_there(services):
         *AIRFLOW_SERVICES,
         "spark-master",
         "spark-worker",
+        "ledger-web",
     }
     for name, command in AIRFLOW_SERVICES.items():
         assert services[name]["command"] == command, name
@@ -265,3 +266,15 @@ def test_the_landing_folder_ships_empty():
     landing = REPO / "docker" / "landing"
     assert (landing / "README.md").is_file()
     assert (landing / ".gitignore").read_text().split()[0] == "*"
+
+
+def test_reports_are_served_read_only_on_loopback(services):
+    web = services["ledger-web"]
+    assert web["image"].startswith("nginx:") and web["image"].endswith("-alpine")
+    assert "ledger-home:/srv/ledger:ro" in web["volumes"]
+    assert all(v.endswith(":ro") for v in web["volumes"])
+    assert web["read_only"] is True
+    assert web["ports"] == ["127.0.0.1:${LEDGER_WEB_PORT:-8088}:80"]
+    conf = (REPO / "docker" / "web" / "default.conf").read_text()
+    assert "root /srv/ledger;" in conf and "location /reports/" in conf
+    assert "location /data_docs/" in conf
