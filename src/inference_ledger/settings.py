@@ -13,6 +13,9 @@ class Settings:
     database_url: str | None
     spark_master: str
     lake_uri: str | None = None  # LEDGER_LAKE_URI: any Hadoop-compatible URI (s3a://, abfss://)
+    # LEDGER_DATA_DOCS_KEEP_RUNS: Data Docs sites kept under $LEDGER_HOME/data_docs (the newest
+    # builds; 0 keeps all). About 1 MB a run.
+    data_docs_keep_runs: int = 30
 
     @property
     def lake_dir(self) -> Path | str:
@@ -39,6 +42,14 @@ class Settings:
         return self.home / "landing"
 
 
+def _keep_runs(raw: str | None) -> int:
+    if not raw:
+        return Settings.data_docs_keep_runs
+    if not raw.strip().isdigit():
+        raise ValueError(f"LEDGER_DATA_DOCS_KEEP_RUNS must be a whole number >= 0, not {raw!r}")
+    return int(raw)
+
+
 def load_settings() -> Settings:
     home = Path(os.environ.get("LEDGER_HOME") or "./var").expanduser().resolve()
     return Settings(
@@ -46,4 +57,5 @@ def load_settings() -> Settings:
         database_url=os.environ.get("LEDGER_DATABASE_URL") or None,
         spark_master=os.environ.get("LEDGER_SPARK_MASTER") or "local[*]",
         lake_uri=os.environ.get("LEDGER_LAKE_URI") or None,
+        data_docs_keep_runs=_keep_runs(os.environ.get("LEDGER_DATA_DOCS_KEEP_RUNS")),
     )

@@ -31,7 +31,7 @@ def _verdict(
     finally:
         if own:
             conn.close()
-    build_data_docs(ctx.settings.home, ctx.run_id, outcomes)
+    build_data_docs(ctx.settings.home, ctx.run_id, outcomes, ctx.settings.data_docs_keep_runs)
     failures = critical_failures(results)
     log.info(
         "data quality %s: %d checks, %d failed, %.1fs",

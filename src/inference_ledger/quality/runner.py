@@ -171,15 +171,21 @@ def docs_dir(home: Path, run_id: str) -> Path:
     return Path(home) / "data_docs" / run_id
 
 
-def build_data_docs(home: Path, run_id: str, outcomes: list[SuiteOutcome]) -> Path | None:
-    """Add the outcomes to the run's stored results and rebuild its Data Docs site.
+def build_data_docs(
+    home: Path, run_id: str, outcomes: list[SuiteOutcome], keep_runs: int = 0
+) -> Path | None:
+    """Add the outcomes to the run's stored results and rebuild its Data Docs site, then
+    prune older runs' sites to the newest `keep_runs` (0: keep all).
 
     Returns LEDGER_HOME/data_docs/<run_id>/index.html. The docs are a view of results already
     in audit.dq_results, so a failure to build them is logged, never fatal."""
     root = docs_dir(home, run_id)
     try:
         with quiet_stdout():
-            _build_site(root, outcomes)
+            _build_site(root, run_id, outcomes)
+        from inference_ledger.quality.docs import prune_sites
+
+        prune_sites(root.parent, keep_runs, run_id)
     except Exception:  # noqa: BLE001 - the gate's verdict is already recorded; docs are a view
         log.exception("building Data Docs under %s failed", root)
         return None
@@ -187,27 +193,40 @@ def build_data_docs(home: Path, run_id: str, outcomes: list[SuiteOutcome]) -> Pa
     return index if index.exists() else None
 
 
-def _build_site(root: Path, outcomes: list[SuiteOutcome]) -> None:
+def _named_for_run(outcome: SuiteOutcome, run_id: str) -> tuple[object, object]:
+    """The outcome's key and result under the ledger run id: the Checkpoint ran without a run
+    name, which GX shows as `__none__` and files under `validations/.../__none__/`."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ValidationResultIdentifier,
+    )
+
+    run = RunIdentifier(run_name=run_id, run_time=outcome.key.run_id.run_time)
+    key = ValidationResultIdentifier(
+        outcome.key.expectation_suite_identifier, run, outcome.key.batch_identifier
+    )
+    result = copy.copy(outcome.result)
+    result.meta = {**(result.meta or {}), "run_id": run}
+    return key, result
+
+
+def _build_site(root: Path, run_id: str, outcomes: list[SuiteOutcome]) -> None:
+    from inference_ledger.quality.docs import finish_site, site_config
+
     gx = gx_module()
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(root / "_gx"))
-    if DOCS_SITE not in (context.get_config().data_docs_sites or {}):
-        context.add_data_docs_site(
-            DOCS_SITE,
-            {
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(root),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
+    config = site_config(root, run_id)
+    if DOCS_SITE in (context.get_config().data_docs_sites or {}):
+        context.update_data_docs_site(DOCS_SITE, config)  # a site built before these views
+    else:
+        context.add_data_docs_site(DOCS_SITE, config)
     for o in outcomes:
         context.suites.add_or_update(
             gx.ExpectationSuite(
                 name=o.suite.name, expectations=[copy.copy(e) for e in o.suite.expectations]
             )
         )
-        context.validation_results_store.set(o.key, o.result)
+        context.validation_results_store.set(*_named_for_run(o, run_id))
     context.build_data_docs(site_names=[DOCS_SITE])
+    finish_site(root)
