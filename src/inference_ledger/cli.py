@@ -356,6 +356,8 @@ EPILOG = """settings (environment):
   LEDGER_DATABASE_URL    SQLAlchemy URL of an external Postgres (unset: the embedded one)
   LEDGER_SPARK_MASTER    Spark master (local[*])
   LEDGER_LAKE_URI        lake root, any Hadoop-compatible URI ($LEDGER_HOME/lake)
+  LEDGER_SHUFFLE_PARTITIONS  Spark shuffle partitions (4)
+  LEDGER_SPARK_DRIVER_MEMORY Spark driver memory (2g)
   LEDGER_LOGIN_PASSWORD  password for `ledger db grant-login` (else stdin or a prompt)
 
 exit codes:
