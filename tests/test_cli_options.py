@@ -186,8 +186,21 @@ def test_run_json_is_one_object_matching_the_audit(cli_baseline, pg_url, tmp_pat
     capsys.readouterr()
     url = database_on(pg_url, "ledger_cli_json")
     with current_ledger(tmp_path / "home", url):
-        assert cli.main(["-q", "run", "--json", "--landing", str(landing), *PERIOD_ARGS]) == 0
-    out = capsys.readouterr().out
+        assert cli.main(["run", "--json", "--landing", str(landing), *PERIOD_ARGS, "-v"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    # -v: the progress lines on stderr although it is not a terminal here.
+    stages = [
+        line.split("s ", 1)[1] for line in captured.err.splitlines() if line.startswith("ledger: ")
+    ]
+    assert stages == [
+        *(
+            f"ingest {s}: {expected_sources[s]['files']} files, {expected_sources[s]['read']} rows read"
+            for s in ("billing", "usage", "finance")
+        ),
+        "aggregate",
+        f"audit (GX) and publish: {sum(marts.values())} mart rows",
+    ]
     assert out.count("\n") == 1
     doc = json.loads(out)
     assert doc["status"] == "succeeded"

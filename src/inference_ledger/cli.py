@@ -167,6 +167,7 @@ def _print_inputs_handled(run_id: str, lake_dir: Path) -> None:
 
 
 def cmd_demo(args) -> int:
+    from inference_ledger import progress
     from inference_ledger.pipeline import run_pipeline
     from inference_ledger.sample import generate_landing
     from inference_ledger.settings import load_settings
@@ -194,6 +195,7 @@ def cmd_demo(args) -> int:
     print()
     _print_summary()
     reports = _write_reports(settings.reports_dir)
+    progress.stage("report", f"{len(reports)} periods")
     print(
         f"\nreports: {settings.reports_dir / 'index.html'} ({len(reports)} periods, quarters and years)"
     )
