@@ -70,9 +70,11 @@ def test_empty_landing_is_refused_before_anything_starts(tmp_path):
     elapsed = time.monotonic() - t0
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == (
-        f"ledger: nothing to ingest in {landing}: no billing export run, usage page"
-        " or finance feed file\n"
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(
+        f"ledger: input error: nothing to ingest under {landing}: no export run, usage page"
+        " or finance file (files found: billing/: 0, usage/: 0, finance/: 0, elsewhere: 1);"
+        " expected billing/azure/**/manifest.json"
     )
     # No embedded Postgres was started (so no run recorded), no Spark, no lake.
     assert not home.exists()

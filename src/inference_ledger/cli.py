@@ -245,12 +245,9 @@ def cmd_run(args) -> int:
     from inference_ledger.pipeline import run_pipeline
 
     if not _has_inputs(Path(args.landing)):
-        print(
-            f"ledger: nothing to ingest in {args.landing}: no billing export run, usage page"
-            " or finance feed file",
-            file=sys.stderr,
-        )
-        return 2
+        from inference_ledger.ingest.landing import nothing_to_ingest
+
+        raise nothing_to_ingest(Path(args.landing))  # exit 2 below, one line
     result = run_pipeline(
         Path(args.landing),
         args.start,
