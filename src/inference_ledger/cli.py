@@ -1,9 +1,11 @@
-"""`ledger`: demo, run, report, close, reopen."""
+"""`ledger`: demo, run, report, close, reopen, db."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 import time
 from datetime import date
@@ -34,6 +36,18 @@ def _landing(value: str) -> str:
             f"landing folder {value} does not exist or is not a folder"
         )
     return value
+
+
+def _has_inputs(landing: Path) -> bool:
+    """Whether discovery (the ingest's own) finds an export run, a usage page or a finance
+    feed file: the same test the ingest stops on, made before Spark or a run record exists."""
+    from inference_ledger.ingest import exports, finance, usage
+
+    return bool(
+        exports.discover_runs(landing)
+        or usage.usage_files(landing)
+        or any(finance.feed_files(landing, feed) for feed in finance.FEEDS)
+    )
 
 
 def _report_period(value: str) -> str:
@@ -153,6 +167,7 @@ def _print_inputs_handled(run_id: str, lake_dir: Path) -> None:
 
 
 def cmd_demo(args) -> int:
+    from inference_ledger import progress
     from inference_ledger.pipeline import run_pipeline
     from inference_ledger.sample import generate_landing
     from inference_ledger.settings import load_settings
@@ -180,6 +195,7 @@ def cmd_demo(args) -> int:
     print()
     _print_summary()
     reports = _write_reports(settings.reports_dir)
+    progress.stage("report", f"{len(reports)} periods")
     print(
         f"\nreports: {settings.reports_dir / 'index.html'} ({len(reports)} periods, quarters and years)"
     )
@@ -187,9 +203,51 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _run_json(result) -> dict:
+    from inference_ledger.db import connect, database_url
+
+    conn = connect(database_url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT split_part(source, '.', 1), count(*), sum(rows_read), sum(rows_loaded),"
+                " sum(rows_quarantined), sum(rows_superseded), sum(rows_deduplicated)"
+                " FROM audit.input_files WHERE run_id = %s GROUP BY 1 ORDER BY 1",
+                (result.run_id,),
+            )
+            sources = {
+                src: dict(zip(("files", *_COUNTS), map(int, rest), strict=True))
+                for src, *rest in cur.fetchall()
+            }
+            cur.execute("SELECT status FROM audit.runs WHERE run_id = %s", (result.run_id,))
+            status = cur.fetchone()[0]
+        conn.commit()
+    finally:
+        conn.close()
+    return {
+        "run_id": result.run_id,
+        "range": {"start": str(result.start), "end": str(result.end), "end_is_exclusive": True},
+        "status": status,
+        "files": result.files,
+        "rows": {k: getattr(result, f"rows_{k}") for k in _COUNTS},
+        "sources": sources,
+        "published_rows": dict(sorted(result.published.rows.items())),
+        "checks": result.published.checks,
+        "warnings": result.published.warnings,
+        "file_warnings": list(result.file_warnings),
+    }
+
+
+_COUNTS = ("read", "loaded", "quarantined", "superseded", "deduplicated")
+
+
 def cmd_run(args) -> int:
     from inference_ledger.pipeline import run_pipeline
 
+    if not _has_inputs(Path(args.landing)):
+        from inference_ledger.ingest.landing import nothing_to_ingest
+
+        raise nothing_to_ingest(Path(args.landing))  # exit 2 below, one line
     result = run_pipeline(
         Path(args.landing),
         args.start,
@@ -198,11 +256,15 @@ def cmd_run(args) -> int:
         as_of=args.as_of,
         incremental=not args.full,
     )
-    _print_run(result)
+    if args.json:
+        print(json.dumps(_run_json(result)))
+    else:
+        _print_run(result)
     return 0
 
 
 def cmd_report(args) -> int:
+    from inference_ledger import progress
     from inference_ledger.db import connect, database_url
     from inference_ledger.report import write_period_report
     from inference_ledger.settings import load_settings
@@ -210,10 +272,16 @@ def cmd_report(args) -> int:
     out = Path(args.out) if args.out else load_settings().reports_dir
     conn = connect(database_url())
     try:
-        print(write_period_report(conn, args.period, out))
+        written = write_period_report(conn, args.period, out)
     finally:
         conn.close()
-    print(out / "index.html")
+    progress.stage("report", str(written))
+    if args.json:
+        files = {"report": str(written), "index": str(out / "index.html")}
+        print(json.dumps({"period": args.period, "files": files}))
+    else:
+        print(written)
+        print(out / "index.html")
     return 0
 
 
@@ -233,25 +301,104 @@ def cmd_reopen(args) -> int:
     return 0
 
 
+def _psql_url(url: str) -> str:
+    """The libpq form (postgresql://...) of a SQLAlchemy URL, password included: what psql takes."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _grant_login(name: str) -> int:
+    from inference_ledger.db import connect, database_url
+    from inference_ledger.db.logins import grant_login, read_password
+
+    password = read_password()
+    conn = connect(database_url())
+    try:
+        created = grant_login(conn, name, password)
+        conn.commit()
+    finally:
+        conn.close()
+    print(f"{'created' if created else 'updated'} login {name} (member of ledger_analyst)")
+    return 0
+
+
 def cmd_db(args) -> int:
     from inference_ledger.db import database_url, migrate, redact, stop_embedded
 
+    if args.action == "grant-login":
+        if not args.name:
+            raise _UsageError("db grant-login needs the login NAME")
+        return _grant_login(args.name)
+    if args.name:
+        raise _UsageError(f"db {args.action} takes no NAME")
+    if args.psql and args.action != "url":
+        raise _UsageError("--psql goes with db url")
     if args.action == "stop":
         print("stopped" if stop_embedded() else "embedded Postgres was not running")
     elif args.action == "migrate":
         applied = migrate(database_url())
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    elif args.psql:
+        print(_psql_url(database_url()))
     else:
         print(redact(database_url()))
     return 0
 
 
+class _UsageError(Exception):
+    """A command line that cannot be honoured as given: exit 2, like argparse's own errors."""
+
+
+EPILOG = """settings (environment):
+  LEDGER_HOME            where the embedded Postgres, lake, reports and landing live (./var)
+  LEDGER_DATABASE_URL    SQLAlchemy URL of an external Postgres (unset: the embedded one)
+  LEDGER_SPARK_MASTER    Spark master (local[*])
+  LEDGER_LAKE_URI        lake root, any Hadoop-compatible URI ($LEDGER_HOME/lake)
+  LEDGER_SHUFFLE_PARTITIONS  Spark shuffle partitions (4)
+  LEDGER_SPARK_DRIVER_MEMORY Spark driver memory (2g)
+  LEDGER_LOGIN_PASSWORD  password for `ledger db grant-login` (else stdin or a prompt)
+
+exit codes:
+  0  success
+  1  a request that cannot be honoured (e.g. closing a closed period); an unexpected error
+  2  usage, configuration or input error: bad option, landing with nothing to ingest,
+     malformed LEDGER_DATABASE_URL, unreachable database, bad input file, billing
+     month(s) not loaded (the run is recorded as failed)
+  3  a data-quality gate failed (the run is recorded as failed, nothing published)
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    # Accepted before and after the subcommand; SUPPRESS keeps a subcommand's default from
+    # overriding a flag given before it.
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="info logging; progress even when stderr is not a terminal")  # fmt: skip
+    c.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress lines and no info logging")  # fmt: skip
+    return c
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ledger", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true")
+    from inference_ledger import __version__
+
+    common = _common()
+    p = argparse.ArgumentParser(
+        prog="ledger",
+        description=__doc__,
+        epilog=EPILOG,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"ledger {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser(
+    def add_parser(name, **kw):
+        return sub.add_parser(name, parents=[common], epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **kw)  # fmt: skip
+
+    d = add_parser(
         "demo", help="generate sample data, run the pipeline, print the quarterly summary"
     )
     d.add_argument(
@@ -264,9 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(func=cmd_demo)
 
-    r = sub.add_parser(
-        "run", help="ingest, aggregate, reconcile, audit and publish a landing folder"
-    )
+    r = add_parser("run", help="ingest, aggregate, reconcile, audit and publish a landing folder")
     r.add_argument("--landing", required=True, type=_landing)
     r.add_argument("--start", type=_date, help="first day (inclusive); default: from the data")
     r.add_argument("--end", type=_date, help="last day (exclusive); default: from the data")
@@ -276,23 +421,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-read every billing file, even those a succeeded run already ingested",
     )
+    r.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser(
+    rep = add_parser(
         "report", help="write the HTML and CSV report of a quarter (2024-Q1) or a year (2024)"
     )
     rep.add_argument("--period", required=True, type=_report_period)
     rep.add_argument("--out")
+    rep.add_argument("--json", action="store_true", help="the files written, as JSON on stdout")
     rep.set_defaults(func=cmd_report)
 
-    c = sub.add_parser(
-        "close", help="freeze a period: snapshot its published figures with a checksum"
-    )
+    c = add_parser("close", help="freeze a period: snapshot its published figures with a checksum")
     c.add_argument("--period", required=True, type=_period)
     c.add_argument("--by", default=None, help="who closes it (default: the OS user)")
     c.set_defaults(func=cmd_close)
 
-    ro = sub.add_parser(
+    ro = add_parser(
         "reopen",
         help="reopen a closed period (recorded with who, when and why); the next run republishes it",
     )
@@ -300,30 +445,73 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--reason", required=True, help="why it is reopened (kept in audit)")
     ro.add_argument("--by", default=None, help="who reopens it (default: the OS user)")
     ro.set_defaults(func=cmd_reopen)
-    db = sub.add_parser(
-        "db", help="the database: print its URL (starting the embedded one), migrate, stop"
+    db = add_parser(
+        "db",
+        help="the database: print its URL (starting the embedded one), migrate, stop,"
+        " grant-login NAME (an analyst login)",
     )
-    db.add_argument("action", choices=["url", "migrate", "stop"])
+    db.add_argument("action", choices=["url", "migrate", "stop", "grant-login"])
+    db.add_argument("name", nargs="?", help="grant-login: the login role to create or update")
+    db.add_argument(
+        "--psql", action="store_true", help="url: the libpq URL psql accepts, password included"
+    )
     db.set_defaults(func=cmd_db)
     return p
 
 
+def _database_error(exc: Exception) -> str | None:
+    """One line for a malformed LEDGER_DATABASE_URL or an unreachable database (host and port,
+    never the password); None for any other error."""
+    import psycopg2
+    from sqlalchemy.exc import ArgumentError
+
+    url = os.environ.get("LEDGER_DATABASE_URL")
+    if isinstance(exc, ArgumentError) or (
+        isinstance(exc, ValueError) and "not a PostgreSQL URL" in str(exc)
+    ):
+        return "LEDGER_DATABASE_URL is not a valid postgresql:// URL (see `ledger --help`)"
+    if isinstance(exc, psycopg2.OperationalError):
+        where = "the embedded Postgres"
+        if url:
+            from sqlalchemy.engine import make_url
+
+            u = make_url(url)
+            where = f"{u.host or u.query.get('host') or 'localhost'}:{u.port or 5432}"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if url and make_url(url).password:
+            reason = reason.replace(make_url(url).password, "***")
+        return f"cannot connect to the database at {where}: {reason}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if verbose and not quiet else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from inference_ledger import progress
+
+    progress.configure(not quiet and (verbose or sys.stderr.isatty()))
     try:
         return args.func(args)
+    except _UsageError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return 2
     except InputError as exc:
         print(f"ledger: input error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # a request that cannot be honoured, e.g. closing a closed period
-        print(f"ledger: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:  # the run is already recorded as failed in audit.runs
         from inference_ledger.quality import QualityGateFailed
+
+        db_error = _database_error(exc)
+        if db_error is not None:
+            print(f"ledger: {db_error}", file=sys.stderr)
+            return 2
+        if isinstance(exc, ValueError):  # a request that cannot be honoured
+            print(f"ledger: {exc}", file=sys.stderr)
+            return 1
 
         if isinstance(exc, QualityGateFailed):
             print(f"ledger: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from inference_ledger import audit, faults, lake, steps
+from inference_ledger import audit, faults, lake, progress, steps
 from inference_ledger.db import connect, database_url, migrate
 from inference_ledger.db.copy import copy_parquet
 from inference_ledger.ingest.records import InputError
@@ -193,10 +193,13 @@ def run_pipeline(
     with one_run_at_a_time(url):
         try:
             accounting = ingest_step(ctx, url, incremental=incremental)
+            progress.ingested(accounting)
             faults.checkpoint("pipeline:after_ingest")
             aggregate_step(ctx, url)
+            progress.stage("aggregate")
             faults.checkpoint("pipeline:after_aggregate")
             outcome = publish_step(ctx, url)
+            progress.stage("audit (GX) and publish", f"{sum(outcome.rows.values())} mart rows")
         except BaseException as exc:
             finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
             raise
