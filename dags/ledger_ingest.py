@@ -114,6 +114,7 @@ def ingest_dag(source: str, cron: str, what: str):
                     interval_start=data_interval_start,
                     interval_end=data_interval_end,
                     run_after=dag_run.run_after,
+                    logical_date=orchestration.manual_logical_date(dag_run),
                 )
                 as_of = orchestration.as_of_date(None, data_interval_end, dag_run.run_after)
                 return orchestration.prepare(

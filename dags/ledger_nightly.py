@@ -148,6 +148,7 @@ def ledger_nightly():
                 interval_start=data_interval_start,
                 interval_end=data_interval_end,
                 run_after=dag_run.run_after,
+                logical_date=orchestration.manual_logical_date(dag_run),
                 asset_extras=orchestration.triggering_extras(triggering_asset_events),
             )
             as_of = orchestration.as_of_date(params["as_of"], data_interval_end, dag_run.run_after)

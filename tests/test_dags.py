@@ -834,3 +834,24 @@ def test_quarterly_close_freezes_the_quarter_that_just_ended(ledger_env, cli_bas
         assert rows[0][1].startswith("airflow:ledger_quarterly_close/")
         digests.append(rows[0][2])
     assert digests[0] == digests[1]
+
+
+class _Run:
+    def __init__(self, run_type, logical_date):
+        self.run_type, self.logical_date = run_type, logical_date
+
+
+def test_a_manual_logical_date_picks_its_own_day():
+    d = datetime(2024, 3, 31, tzinfo=UTC)
+    interval = {"interval_start": d - timedelta(2), "interval_end": d - timedelta(1)}
+    picked = orchestration.manual_logical_date(_Run("manual", d))
+    assert orchestration.partition(logical_date=picked, **interval) == (
+        date(2024, 3, 31),
+        date(2024, 4, 1),
+    )
+    assert orchestration.manual_logical_date(_Run("scheduled", d)) is None
+    assert orchestration.manual_logical_date(_Run("manual", None)) is None
+    assert orchestration.partition(logical_date=None, **interval) == (
+        date(2024, 3, 29),
+        date(2024, 3, 30),
+    )

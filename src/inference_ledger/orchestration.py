@@ -117,6 +117,7 @@ def partition(
     interval_end: datetime | None = None,
     run_after: datetime | None = None,
     asset_extras: Iterable[Mapping[str, Any] | None] = (),
+    logical_date: datetime | None = None,
 ) -> tuple[date, date]:
     """The run's partition [start, end) (dates; end exclusive).
 
@@ -126,6 +127,9 @@ def partition(
       [D 02:00, D+1 02:00), so its partition is the day D. Backfill runs have one too.
     - An asset-triggered run (Airflow 3: no logical date, no data interval) covers the
       partitions its triggering asset events carry (`asset_range`).
+    - A manual run with a logical date (`manual_logical_date`, e.g. `airflow dags test DAG D`)
+      covers its own day [D, D+1): Airflow would otherwise infer the last complete interval
+      *before* D, so `dags test ledger_nightly 2024-03-31` ran 2024-03-29..30.
     - A manual run without a data interval falls back to "yesterday": the UTC day before the
       run was triggered (`run_after`, else now).
 
@@ -134,7 +138,10 @@ def partition(
     """
     p_start, p_end = _param_date("start", start), _param_date("end", end)
     from_events = asset_range(asset_extras)
-    if interval_start is not None and interval_end is not None:
+    if logical_date is not None:
+        d_start = _utc_date(logical_date)
+        d_end = d_start + timedelta(days=1)
+    elif interval_start is not None and interval_end is not None:
         d_start = _utc_date(interval_start)
         d_end = max(_utc_date(interval_end), d_start + timedelta(days=1))
     elif from_events is not None:
@@ -146,6 +153,16 @@ def partition(
     if first >= last:
         raise ParamError(f"empty partition: start {first} is not before end {last} (exclusive)")
     return first, last
+
+
+def manual_logical_date(dag_run: Any) -> datetime | None:
+    """The logical date of a manual run (`airflow dags test`, UI trigger), else None.
+
+    Scheduled, backfill and asset runs keep their data interval; a manual run's logical date
+    can be None too (then `partition` keeps its fallback).
+    """
+    run_type = str(getattr(dag_run, "run_type", "") or "").lower()
+    return getattr(dag_run, "logical_date", None) if run_type.endswith("manual") else None
 
 
 def as_of_date(
