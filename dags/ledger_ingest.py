@@ -116,7 +116,12 @@ def ingest_dag(source: str, cron: str, what: str):
                     run_after=dag_run.run_after,
                     logical_date=orchestration.manual_logical_date(dag_run),
                 )
-                as_of = orchestration.as_of_date(None, data_interval_end, dag_run.run_after)
+                as_of = orchestration.as_of_date(
+                    None,
+                    data_interval_end,
+                    dag_run.run_after,
+                    logical_date=orchestration.manual_logical_date(dag_run),
+                )
                 return orchestration.prepare(
                     landing=params["landing"],
                     start=start,

@@ -151,7 +151,12 @@ def ledger_nightly():
                 logical_date=orchestration.manual_logical_date(dag_run),
                 asset_extras=orchestration.triggering_extras(triggering_asset_events),
             )
-            as_of = orchestration.as_of_date(params["as_of"], data_interval_end, dag_run.run_after)
+            as_of = orchestration.as_of_date(
+                params["as_of"],
+                data_interval_end,
+                dag_run.run_after,
+                logical_date=orchestration.manual_logical_date(dag_run),
+            )
             return orchestration.prepare(
                 landing=params["landing"],
                 start=start,

@@ -688,8 +688,9 @@ def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
     landing, cli_url = cli_baseline
     env = {**ledger_env, "LEDGER_LANDING": str(landing)}  # the `landing` param's default
 
-    # Ingest run for 2024-03-31: interval [03-31 01:00, 04-01 01:00) UTC.
-    code, result, output = _dag_test("ledger_ingest_billing", "2024-04-01T01:00:00+00:00", {}, env)
+    # A manual ingest run dated 2024-03-31 (`airflow dags test` makes a manual run): its
+    # partition is that day, [03-31, 04-01).
+    code, result, output = _dag_test("ledger_ingest_billing", "2024-03-31T01:00:00+00:00", {}, env)
     assert code == 0 and result is not None, _tail(output)
     assert {t: v["state"] for t, v in result["tasks"].items()} == {
         t: "success" for t in ("prepare", "ingest", "announce", "finish")
@@ -745,9 +746,9 @@ def test_ingest_then_nightly_publish_the_quarter_like_ledger_run(
     assert _lake_files(lake, "billing_lines") == billing_before
     assert _lake_files(lake, "usage_facts") == usage_before
 
-    # The nightly run for 2024-03-31: data interval [03-31 03:00, 04-01 03:00) UTC. Its
-    # partition, the day 2024-03-31, is widened to the quarter, so the run publishes 2024-Q1.
-    code, result, output = _dag_test("ledger_nightly", "2024-04-01T03:00:00+00:00", {}, env)
+    # The manual nightly run dated 2024-03-31, judged as of 2024-04-01 (the end of its day).
+    # Its partition, the day 2024-03-31, is widened to the quarter, so it publishes 2024-Q1.
+    code, result, output = _dag_test("ledger_nightly", "2024-03-31T03:00:00+00:00", {}, env)
     assert code == 0 and result is not None, _tail(output)
     assert result["state"] == "success"
     assert {t: v["state"] for t, v in result["tasks"].items()} == {
@@ -855,3 +856,8 @@ def test_a_manual_logical_date_picks_its_own_day():
         date(2024, 3, 29),
         date(2024, 3, 30),
     )
+    # Judged as of the end of its day, whatever Airflow inferred as the interval.
+    end = interval["interval_end"]
+    assert orchestration.as_of_date(None, end, logical_date=picked) == date(2024, 4, 1)
+    assert orchestration.as_of_date(None, end, logical_date=None) == date(2024, 3, 30)
+    assert orchestration.as_of_date("2024-05-01", end, logical_date=picked) == date(2024, 5, 1)

@@ -172,6 +172,7 @@ KNOWN_TEST_VALUES = {
     ("tests/test_dags.py", "s3cret"),
     ("tests/test_db_connection.py", "secret"),
     ("tests/test_db_connection.py", "p%40ss%3Aw0rd"),
+    ("tests/test_cli_options.py", "s3cret-pw"),
 }
 
 

@@ -19,14 +19,15 @@ def start_run(
     spark_master: str,
     start: date | None,
     end: date | None,
+    as_of: date | None = None,
 ) -> None:
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO audit.runs (run_id, command, status, started_at, period_start, period_end,
-                                       landing_dir, spark_master)
-               VALUES (%s, %s, 'running', now(), %s, %s, %s, %s)
+                                       landing_dir, spark_master, as_of)
+               VALUES (%s, %s, 'running', now(), %s, %s, %s, %s, coalesce(%s, current_date))
                ON CONFLICT (run_id) DO NOTHING""",
-            (run_id, command, start, end, landing, spark_master),
+            (run_id, command, start, end, landing, spark_master, as_of),
         )
     conn.commit()
 
@@ -102,6 +103,9 @@ def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
             r["rows_deduplicated"],
             bool(r.get("is_skipped", False)),
             r.get("warning"),
+            r.get("months_loaded"),
+            r.get("months_quarantined"),
+            bool(r.get("is_every_period", False)),
         )
         for r in rows
     ]
@@ -110,7 +114,7 @@ def record_input_files(conn, run_id: str, rows: Iterable[dict]) -> None:
             cur,
             """INSERT INTO audit.input_files (run_id, source, path, checksum_sha256, byte_count,
                    rows_read, rows_loaded, rows_quarantined, rows_superseded, rows_deduplicated,
-                   is_skipped, warning)
+                   is_skipped, warning, months_loaded, months_quarantined, is_every_period)
                VALUES %s""",
             values,
             page_size=1000,
@@ -161,3 +165,59 @@ def dq_counts(conn, run_id: str) -> tuple[int, int]:
         checks, warnings = cur.fetchone()
     conn.commit()
     return int(checks), int(warnings)
+
+
+# The input files a period's figures rest on, whichever run read them (marts.period_status,
+# the report's audit section). The current files of a source are those the newest run that
+# looked at that source recorded (read or skipped as unchanged) in the same landing; each one
+# counts as its newest *reading*, so a rerun that reads nothing new keeps the period's audit.
+# A file attaches to a quarter when it is an every-period input, loaded rows of the quarter,
+# or (not superseded) quarantined rows of it; a file with no readable month but quarantined
+# rows or a warning attaches to every quarter the run publishes.
+_PERIOD_INPUTS_SQL = """
+WITH readings AS (
+    SELECT f.*, r.started_at
+    FROM audit.input_files f
+    JOIN audit.runs r USING (run_id)
+    WHERE (r.status = 'succeeded' OR r.run_id = %(run_id)s)
+      AND r.landing_dir = (SELECT landing_dir FROM audit.runs WHERE run_id = %(run_id)s)
+), newest_look AS (
+    SELECT DISTINCT ON (source) source, run_id
+    FROM readings
+    ORDER BY source, started_at DESC, run_id DESC
+), current_files AS (
+    SELECT rd.path
+    FROM readings rd
+    JOIN newest_look n USING (source, run_id)
+), latest AS (
+    SELECT DISTINCT ON (rd.path) rd.*
+    FROM readings rd
+    JOIN current_files c USING (path)
+    WHERE NOT rd.is_skipped
+    ORDER BY rd.path, rd.started_at DESC, rd.run_id DESC
+), quarters AS (
+    SELECT unnest(%(quarters)s::text[]) AS period_label
+)
+INSERT INTO audit.period_inputs (period_label, path, source, read_by_run_id, published_by_run_id)
+SELECT q.period_label, l.path, l.source, l.run_id, %(run_id)s
+FROM latest l
+CROSS JOIN quarters q
+WHERE l.is_every_period
+   OR EXISTS (
+        SELECT FROM unnest(l.months_loaded) AS m(month)
+        WHERE left(m.month, 4) || '-Q' || ((substr(m.month, 6, 2)::int + 2) / 3) = q.period_label)
+   OR (l.rows_superseded = 0 AND EXISTS (
+        SELECT FROM unnest(l.months_quarantined) AS m(month)
+        WHERE left(m.month, 4) || '-Q' || ((substr(m.month, 6, 2)::int + 2) / 3) = q.period_label))
+   OR (coalesce(cardinality(l.months_loaded), 0) = 0
+       AND coalesce(cardinality(l.months_quarantined), 0) = 0
+       AND l.rows_superseded = 0
+       AND (l.rows_quarantined > 0 OR l.warning IS NOT NULL))
+"""
+
+
+def record_period_inputs(cur, run_id: str, quarters: list[str]) -> None:
+    """Rewrite the input files each of `quarters` rests on, in the caller's (publish)
+    transaction: the period's audit moves with its figures and with nothing else."""
+    cur.execute("DELETE FROM audit.period_inputs WHERE period_label = ANY(%s)", (quarters,))
+    cur.execute(_PERIOD_INPUTS_SQL, {"run_id": run_id, "quarters": quarters})

@@ -166,13 +166,20 @@ def manual_logical_date(dag_run: Any) -> datetime | None:
 
 
 def as_of_date(
-    as_of: Any = None, interval_end: datetime | None = None, run_after: datetime | None = None
+    as_of: Any = None,
+    interval_end: datetime | None = None,
+    run_after: datetime | None = None,
+    logical_date: datetime | None = None,
 ) -> date:
-    """The date reconciliation statuses are judged at: the param, else the end of the data
-    interval (so re-running an old interval gives the same marts), else the trigger date."""
+    """The date reconciliation statuses are judged at: the param, else the end of the run's
+    day for a manual run dated D (D+1, the end of the partition `partition` gives it), else
+    the end of the data interval (so re-running an old interval gives the same marts), else
+    the trigger date."""
     explicit = _param_date("as_of", as_of)
     if explicit:
         return explicit
+    if logical_date is not None:
+        return _utc_date(logical_date) + timedelta(days=1)
     if interval_end is not None:
         return _utc_date(interval_end)
     return _utc_date(run_after or datetime.now(UTC))
@@ -433,7 +440,9 @@ def prepare(
     master = spark_connection().master
     conn = connect(url)
     try:
-        audit.start_run(conn, run_id, command, str(folder.resolve()), master, start, end)
+        audit.start_run(
+            conn, run_id, command, str(folder.resolve()), master, start, end, as_of=as_of
+        )
     finally:
         conn.close()
     run = {

@@ -28,7 +28,18 @@ log = logging.getLogger(__name__)
 # Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with close and reopen.
 RUN_LOCK_KEY = 7_420_002
 
-QUARANTINE_COLUMNS = ["run_id", "source", "path", "line_number", "field", "reason", "raw_record"]
+QUARANTINE_COLUMNS = [
+    "run_id",
+    "source",
+    "path",
+    "line_number",
+    "field",
+    "reason",
+    "raw_record",
+    "period_month",
+    "amount",
+    "currency",
+]
 
 
 @dataclass
@@ -72,7 +83,14 @@ def prepare(
     conn = connect(url)
     try:
         audit.start_run(
-            conn, ctx.run_id, command, str(ctx.landing), settings.spark_master, start, end
+            conn,
+            ctx.run_id,
+            command,
+            str(ctx.landing),
+            settings.spark_master,
+            start,
+            end,
+            as_of=ctx.as_of,
         )
     finally:
         conn.close()

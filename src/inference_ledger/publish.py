@@ -123,6 +123,9 @@ def replace_periods(conn, ctx: RunContext, start: date, end: date) -> dict[str, 
                 ),
                 (mart, ctx.run_id, *params),
             )
+        audit.record_period_inputs(
+            cur, ctx.run_id, [q for q in quarter_labels(start, end) if q not in closed]
+        )
     faults.checkpoint("publish:in_transaction")
     conn.commit()
     return published

@@ -301,9 +301,17 @@ def finish_records(
     )
 
 
-def file_counts(records: DataFrame) -> DataFrame:
-    """Per (source, file): rows read and the four outcomes."""
+def file_counts(records: DataFrame, month: Column | None = None) -> DataFrame:
+    """Per (source, file): rows read and the four outcomes; given each row's YYYY-MM `month`,
+    also the months of the file's loaded and of its quarantined rows (in the same pass)."""
+    months = []
+    if month is not None:
+        months = [
+            F.array_sort(F.collect_set(F.when(F.col("status") == s, month))).alias(f"months_{s}")
+            for s in (LOADED, QUARANTINED)
+        ]
     return records.groupBy("source", "source_file").agg(
         F.count(F.lit(1)).alias("rows_read"),
         *[F.sum(F.when(F.col("status") == s, 1).otherwise(0)).alias(f"rows_{s}") for s in STATUSES],
+        *months,
     )
