@@ -171,7 +171,7 @@ SELECT pb.period_label,
        coalesce(d.dq_checks, 0) AS dq_checks,
        coalesce(d.dq_warnings, 0) AS dq_warnings,
        coalesce(d.dq_critical_failed, 0) AS dq_critical_failed,
-       coalesce(q.quarantined_rows, 0) AS quarantined_rows,
+       coalesce(q.quarantined_rows, 0)::bigint AS quarantined_rows,
        coalesce(q.quarantined_amount_by_currency, '{}'::jsonb) AS quarantined_amount_by_currency
 FROM published pb
 LEFT JOIN closed c USING (period_label)

@@ -23,7 +23,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from inference_ledger.db import connect, migrate
-from inference_ledger.report import render, write_period_report, write_reports
+from inference_ledger.report import QUARTER_CSVS, render, write_period_report, write_reports
 
 # 2024 quarters as in DESIGN.md (spend, paid, implied = paid / 20%) + invented receipts.
 DESIGN_2024 = {
@@ -33,6 +33,9 @@ DESIGN_2024 = {
     "2024-Q4": ("FY25-Q2", "1467000000.00", "167800000.00", "18940117.35"),
 }
 RUN = "run-test-report"
+# An earlier run that read the revenue file 2024-Q2 rests on; RUN published without re-reading it.
+READ_RUN = "run-test-read"
+REVENUE_FILE = "/l/finance/revenue/r.csv"
 
 
 def _quarter_bounds(label):
@@ -168,7 +171,13 @@ def db(pg_url):
     migrate(url)
     conn = connect(url)
     with conn.cursor() as cur:
-        _insert(cur, "audit.runs", {"run_id": RUN, "command": "test", "status": "succeeded"})
+        for run_id, command in ((READ_RUN, "test:read"), (RUN, "test")):
+            _insert(
+                cur,
+                "audit.runs",
+                {"run_id": run_id, "command": command, "status": "succeeded",
+                 "as_of": date(2024, 7, 15)},
+            )  # fmt: skip
         for label, (fiscal, spend, paid, received) in DESIGN_2024.items():
             start, end = _quarter_bounds(label)
             paid_d, received_d = D(paid), D(received)
@@ -214,18 +223,37 @@ def db(pg_url):
             )  # fmt: skip
         _insert(
             cur,
-            "audit.input_files",
-            {"run_id": RUN, "source": "finance.revenue", "path": "/l/finance/revenue/r.csv",
-             "checksum_sha256": "0" * 64, "byte_count": 10, "rows_read": 12, "rows_loaded": 9,
-             "rows_quarantined": 2, "rows_superseded": 1, "rows_deduplicated": 0},
+            "audit.dq_results",
+            {"run_id": READ_RUN, "suite": "ingest.input_files", "check_name": "quarantine_share",
+             "expectation": "expect_column_values_to_be_between", "column_name": "rows_quarantined",
+             "severity": "warning", "success": False, "observed_value": "3"},
         )  # fmt: skip
-        for line in (3, 7):
+        _insert(
+            cur,
+            "audit.input_files",
+            {"run_id": READ_RUN, "source": "finance.revenue", "path": REVENUE_FILE,
+             "checksum_sha256": "0" * 64, "byte_count": 10, "rows_read": 12, "rows_loaded": 8,
+             "rows_quarantined": 3, "rows_superseded": 1, "rows_deduplicated": 0,
+             "months_loaded": ["2024-04", "2024-05"], "months_quarantined": ["2024-05"]},
+        )  # fmt: skip
+        for line, field, reason, amount, currency in (
+            (3, "currency", "currency is not an ISO 4217 code", D("100.50"), "US$"),
+            (7, "currency", "currency is not an ISO 4217 code", D("20.25"), "US$"),
+            (5, "amount", "amount is not a plain decimal number", None, "USD"),
+        ):
             _insert(
                 cur,
                 "audit.quarantine",
-                {"run_id": RUN, "source": "finance.revenue", "path": "/l/finance/revenue/r.csv",
-                 "line_number": line, "field": "amount", "reason": "amount is not a plain decimal number"},
+                {"run_id": READ_RUN, "source": "finance.revenue", "path": REVENUE_FILE,
+                 "line_number": line, "field": field, "reason": reason,
+                 "period_month": "2024-05", "amount": amount, "currency": currency},
             )  # fmt: skip
+        _insert(
+            cur,
+            "audit.period_inputs",
+            {"period_label": "2024-Q2", "path": REVENUE_FILE, "source": "finance.revenue",
+             "read_by_run_id": READ_RUN, "published_by_run_id": RUN},
+        )  # fmt: skip
     conn.commit()
     yield conn
     conn.close()
@@ -435,20 +463,39 @@ def test_data_quality_quarantine_and_csv_files(reports):
     page = Page((folder / "index.html").read_text())
     failed = [c["text"] for c in page.table("dq-failed")]
     assert failed == [
-        "staging.revshare_reconciliation",
-        "expect_column_values_to_be_in_set",
-        "status",
-        "warning",
-        "FAILED",
-        "4",
-    ]
+        "ingest.input_files", "expect_column_values_to_be_between", "rows_quarantined",
+        "warning", "FAILED", "3",
+        "staging.revshare_reconciliation", "expect_column_values_to_be_in_set", "status",
+        "warning", "FAILED", "4",
+    ]  # fmt: skip
+    # The inputs 2024-Q2 rests on were read by an earlier run than the one that published it.
     assert [c["text"] for c in page.table("quarantine")] == [
-        "finance.revenue",
-        "amount",
-        "amount is not a plain decimal number",
-        "2",
+        "finance.revenue", "currency", "currency is not an ISO 4217 code", "US$", "2", "120.75", "1",
+        "finance.revenue", "amount", "amount is not a plain decimal number", "USD", "1", "", "1",
+    ]  # fmt: skip
+    text = (folder / "index.html").read_text()
+    assert (
+        '<p id="quarantine-total"><strong>3 rows</strong> quarantined from this period\'s '
+        "inputs, US$ 120.75 at stake (not in the figures above).</p>"
+    ) in text
+    assert f"Published by run <code>{RUN}</code> at " in text
+    assert "settlement statuses as of <strong>2024-07-15</strong>; 1 of 3 months final." in text
+    assert [c["text"] for c in page.table("inputs")] == [
+        "finance.revenue", "1", "12", "8", "3", "1", "0", "1",
+    ]  # fmt: skip
+    assert (folder / "quarantine.csv").read_text().splitlines() == [
+        "source,path,field,reason,currency,rows,amount,run_id",
+        f"finance.revenue,{REVENUE_FILE},amount,amount is not a plain decimal number,USD,1,,{READ_RUN}",
+        f"finance.revenue,{REVENUE_FILE},currency,currency is not an ISO 4217 code,US$,2,"
+        f"120.7500000000,{READ_RUN}",
     ]
-    assert [c["text"] for c in page.table("inputs")][1:] == ["1", "12", "9", "2", "1", "0"]
+    for csv_name in QUARTER_CSVS:
+        assert (folder / csv_name).is_file() and f'href="{csv_name}"' in text
+    # 2024-Q1 rests on no recorded input file: none of the revenue file's rows are in it.
+    q1 = (reports / "2024-Q1" / "index.html").read_text()
+    assert '<p class="empty" id="quarantine" data-sql="sql-quarantine">' in q1
+    assert '<p class="empty" id="inputs" data-sql="sql-input_files">' in q1
+    assert 'id="quarantine-total"' not in q1
     rec = (folder / "reconciliation.csv").read_text().splitlines()
     assert len(rec) == 1 + len(RECON_Q2)
     assert rec[0].startswith("period_label,agreement_id,direction,counterparty,is_adjustment,")

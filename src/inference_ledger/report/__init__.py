@@ -159,6 +159,9 @@ DQ_COLS = [
     Col("Result", "success", lambda v: "passed" if v else "FAILED"),
     Col("Observed", "observed_value"),
 ]
+# The page leaves out which run recorded each result (a rerun that reads nothing new leaves
+# the section as it was); data_quality.csv keeps it.
+DQ_CSV_COLUMNS = [*(c.key for c in DQ_COLS), "run_id"]
 INPUT_COLS = [
     Col("Source", "source"),
     Col("Files", "files", integer, True),
@@ -167,6 +170,7 @@ INPUT_COLS = [
     Col("Quarantined", "rows_quarantined", integer, True),
     Col("Superseded", "rows_superseded", integer, True),
     Col("Deduplicated", "rows_deduplicated", integer, True),
+    Col("Read by runs", "runs", integer, True),
 ]
 SPEND_MONTH_COLS = [
     Col("Month", "month"),
@@ -184,8 +188,37 @@ QUARANTINE_COLS = [
     Col("Source", "source"),
     Col("Field", "field"),
     Col("Reason", "reason"),
+    Col("Currency", "currency"),
     Col("Rows", "rows", integer, True),
+    Col("Amount at stake", "amount", money, True),
+    Col("Files", "files", integer, True),
 ]
+QUARANTINE_CSV_COLUMNS = [
+    "source", "path", "field", "reason", "currency", "rows", "amount", "run_id",
+]  # fmt: skip
+FRESHNESS_COLS = [
+    Col("Period", "period_label"),
+    Col("State", "is_closed", lambda v: "closed" if v else "open"),
+    Col("Published at", "published_at", plain),
+    Col("By run", "published_by_run_id"),
+    Col("As of", "as_of", plain),
+    Col("Months final", "months_final", integer, True),
+    Col("Months provisional", "months_provisional", integer, True),
+    Col("DQ warnings", "dq_warnings", integer, True),
+    Col("DQ critical failed", "dq_critical_failed", integer, True),
+    Col("Quarantined rows", "quarantined_rows", integer, True),
+]
+# Every CSV a quarter page writes, linked from its navigation bar.
+QUARTER_CSVS = (
+    "summary.csv",
+    "spend.csv",
+    "reconciliation.csv",
+    "explanations.csv",
+    "adjustments_of_period.csv",
+    "data_quality.csv",
+    "input_files.csv",
+    "quarantine.csv",
+)
 
 
 # Columns shown only when some row of the period has them.
@@ -422,11 +455,11 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     adj_of = Q.ADJUSTMENTS_OF.run(conn, label)
     variance = Q.VARIANCE_BY_PERIOD.run(conn)
     state = closing.period_status(conn, label)
-    run = next(iter(Q.PUBLISHING_RUN.run(conn, label)), None)
-    run_id = run["run_id"] if run else None
-    dq = Q.DQ_RESULTS.run(conn, run_id) if run_id else []
-    inputs = Q.INPUT_FILES.run(conn, run_id) if run_id else []
-    quarantine = Q.QUARANTINE.run(conn, run_id) if run_id else []
+    run = next(iter(Q.PERIOD_STATUS.run(conn, label)), None)
+    run_id = run["published_by_run_id"] if run else None
+    dq = Q.DQ_RESULTS.run(conn, label)
+    inputs = Q.INPUT_FILES.run(conn, label)
+    quarantine = Q.QUARANTINE.run(conn, label)
     months = Q.SPEND_MONTHS.run(conn, label)
 
     folder = out_dir / label
@@ -447,9 +480,11 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
         )
     write_csv(folder / "explanations.csv", explanations)
     write_csv(folder / "adjustments_of_period.csv", adj_of, [c.key for c in ADJ_OF_COLS])
-    write_csv(folder / "data_quality.csv", dq, [c.key for c in DQ_COLS])
+    write_csv(folder / "data_quality.csv", dq, DQ_CSV_COLUMNS)
     write_csv(folder / "input_files.csv", inputs, [c.key for c in INPUT_COLS])
-    write_csv(folder / "quarantine.csv", quarantine, [c.key for c in QUARANTINE_COLS])
+    write_csv(
+        folder / "quarantine.csv", Q.QUARANTINE_FILES.run(conn, label), QUARANTINE_CSV_COLUMNS
+    )
     write_csv(folder / "spend.csv", Q.SPEND_BY_MONTH.run(conn, label), SPEND_CSV_COLUMNS)
 
     statuses = Counter(r["status"] for r in rec if not r["is_adjustment"])
@@ -477,14 +512,9 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             ),
         ]
     )
-    run_text = (
-        f"Published by run <code>{html.escape(run_id)}</code> at {plain(run['published_at'])} "
-        f"({html.escape(run['command'])}, {html.escape(run['status'])})"
-        if run
-        else "No publishing run recorded."
-    )
     head = (
-        f'<p>{_close_badge(state)}</p><p class="muted">{run_text}</p>'
+        f'<p>{_close_badge(state)}</p><p class="muted" id="published">{_published_text(run)}'
+        f"{_data_docs_link(run_id, folder)}</p>"
         f'<div class="cards">{cards}</div>{_month_badges(months)}'
     )
     if adjustments_here:
@@ -599,8 +629,10 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             "adjustments",
         ),
         section(
-            "Data quality of the publishing run",
-            _dq_summary(conn, run_id, dq, _data_docs_link(run_id, folder))
+            "Data quality behind this period",
+            '<p class="muted">The input-file checks of the runs that read the files this '
+            "period rests on, and the lake and mart checks of the run that published it.</p>"
+            + _dq_summary(conn, label, dq)
             + table(
                 DQ_COLS,
                 [r for r in dq if not r["success"]],
@@ -612,20 +644,24 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             + f"<details><summary>All {len(dq)} checks</summary>"
             + table(DQ_COLS, dq, query=Q.DQ_RESULTS, table_id="dq")
             + "</details>"
-            + sql_block(Q.DQ_RESULTS, run_id, note="audit, not marts"),
+            + sql_block(Q.DQ_RESULTS, label),
             "data-quality",
         ),
         section(
-            "Inputs and quarantine of the publishing run",
-            table(
+            "Inputs and quarantine behind this period",
+            '<p class="muted">The input files the published figures rest on, each as counted '
+            "by the newest run that read it (a file skipped as unchanged keeps its earlier "
+            "reading); counts are of whole files.</p>"
+            + table(
                 INPUT_COLS,
                 inputs,
                 query=Q.INPUT_FILES,
                 table_id="inputs",
                 empty="No input files recorded.",
             )
-            + sql_block(Q.INPUT_FILES, run_id, note="audit, not marts")
-            + "<h3>Quarantined rows by source, field and reason</h3>"
+            + sql_block(Q.INPUT_FILES, label, note="audit, not marts")
+            + "<h3>Quarantined rows of this period by source, field, reason and currency</h3>"
+            + _quarantine_total(quarantine)
             + table(
                 QUARANTINE_COLS,
                 quarantine,
@@ -633,22 +669,14 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
                 table_id="quarantine",
                 empty="No rows quarantined.",
             )
-            + sql_block(Q.QUARANTINE, run_id, note="audit, not marts"),
+            + sql_block(Q.QUARANTINE, label)
+            + sql_block(Q.QUARANTINE_FILES, label, note="quarantine.csv: per file"),
             "inputs",
         ),
     ]
     nav = (
         f'<a href="../index.html">All periods</a><a href="../{q.year}/index.html">{q.year}</a>'
-        + "".join(
-            f'<a href="{f}">{f}</a>'
-            for f in (
-                "summary.csv",
-                "spend.csv",
-                "reconciliation.csv",
-                "explanations.csv",
-                "data_quality.csv",
-            )
-        )
+        + "".join(f'<a href="{f}">{f}</a>' for f in QUARTER_CSVS)
     )
     sub = (
         f"{html.escape(row['fiscal_period_label'])} (partner fiscal year, July–June) · "
@@ -676,10 +704,42 @@ def _data_docs_link(run_id: str | None, folder: Path) -> str:
     return f' · <a href="{html.escape(href)}">Data Docs of the run</a>'
 
 
-def _dq_summary(conn, run_id: str | None, dq: list[dict], docs_link: str = "") -> str:
+def _published_text(run: dict | None) -> str:
+    """Which run published the period, when, and as of which date its statuses were judged."""
+    if run is None:
+        return "No publishing run recorded."
+    as_of = run["as_of"].isoformat() if run["as_of"] else "not recorded"
+    return (
+        f"Published by run <code>{html.escape(run['published_by_run_id'])}</code> at "
+        f"{plain(run['published_at'])} ({html.escape(run['command'] or '')}, "
+        f"{html.escape(run['run_status'] or '')}); settlement statuses as of "
+        f"<strong>{html.escape(as_of)}</strong>; {integer(run['months_final'])} of 3 months final."
+    )
+
+
+def _quarantine_total(quarantine: list[dict]) -> str:
+    """The period's quarantined rows and the money at stake, per currency (exact: summed
+    here from the rows' numerics, not from the status view's JSON)."""
+    rows = sum(int(r["rows"]) for r in quarantine)
+    if not rows:
+        return ""
+    by_currency: dict[str, Decimal] = {}
+    for r in quarantine:
+        if r["currency"] and r["amount"] is not None:
+            by_currency[r["currency"]] = by_currency.get(r["currency"], Decimal(0)) + r["amount"]
+    at_stake = ", ".join(f"{c} {money(v)}" for c, v in sorted(by_currency.items()))
+    return (
+        f'<p id="quarantine-total"><strong>{integer(rows)} rows</strong> quarantined from '
+        "this period's inputs"
+        + (f", {html.escape(at_stake)} at stake" if at_stake else "")
+        + " (not in the figures above).</p>"
+    )
+
+
+def _dq_summary(conn, label: str, dq: list[dict]) -> str:
     """Per suite: checks, passed, failed (critical blocks publishing, warning does not)."""
     if not dq:
-        return "<p>No data-quality results recorded for the publishing run.</p>"
+        return "<p>No data-quality results recorded for this period.</p>"
     failed = [r for r in dq if not r["success"]]
     crit = [r for r in failed if r["severity"] == "critical"]
     warned = len(failed) - len(crit)
@@ -690,19 +750,19 @@ def _dq_summary(conn, run_id: str | None, dq: list[dict], docs_link: str = "") -
     )
     # Warnings do not block the publish; the failed-checks table below lists each one.
     badge += f' <span class="dq-warnings">{warned} warning{"s" * (warned != 1)}</span>'
-    badge += docs_link
     cols = [
         Col("Suite", "suite"),
         Col("Checks", "checks", integer, True),
         Col("Passed", "passed", integer, True),
         Col("Failed: critical", "failed_critical", integer, True),
         Col("Failed: warning", "failed_warning", integer, True),
+        Col("Runs", "runs", integer, True),
     ]
-    suites = Q.DQ_SUITES.run(conn, run_id)
+    suites = Q.DQ_SUITES.run(conn, label)
     return (
         f"<p>{len(dq)} checks {badge}</p>"
         + table(cols, suites, query=Q.DQ_SUITES, table_id="dq-suites")
-        + sql_block(Q.DQ_SUITES, run_id, note="audit, not marts")
+        + sql_block(Q.DQ_SUITES, label)
     )
 
 
@@ -916,6 +976,21 @@ def write_index(conn, out_dir: Path) -> Path:
         + sql_block(Q.VARIANCE_BY_PERIOD, note="exceptions: rows neither matched nor pending"),
         "quarters",
     ) + section("Years", f"<ul>{year_links or '<li>none written</li>'}</ul>", "years")
+    body += section(
+        "Freshness and audit by period",
+        '<p class="muted">When each quarter was last published, by which run, as of which '
+        "date its settlement statuses were judged, how many of its months are final, and the "
+        "data-quality warnings and quarantined rows behind it (marts.period_status).</p>"
+        + table(
+            FRESHNESS_COLS,
+            Q.PERIOD_STATUS_ALL.run(conn),
+            query=Q.PERIOD_STATUS_ALL,
+            table_id="freshness",
+            empty="No period published.",
+        )
+        + sql_block(Q.PERIOD_STATUS_ALL),
+        "freshness",
+    )
     if rows:
         body += section("Trend", _charts(rows, variance, None), "trend")
     path = out_dir / "index.html"

@@ -178,22 +178,36 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, consumed_unit
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, consumed_unit""",
 )
 
-# ---------------------------------------------------------------- audit (not marts)
+# ---------------------------------------------------------------- the audit behind a period
+# Per period, not per run (marts.period_status, period_data_quality, period_quarantine): the
+# inputs the published figures rest on, whichever run read them, so a rerun that reads
+# nothing new leaves this part of the page as it was.
 
-PUBLISHING_RUN = Query(
-    "publishing_run",
-    """SELECT p.run_id, p.published_at, r.command, r.status, r.started_at, r.finished_at,
-       r.period_start, r.period_end
-FROM audit.published_periods p JOIN audit.runs r USING (run_id)
-WHERE p.table_name = 'quarterly_summary' AND p.period_value = %(p)s""",
+PERIOD_STATUS = Query(
+    "period_status",
+    """SELECT s.period_label, s.is_closed, s.published_by_run_id, s.published_at, s.as_of,
+       s.months_final, s.months_provisional, s.is_final, s.dq_checks, s.dq_warnings,
+       s.dq_critical_failed, s.quarantined_rows, s.quarantined_amount_by_currency,
+       r.command, r.status AS run_status
+FROM marts.period_status s
+LEFT JOIN audit.runs r ON r.run_id = s.published_by_run_id
+WHERE s.period_label = %(p)s""",
+)
+
+PERIOD_STATUS_ALL = Query(
+    "period_status_all",
+    """SELECT period_label, is_closed, published_by_run_id, published_at, as_of, months_final,
+       months_provisional, dq_warnings, dq_critical_failed, quarantined_rows
+FROM marts.period_status
+ORDER BY period_label""",
 )
 
 DQ_RESULTS = Query(
     "dq_results",
-    """SELECT suite, expectation, column_name, severity, success, observed_value
-FROM audit.dq_results
-WHERE run_id = %(p)s
-ORDER BY success, severity, suite, expectation, column_name""",
+    """SELECT suite, expectation, column_name, severity, success, observed_value, run_id
+FROM marts.period_data_quality
+WHERE period_label = %(p)s
+ORDER BY success, severity, suite, expectation, column_name, run_id""",
 )
 
 DQ_SUITES = Query(
@@ -201,29 +215,43 @@ DQ_SUITES = Query(
     """SELECT suite, count(*) AS checks,
        count(*) FILTER (WHERE success) AS passed,
        count(*) FILTER (WHERE NOT success AND severity = 'critical') AS failed_critical,
-       count(*) FILTER (WHERE NOT success AND severity = 'warning') AS failed_warning
-FROM audit.dq_results
-WHERE run_id = %(p)s
+       count(*) FILTER (WHERE NOT success AND severity = 'warning') AS failed_warning,
+       count(DISTINCT run_id) AS runs
+FROM marts.period_data_quality
+WHERE period_label = %(p)s
 GROUP BY suite
 ORDER BY suite""",
 )
 
+# Whole files: a file's counts cover all its rows, also those of other periods.
 INPUT_FILES = Query(
     "input_files",
-    """SELECT source, count(*) AS files, sum(rows_read) AS rows_read,
-       sum(rows_loaded) AS rows_loaded, sum(rows_quarantined) AS rows_quarantined,
-       sum(rows_superseded) AS rows_superseded, sum(rows_deduplicated) AS rows_deduplicated
-FROM audit.input_files
-WHERE run_id = %(p)s
-GROUP BY source
-ORDER BY source""",
+    """SELECT f.source, count(*) AS files, sum(f.rows_read) AS rows_read,
+       sum(f.rows_loaded) AS rows_loaded, sum(f.rows_quarantined) AS rows_quarantined,
+       sum(f.rows_superseded) AS rows_superseded, sum(f.rows_deduplicated) AS rows_deduplicated,
+       count(DISTINCT f.run_id) AS runs
+FROM audit.period_inputs pi
+JOIN audit.input_files f ON f.run_id = pi.read_by_run_id AND f.path = pi.path
+WHERE pi.period_label = %(p)s
+GROUP BY f.source
+ORDER BY f.source""",
 )
 
 QUARANTINE = Query(
     "quarantine",
-    """SELECT source, coalesce(field, '') AS field, reason, count(*) AS rows
-FROM audit.quarantine
-WHERE run_id = %(p)s
-GROUP BY 1, 2, 3
-ORDER BY rows DESC, source, field, reason""",
+    """SELECT source, field, reason, currency, sum(row_count) AS rows, sum(amount) AS amount,
+       count(DISTINCT path) AS files
+FROM marts.period_quarantine
+WHERE period_label = %(p)s
+GROUP BY source, field, reason, currency
+ORDER BY rows DESC, source, field, reason, currency""",
+)
+
+# quarantine.csv: per file, reason and currency, with the run whose reading quarantined them.
+QUARANTINE_FILES = Query(
+    "quarantine_files",
+    """SELECT source, path, field, reason, currency, row_count AS rows, amount, run_id
+FROM marts.period_quarantine
+WHERE period_label = %(p)s
+ORDER BY source, path, field, reason, currency""",
 )
