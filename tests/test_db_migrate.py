@@ -6,6 +6,7 @@ import re
 import secrets
 import shutil
 import threading
+from decimal import Decimal as D
 
 import pytest
 from psycopg2 import sql
@@ -13,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from inference_ledger.db import MigrationError, connect, migrate
 from inference_ledger.db.migrate import discover
+from inference_ledger.periods import Month
 from inference_ledger.resources import resource_dir
 
 CATALOG = """
@@ -136,3 +138,57 @@ def test_connection_with_open_transaction_is_refused(pg_conn):
     pg_conn.rollback()
     assert migrate(pg_conn) == []
     assert pg_conn.autocommit is False
+
+
+def test_016_keeps_published_values_and_labels_the_published_months(scratch_url, sql_copy):
+    """A ledger published before 016: the ratios keep their values under the new names (and
+    the old ones in the legacy view), and the period calendar holds the published quarters'
+    months with the labels periods.py gives them, before any publish rewrites it."""
+    later = {p: p.read_text() for p in sql_copy.glob("*.sql") if int(p.name[:3]) >= 16}
+    for path in later:
+        path.unlink()
+    migrate(scratch_url, sql_dir=sql_copy)
+    conn = connect(scratch_url)
+    try:
+        with conn.cursor() as cur:
+            for label, start, end, fiscal, spend in [
+                ("2024-Q1", "2024-01-01", "2024-04-01", "FY24-Q3", "10.50"),
+                ("2024-Q3", "2024-07-01", "2024-10-01", "FY25-Q1", "2.25"),
+            ]:
+                cur.execute(
+                    "INSERT INTO marts.quarterly_summary (period_label, period_start, period_end,"
+                    " fiscal_period_label, inference_spend_usd, revshare_paid_usd,"
+                    " revshare_received_usd, net_revshare_usd, revshare_paid_adjustment_usd,"
+                    " revshare_received_adjustment_usd) VALUES (%s, %s, %s, %s, %s, 1, 3, 2, 0, 0)",
+                    (label, start, end, fiscal, spend),
+                )
+            cur.execute(
+                "INSERT INTO marts.revshare_reconciliation (period_label, period_start,"
+                " period_end, agreement_id, direction, counterparty, variance_pct,"
+                " usage_estimate_variance_pct, status, is_adjustment) VALUES ('2024-Q1',"
+                " '2024-01-01', '2024-04-01', 'PAY', 'payable', 'P', 0.0178571429, 174.4385964912,"
+                " 'matched', false)"
+            )
+        conn.commit()
+        for path, text in later.items():
+            path.write_text(text)
+        assert migrate(conn, sql_dir=sql_copy) == sorted(p.name for p in later)
+
+        assert _fetch(
+            conn,
+            "SELECT variance_ratio, usage_estimate_variance_ratio, variance_pct,"
+            " usage_estimate_variance_pct FROM marts.revshare_reconciliation_legacy",
+        ) == [(D("0.0178571429"), D("174.4385964912"), D("0.0178571429"), D("174.4385964912"))]
+        calendar = _fetch(conn, "SELECT * FROM marts.period_calendar ORDER BY month_start")
+        months = [Month(2024, m) for m in (1, 2, 3, 7, 8, 9)]
+        assert calendar == [tuple(m.row().values()) for m in months]
+        assert _fetch(
+            conn,
+            "SELECT fiscal_year_label, quarters_published, is_complete, period_labels,"
+            " inference_spend_usd, net_revshare_usd FROM marts.fiscal_year_summary ORDER BY 1",
+        ) == [
+            ("FY24", 1, False, "2024-Q1", D("10.50"), D("2")),
+            ("FY25", 1, False, "2024-Q3", D("2.25"), D("2")),
+        ]
+    finally:
+        conn.close()

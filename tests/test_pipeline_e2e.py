@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from pyspark.sql import functions as F
@@ -84,6 +84,91 @@ def test_reconciliation_both_directions_matched(first_run, pg_conn):
         ("2024-Q2", "receivable", "matched"),
     ]
     assert all(r[3] == Decimal("0.2") and r[4] and r[5] == 0 for r in rows)
+
+
+def test_period_calendar_and_fiscal_year_rollup(first_run, pg_conn):
+    """The dimension covers every month of the published quarters with periods.py's labels;
+    the fiscal-year rollup sums the quarters exactly (2024-Q1, Q2 are FY24-Q3, Q4)."""
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT month_start, month_end, month_label, quarter_label, half_label, year_label,"
+            " fiscal_year_label, fiscal_quarter_label, fiscal_half_label"
+            " FROM marts.period_calendar ORDER BY month_start"
+        )
+        months = cur.fetchall()
+        cur.execute(
+            "SELECT q.period_label, array_agg(DISTINCT c.fiscal_quarter_label), q.fiscal_period_label"
+            " FROM marts.quarterly_summary q JOIN marts.period_calendar c"
+            " ON c.quarter_label = q.period_label GROUP BY 1, 3 ORDER BY 1"
+        )
+        joined = cur.fetchall()
+        cur.execute(
+            "SELECT fiscal_year_label, quarters_published, is_complete, period_labels, period_start,"
+            " period_end, inference_spend_usd, revshare_paid_usd, implied_revenue_usd,"
+            " revshare_received_usd, net_revshare_usd FROM marts.fiscal_year_summary"
+        )
+        fiscal_years = cur.fetchall()
+    assert [m[2:] for m in months] == [
+        ("2024-01", "2024-Q1", "2024-H1", "2024", "FY24", "FY24-Q3", "FY24-H2"),
+        ("2024-02", "2024-Q1", "2024-H1", "2024", "FY24", "FY24-Q3", "FY24-H2"),
+        ("2024-03", "2024-Q1", "2024-H1", "2024", "FY24", "FY24-Q3", "FY24-H2"),
+        ("2024-04", "2024-Q2", "2024-H1", "2024", "FY24", "FY24-Q4", "FY24-H2"),
+        ("2024-05", "2024-Q2", "2024-H1", "2024", "FY24", "FY24-Q4", "FY24-H2"),
+        ("2024-06", "2024-Q2", "2024-H1", "2024", "FY24", "FY24-Q4", "FY24-H2"),
+    ]
+    assert months[0][:2] == (date(2024, 1, 1), date(2024, 2, 1))
+    assert months[-1][:2] == (date(2024, 6, 1), date(2024, 7, 1))
+    assert joined == [("2024-Q1", ["FY24-Q3"], "FY24-Q3"), ("2024-Q2", ["FY24-Q4"], "FY24-Q4")]
+    q1, q2 = SCENARIO_QUARTERS["2024-Q1"], SCENARIO_QUARTERS["2024-Q2"]
+    received = q1.revshare_received_usd + q2.revshare_received_usd
+    paid = q1.revshare_paid_usd + q2.revshare_paid_usd
+    assert fiscal_years == [
+        (
+            "FY24",
+            2,
+            False,
+            "2024-Q1,2024-Q2",
+            date(2024, 1, 1),
+            date(2024, 7, 1),
+            q1.inference_spend_usd + q2.inference_spend_usd,
+            paid,
+            q1.implied_revenue_usd + q2.implied_revenue_usd,
+            received,
+            received - paid,
+        )
+    ]
+    assert fiscal_years[0][6:9] == (
+        Decimal("546800000.00") + q2.inference_spend_usd,
+        Decimal("77300000.00") + q2.revshare_paid_usd,
+        Decimal("386500000.00") + q2.implied_revenue_usd,
+    )
+
+
+def test_legacy_view_serves_the_ratios_under_their_old_names(first_run, pg_conn):
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT l.period_label, l.direction, l.variance_pct, r.variance_ratio,"
+            " l.usage_estimate_variance_pct, r.usage_estimate_variance_ratio,"
+            " r.usage_estimate_variance_usd, r.usage_estimate_usd"
+            " FROM marts.revshare_reconciliation_legacy l JOIN marts.revshare_reconciliation r"
+            " USING (period_label, agreement_id, direction, is_adjustment) ORDER BY 1, 2"
+        )
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) FROM marts.revshare_reconciliation")
+        assert cur.fetchone() == (len(rows),)
+    assert [r[:4] for r in rows] == [
+        ("2024-Q1", "payable", Decimal("0"), Decimal("0")),
+        ("2024-Q1", "receivable", Decimal("0"), Decimal("0")),
+        ("2024-Q2", "payable", Decimal("0"), Decimal("0")),
+        ("2024-Q2", "receivable", Decimal("0"), Decimal("0")),
+    ]
+    for _, direction, _, _, old, new, difference, estimate in rows:
+        assert old == new
+        if direction == "receivable":  # a ratio of the estimate, 10 places: not a percent
+            ratio = (difference / estimate).quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP)
+            assert new == ratio and abs(new) < Decimal("0.0001")
+        else:
+            assert new is None
 
 
 def test_receivable_cross_check_prices_the_resale_usage(first_run, pg_conn, tmp_path):

@@ -60,7 +60,7 @@ def test_payable_statuses_and_arithmetic(spark):
     assert q1["expected_usd"] == D("280.00")
     assert q1["settled_usd"] == D("285.00")
     assert q1["variance_usd"] == D("5.00")
-    assert q1["variance_pct"] == D("0.0178571429")
+    assert q1["variance_ratio"] == D("0.0178571429")
     assert q1["status"] == "matched"
     assert q1["implied_basis_usd"] == D("1425.00")
     assert q1["statement_ids"] == "S1"
@@ -205,7 +205,7 @@ def test_tolerance_and_due_date_are_on_the_row(spark):
     # max(10.00, 5% of 200 = 10.00) -> 10.00; |-11| > 10 -> underpaid
     assert q1["tolerance_usd"] == D("10.00")
     assert q1["status"] == "underpaid"
-    assert q1["variance_pct"] == D("-0.055")
+    assert q1["variance_ratio"] == D("-0.055")
     assert q1["payment_due_date"] == date(2024, 5, 16)  # 2024-04-01 + 45 days
     assert q1["basis_definition"] == "revenue:api"
     assert q1["basis_entry_count"] == 1
@@ -238,7 +238,7 @@ def test_cap_reached_inside_a_period_keeps_the_contract_rate(spark):
     # Q3: the cap is used up -> nothing expected; 50 settled is an overpayment.
     assert q3["expected_usd"] == D("0.00")
     assert q3["variance_usd"] == D("50.00")
-    assert q3["variance_pct"] is None
+    assert q3["variance_ratio"] is None
     assert q3["status"] == "overpaid"
 
 
@@ -364,7 +364,7 @@ def test_receivable_estimate_from_usage_and_the_end_of_its_terms(spark):
     q1, q2 = got["2026-Q1"], got["2026-Q2"]
     assert q1["usage_estimate_usd"] == D("5.70")
     assert q1["usage_estimate_variance_usd"] == D("994.30")  # 1000 reported - 5.70
-    assert q1["usage_estimate_variance_pct"] == D("174.4385964912")
+    assert q1["usage_estimate_variance_ratio"] == D("174.4385964912")
     assert q1["usage_unpriced_tokens"] == 0
     assert q2["usage_estimate_usd"] == D("3.25")
     assert q2["usage_unpriced_tokens"] == 130
@@ -503,3 +503,20 @@ def test_prior_period_adjustment_posts_recomputed_minus_closed(spark):
         "(closed 2024-Q2 includes an adjustment booked there for earlier periods)"
     )
     assert q3["adjustment_inputs"] is None
+
+
+def test_spark_fiscal_label_is_the_rule_of_periods(spark):
+    """summary.fiscal_label (Spark) and periods.fiscal_quarter_label give the same label for
+    every month: one rule, FISCAL_YEAR_START_MONTH."""
+    from pyspark.sql import functions as F
+
+    from inference_ledger.periods import fiscal_quarter_label, months_between
+
+    months = months_between(date(2023, 1, 1), date(2025, 1, 1))
+    df = spark.createDataFrame([(m.start,) for m in months], "d date")
+    got = {
+        r["d"]: r["label"]
+        for r in df.select("d", summary.fiscal_label(F.col("d")).alias("label")).collect()
+    }
+    assert got == {m.start: fiscal_quarter_label(m.start) for m in months}
+    assert got[date(2024, 1, 1)] == "FY24-Q3" and got[date(2024, 7, 1)] == "FY25-Q1"

@@ -162,7 +162,7 @@ def period_status(conn, period: str) -> dict | None:
 
 def snapshot_matches(conn, period: str) -> bool:
     """Does `marts` still hold exactly what was snapshotted at close? (Columns added to the
-    marts after the close are left out of the comparison.)"""
+    marts after the close are left out of the comparison; renamed ones compare by new name.)"""
     with conn.cursor() as cur:
         cur.execute("SELECT snapshot FROM audit.closed_periods WHERE period_label = %s", (period,))
         row = cur.fetchone()
@@ -174,8 +174,10 @@ def snapshot_matches(conn, period: str) -> bool:
         now = current.get(table, [])
         if len(now) != len(rows):
             return False
+        # A snapshot taken before a column was renamed (migration 016) names it the old way.
+        renamed = contracts.renamed_columns(table)
         for old, new in zip(rows, now, strict=True):
-            if any(new.get(k) != v for k, v in old.items()):
+            if any(new.get(renamed.get(k, k)) != v for k, v in old.items()):
                 return False
     return True
 

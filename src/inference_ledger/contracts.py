@@ -79,6 +79,18 @@ def primary_key(name: str) -> list[str]:
     return list(load_schema("marts", name)["x-primary-key"])
 
 
+def is_staged(name: str) -> bool:
+    """Marts the pipeline computes, stages and publishes by period; `x-staged: false` marks one
+    the publish step writes itself (marts.period_calendar), with no staging twin."""
+    return bool(load_schema("marts", name).get("x-staged", True))
+
+
+def renamed_columns(name: str) -> dict[str, str]:
+    """{former name: current name} of a mart's renamed columns (`x-renamed-from`)."""
+    props = load_schema("marts", name)["properties"]
+    return {spec["x-renamed-from"]: col for col, spec in props.items() if "x-renamed-from" in spec}
+
+
 def period_column(name: str) -> str:
     return load_schema("marts", name)["x-period-column"]
 

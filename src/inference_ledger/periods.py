@@ -49,10 +49,71 @@ class Quarter:
         return fiscal_quarter_label(self.start)
 
 
+def fiscal_year(d: date) -> int:
+    """The partner fiscal year d falls in, named by the calendar year it ends in."""
+    return d.year + (1 if FISCAL_YEAR_START_MONTH > 1 and d.month >= FISCAL_YEAR_START_MONTH else 0)
+
+
+def _fiscal_month_index(d: date) -> int:
+    """0 for the fiscal year's first month (July) ... 11 for its last (June)."""
+    return (d.month - FISCAL_YEAR_START_MONTH) % 12
+
+
+def fiscal_year_label(d: date) -> str:
+    return f"FY{fiscal_year(d) % 100:02d}"
+
+
 def fiscal_quarter_label(d: date) -> str:
-    months_in = (d.month - FISCAL_YEAR_START_MONTH) % 12
-    fiscal_year = d.year + (1 if d.month >= FISCAL_YEAR_START_MONTH else 0)
-    return f"FY{fiscal_year % 100:02d}-Q{months_in // 3 + 1}"
+    return f"{fiscal_year_label(d)}-Q{_fiscal_month_index(d) // 3 + 1}"
+
+
+def fiscal_half_label(d: date) -> str:
+    return f"{fiscal_year_label(d)}-H{_fiscal_month_index(d) // 6 + 1}"
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    """A calendar month and its calendar and partner-fiscal labels (marts.period_calendar)."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def of(cls, d: date) -> Month:
+        return cls(d.year, d.month)
+
+    @property
+    def start(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def end(self) -> date:
+        """Exclusive."""
+        return date(self.year + (self.month == 12), self.month % 12 + 1, 1)
+
+    def row(self) -> dict[str, object]:
+        """The marts.period_calendar row (schemas/marts/period_calendar.schema.json)."""
+        d = self.start
+        return {
+            "month_start": d,
+            "month_end": self.end,
+            "month_label": f"{self.year}-{self.month:02d}",
+            "quarter_label": Quarter.of(d).label,
+            "half_label": f"{self.year}-H{(self.month - 1) // 6 + 1}",
+            "year_label": str(self.year),
+            "fiscal_year_label": fiscal_year_label(d),
+            "fiscal_quarter_label": fiscal_quarter_label(d),
+            "fiscal_half_label": fiscal_half_label(d),
+        }
+
+
+def months_between(start: date, end: date) -> list[Month]:
+    """Calendar months overlapping [start, end)."""
+    out, m = [], Month.of(start)
+    while m.start < end:
+        out.append(m)
+        m = Month.of(m.end)
+    return out
 
 
 def quarters_between(start: date, end: date) -> list[Quarter]:

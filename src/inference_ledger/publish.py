@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from psycopg2 import sql
 from pyspark.sql import SparkSession
@@ -14,6 +14,7 @@ from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
 from inference_ledger.db import connect
 from inference_ledger.db.copy import copy_parquet, truncate
+from inference_ledger.periods import Quarter, months_between
 from inference_ledger.quality.gate import staging_gate
 from inference_ledger.steps import (
     MARTS,
@@ -126,9 +127,44 @@ def replace_periods(conn, ctx: RunContext, start: date, end: date) -> dict[str, 
         audit.record_period_inputs(
             cur, ctx.run_id, [q for q in quarter_labels(start, end) if q not in closed]
         )
+        replace_period_calendar(cur)
     faults.checkpoint("publish:in_transaction")
     conn.commit()
     return published
+
+
+# The span of everything the marts hold, whichever run published it (closed periods included).
+MARTS_SPAN = """
+WITH spans AS (
+    SELECT min(period_start) AS first_day, max(period_end) AS end_day
+    FROM marts.quarterly_summary
+    UNION ALL
+    SELECT min(period_start), max(period_end) FROM marts.revshare_reconciliation
+    UNION ALL
+    SELECT min(usage_date), max(usage_date) + 1 FROM marts.inference_spend_daily
+    UNION ALL
+    SELECT min(usage_month), max(usage_month) + 1 FROM marts.unit_cost_monthly
+)
+SELECT min(first_day), max(end_day) FROM spans
+"""
+
+
+def replace_period_calendar(cur) -> int:
+    """Rewrite marts.period_calendar, in the publish transaction, from periods.py (the owner of
+    the fiscal rule): every month of every calendar quarter the marts hold, without gaps."""
+    cur.execute(MARTS_SPAN)
+    first, end = cur.fetchone()
+    cur.execute("DELETE FROM marts.period_calendar")
+    if first is None:
+        return 0
+    months = months_between(Quarter.of(first).start, Quarter.of(end - timedelta(days=1)).end)
+    names = [c.name for c in contracts.columns("marts", "period_calendar")]
+    insert = sql.SQL("INSERT INTO marts.period_calendar ({}) VALUES ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join(sql.Placeholder() * len(names)),
+    )
+    cur.executemany(insert, [[m.row()[n] for n in names] for m in months])
+    return len(months)
 
 
 def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:

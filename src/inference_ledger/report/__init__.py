@@ -112,7 +112,7 @@ RECON_COLS = [
     Col("Expected $", "expected_usd", money, True),
     Col("Settled $", "settled_usd", money, True),
     Col("Variance $", "variance_usd", money, True),
-    Col("Variance %", "variance_pct", pct, True),
+    Col("Variance %", "variance_ratio", pct, True),
     Col("Tolerance $", "tolerance_usd", money, True),
     Col("Status", "status"),
 ]
@@ -136,7 +136,7 @@ CROSS_COLS = [
     Col("Reported basis $", "basis_usd", money, True),
     Col("Usage x price sheet $", "usage_estimate_usd", money, True),
     Col("Difference $", "usage_estimate_variance_usd", money, True),
-    Col("Difference %", "usage_estimate_variance_pct", pct, True),
+    Col("Difference %", "usage_estimate_variance_ratio", pct, True),
     Col("Unpriced tokens", "usage_unpriced_tokens", integer, True),
 ]
 ADJ_OF_COLS = [
@@ -330,7 +330,7 @@ def _explain(r: dict, x: dict) -> list[str]:
                 text += "; the reported basis matches it to the cent"
             elif d is not None:
                 side = "above" if d > 0 else "below"
-                share = pct(r["usage_estimate_variance_pct"])
+                share = pct(r["usage_estimate_variance_ratio"])
                 text += f"; the reported basis is ${money(abs(d))} {side} it ({share})"
             if x.get("share_at_usage_estimate_usd") is not None:
                 text += (
@@ -388,7 +388,7 @@ def _explain(r: dict, x: dict) -> list[str]:
     elif status in ("underpaid", "overpaid"):
         out.append(
             f"{status.capitalize()}: variance ${money(r['variance_usd'])} "
-            f"({pct(r['variance_pct'])}) exceeds the tolerance of ${money(r['tolerance_usd'])}."
+            f"({pct(r['variance_ratio'])}) exceeds the tolerance of ${money(r['tolerance_usd'])}."
         )
     elif status == "pending":
         out.append(f"Pending: no statement yet; payment is due by {plain(r['payment_due_date'])}.")

@@ -90,10 +90,10 @@ ORDER BY 1""",
 RECONCILIATION = Query(
     "reconciliation",
     """SELECT period_label, agreement_id, direction, counterparty, is_adjustment, basis_definition,
-       basis_usd, basis_entry_count, rate, expected_usd, settled_usd, variance_usd, variance_pct,
+       basis_usd, basis_entry_count, rate, expected_usd, settled_usd, variance_usd, variance_ratio,
        tolerance_usd, status, payment_due_date, implied_basis_usd, cap_used_usd,
        cap_remaining_usd, statement_ids, superseded_statement_ids, statement_basis_usd,
-       usage_estimate_usd, usage_estimate_variance_usd, usage_estimate_variance_pct,
+       usage_estimate_usd, usage_estimate_variance_usd, usage_estimate_variance_ratio,
        usage_unpriced_tokens, adjustment_of_period, adjustment_reason, adjustment_inputs
 FROM marts.revshare_reconciliation
 WHERE period_label = %(p)s

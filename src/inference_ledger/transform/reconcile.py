@@ -270,7 +270,7 @@ def revshare_reconciliation(
             lambda d: with_cap(d, term_facts.select("agreement_id", "direction", "cap_amount"))
         )
         .withColumn("variance_usd", minus("settled_usd", F.coalesce("expected_usd", _zero())))
-        .withColumn("variance_pct", ratio(F.col("variance_usd"), F.col("expected_usd")))
+        .withColumn("variance_ratio", ratio(F.col("variance_usd"), F.col("expected_usd")))
         .withColumn(
             "rate",
             F.coalesce(
@@ -299,14 +299,14 @@ def revshare_reconciliation(
                 minus("basis_usd", "usage_estimate_usd"),
             )
             .withColumn(
-                "usage_estimate_variance_pct",
+                "usage_estimate_variance_ratio",
                 ratio(F.col("usage_estimate_variance_usd"), F.col("usage_estimate_usd")),
             )
         )
     for name in (
         "usage_estimate_usd",
         "usage_estimate_variance_usd",
-        "usage_estimate_variance_pct",
+        "usage_estimate_variance_ratio",
         "usage_unpriced_tokens",
         "adjustment_of_period",
         "adjustment_reason",
@@ -506,7 +506,7 @@ def prior_period_adjustments(
         .withColumn("rate", F.col("latest.rate"))
         .withColumn("status", F.coalesce(F.col("latest.status"), fallback_status))
         .withColumn("variance_usd", variance)
-        .withColumn("variance_pct", ratio(F.col("variance_usd"), F.col("expected_usd")))
+        .withColumn("variance_ratio", ratio(F.col("variance_usd"), F.col("expected_usd")))
         .withColumn(
             "basis_entry_count",
             F.when(F.col("basis_definition").startswith("revenue:"), F.col("basis_entry_count")),
@@ -517,7 +517,7 @@ def prior_period_adjustments(
             F.when(reported, minus("basis_usd", "usage_estimate_usd")),
         )
         .withColumn(
-            "usage_estimate_variance_pct",
+            "usage_estimate_variance_ratio",
             ratio(F.col("usage_estimate_variance_usd"), F.col("usage_estimate_usd")),
         )
         .withColumn("usage_unpriced_tokens", F.lit(None))

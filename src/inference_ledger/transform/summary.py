@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from inference_ledger.periods import FISCAL_YEAR_START_MONTH
 from inference_ledger.transform.contract import minus, ratio, select_mart
 from inference_ledger.transform.reconcile import quarter_label
 
@@ -17,9 +18,12 @@ def _zero():
 
 
 def fiscal_label(period_start) -> F.Column:
-    """Partner fiscal year July-June, named by the calendar year it ends in (FY24 = Jul 2023-Jun 2024)."""
-    months_in = F.pmod(F.month(period_start) - 7, F.lit(12))
-    fy = F.year(period_start) + F.when(F.month(period_start) >= 7, 1).otherwise(0)
+    """Partner fiscal quarter: the rule of periods.fiscal_quarter_label as a Spark column
+    (fiscal year July-June, named by the calendar year it ends in: FY24 = Jul 2023-Jun 2024)."""
+    start = FISCAL_YEAR_START_MONTH
+    months_in = F.pmod(F.month(period_start) - start, F.lit(12))
+    later = F.month(period_start) >= start if start > 1 else F.lit(False)
+    fy = F.year(period_start) + F.when(later, 1).otherwise(0)
     return F.format_string("FY%02d-Q%d", F.pmod(fy, F.lit(100)), (months_in / 3).cast("int") + 1)
 
 
