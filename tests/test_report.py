@@ -640,7 +640,7 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
             [
                 *_chromium_args(binary, profile),
                 f"--screenshot={shot}",
-                "--window-size=1400,3200",
+                "--window-size=1400,6000",
                 page.as_uri(),
             ],
             capture_output=True,
@@ -648,7 +648,7 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
         )
     assert shot.is_file(), proc.stderr.decode(errors="replace")[-2000:]
     width, height, rows = read_png(shot.read_bytes())
-    assert (width, height) == (1400, 3200)
+    assert (width, height) == (1400, 6000)
     pixels = [tuple(r[i : i + 3]) for r in rows[::4] for i in range(0, len(r), 12)]
     non_white = sum(1 for p in pixels if p != (255, 255, 255))
     assert non_white / len(pixels) > 0.2, "the screenshot is (nearly) blank"
@@ -675,3 +675,72 @@ def test_report_renders_in_headless_chromium(reports, tmp_path):
         "547,500,000.00",
     ]
     assert dom.count("<svg") == 3 and dom.count("<rect") > 20
+    # The audit behind the period and the drill-down, as the browser laid them out.
+    assert 'id="quarantine-total"' in dom and "US$ 120.75 at stake" in dom
+    assert "settlement statuses as of <strong>2024-07-15</strong>" in dom
+    assert [c["text"] for c in rendered.table("breakdown-workload")] == [
+        "inference", "1", "7.00", "7.00", "100.000%",
+    ]  # fmt: skip
+    for section_id in ("spend-breakdown", "unit-cost", "data-quality", "inputs"):
+        assert f'<section id="{section_id}">' in dom
+
+
+def test_quarter_breaks_spend_down_with_the_rest_as_all_others_and_shows_unit_cost(db, tmp_path):
+    """2024-Q3 gets seven regions' spend (the five largest shown, two as "(all others)") and
+    two months of unit cost for one model; the rows are removed afterwards."""
+    regions = [("r1", "40"), ("r2", "20"), ("r3", "15"), ("r4", "10"), ("r5", "5"),
+               ("r6", "6"), ("r7", "4")]  # fmt: skip
+    rows = []
+    for region, cost in regions:
+        row = _spend("2024-07-01", "Input Tokens", "gpt-4o", "input", "inference", cost, "final")
+        rows.append({**row, "region": region, "sku": f"sku-{region}"})
+    rows.append(
+        {**rows[0], "sku": "training-sku", "workload": "training", "billed_cost_usd": D("0")}
+    )
+    unit = [
+        {"usage_month": date(2024, m, 1), "channel": "openai", "model": "gpt-4o",
+         "input_tokens": t, "input_cached_tokens": 0, "output_tokens": 0, "total_tokens": t,
+         "num_model_requests": 10, "allocated_spend_usd": D(spend),
+         "cost_per_1m_tokens_usd": D(spend) * 1000000 / t}
+        for m, t, spend in ((7, 2_000_000, "5"), (8, 1_000_000, "4"))
+    ]  # fmt: skip
+    with db.cursor() as cur:
+        for row in rows:
+            _insert(cur, "marts.inference_spend_daily", row)
+        for row in unit:
+            _insert(cur, "marts.unit_cost_monthly", row)
+    db.commit()
+    try:
+        page = Page(write_period_report(db, "2024-Q3", tmp_path).read_text())
+        breakdown = (tmp_path / "2024-Q3" / "spend_breakdown.csv").read_text().splitlines()
+    finally:
+        with db.cursor() as cur:
+            cur.execute("DELETE FROM marts.inference_spend_daily WHERE usage_date >= '2024-07-01'")
+            cur.execute("DELETE FROM marts.unit_cost_monthly WHERE usage_month >= '2024-07-01'")
+        db.commit()
+    cells = [c["text"] for c in page.table("breakdown-region")]
+    assert cells == [
+        "r1", "1", "40.00", "40.00", "40.000%",
+        "r2", "1", "20.00", "20.00", "20.000%",
+        "r3", "1", "15.00", "15.00", "15.000%",
+        "r4", "1", "10.00", "10.00", "10.000%",
+        "r6", "1", "6.00", "6.00", "6.000%",
+        "(all others)", "2", "9.00", "9.00", "9.000%",
+    ]  # fmt: skip
+    assert [c["text"] for c in page.table("breakdown-workload")] == [
+        "inference", "1", "100.00", "100.00", "100.000%",
+        "training", "1", "0.00", "0.00", "0.000%",
+    ]  # fmt: skip
+    # $9 over 3M tokens in the quarter: $3 per million, not the mean of the months' $2.5 and $4.
+    assert [c["text"] for c in page.table("unit-cost")] == [
+        "openai",
+        "gpt-4o",
+        "3,000,000",
+        "20",
+        "9.00",
+        "3.0000",
+    ]
+    assert breakdown[0] == (
+        "dimension,value,value_count,billed_cost_usd,inference_spend_usd,share_of_billed"
+    )
+    assert "region,(all others),2,9.0000000000,9.0000000000,0.0900000000" in breakdown[1:]

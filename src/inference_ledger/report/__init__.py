@@ -208,10 +208,35 @@ FRESHNESS_COLS = [
     Col("DQ critical failed", "dq_critical_failed", integer, True),
     Col("Quarantined rows", "quarantined_rows", integer, True),
 ]
+BREAKDOWN_TITLES = {
+    "service_name": "Service",
+    "region": "Region",
+    "model_id": "Model",
+    "workload": "Workload",
+}
+BREAKDOWN_CSV_COLUMNS = [
+    "dimension", "value", "value_count", "billed_cost_usd", "inference_spend_usd",
+    "share_of_billed",
+]  # fmt: skip
+UNIT_COST_COLS = [
+    Col("Channel", "channel"),
+    Col("Model", "model"),
+    Col("Tokens", "total_tokens", integer, True),
+    Col("Requests", "num_model_requests", integer, True),
+    Col("Allocated spend $", "allocated_spend_usd", money, True),
+    Col(
+        "$ per 1M tokens",
+        "cost_per_1m_tokens_usd",
+        lambda v: "" if v is None else f"{v:,.4f}",
+        True,
+    ),
+]
 # Every CSV a quarter page writes, linked from its navigation bar.
 QUARTER_CSVS = (
     "summary.csv",
     "spend.csv",
+    "spend_breakdown.csv",
+    "unit_cost.csv",
     "reconciliation.csv",
     "explanations.csv",
     "adjustments_of_period.csv",
@@ -486,6 +511,14 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
         folder / "quarantine.csv", Q.QUARANTINE_FILES.run(conn, label), QUARANTINE_CSV_COLUMNS
     )
     write_csv(folder / "spend.csv", Q.SPEND_BY_MONTH.run(conn, label), SPEND_CSV_COLUMNS)
+    breakdowns = {d: q.run(conn, label) for d, q in Q.SPEND_BREAKDOWNS.items()}
+    write_csv(
+        folder / "spend_breakdown.csv",
+        [{"dimension": d, **r} for d, rows in breakdowns.items() for r in rows],
+        BREAKDOWN_CSV_COLUMNS,
+    )
+    unit_cost = Q.UNIT_COST.run(conn, label)
+    write_csv(folder / "unit_cost.csv", unit_cost, [c.key for c in UNIT_COST_COLS])
 
     statuses = Counter(r["status"] for r in rec if not r["is_adjustment"])
     exceptions = sum(n for s, n in statuses.items() if s not in ("matched", "pending"))
@@ -540,6 +573,21 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             + sql_block(Q.SPEND_MONTHS, label)
             + sql_block(Q.SPEND_BY_MONTH, label, note="spend.csv"),
             "spend-months",
+        ),
+        section("Spend breakdown", _breakdown_tables(breakdowns, label), "spend-breakdown"),
+        section(
+            "Unit cost by channel and model",
+            '<p class="muted">The quarter\'s inference spend allocated to each model over its '
+            "tokens (marts.unit_cost_monthly summed over the quarter's months).</p>"
+            + table(
+                UNIT_COST_COLS,
+                unit_cost,
+                query=Q.UNIT_COST,
+                table_id="unit-cost",
+                empty="No usage published for this quarter.",
+            )
+            + sql_block(Q.UNIT_COST, label),
+            "unit-cost",
         ),
         section(
             "Charts",
@@ -702,6 +750,39 @@ def _data_docs_link(run_id: str | None, folder: Path) -> str:
         return ""
     href = Path(os.path.relpath(index, folder.resolve())).as_posix()
     return f' · <a href="{html.escape(href)}">Data Docs of the run</a>'
+
+
+def _breakdown_tables(breakdowns: dict[str, list[dict]], label: str) -> str:
+    """One table per dimension: the largest values, the rest as "(all others)", shares of
+    the quarter's billed spend."""
+    out = [
+        f'<p class="muted">Billed spend of the quarter by dimension: the '
+        f"{Q.BREAKDOWN_TOP} largest values, then all others in one row; "
+        "<em>other</em> in the workload table is spend the bill does not attribute to "
+        "inference or training. All rows in spend_breakdown.csv.</p>"
+    ]
+    for dimension, rows in breakdowns.items():
+        title = BREAKDOWN_TITLES[dimension]
+        query = Q.SPEND_BREAKDOWNS[dimension]
+        cols = [
+            Col(title, "value"),
+            Col("Values", "value_count", integer, True),
+            Col("Billed spend $", "billed_cost_usd", money, True),
+            Col("Inference spend $", "inference_spend_usd", money, True),
+            Col("Share of billed", "share_of_billed", pct, True),
+        ]
+        out.append(f"<h3>By {title.lower()}</h3>")
+        out.append(
+            table(
+                cols,
+                rows,
+                query=query,
+                table_id=f"breakdown-{dimension}",
+                empty="No spend published for this quarter.",
+            )
+            + sql_block(query, label)
+        )
+    return "".join(out)
 
 
 def _published_text(run: dict | None) -> str:

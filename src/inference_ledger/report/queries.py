@@ -178,6 +178,64 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, consumed_unit
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, consumed_unit""",
 )
 
+# ---------------------------------------------------------------- drill-down of a quarter
+
+# Spend by one dimension of the daily mart: the five largest values, then the rest in one
+# "(all others)" row, each with its share of the quarter's billed spend.
+BREAKDOWN_DIMENSIONS = ("service_name", "region", "model_id", "workload")
+BREAKDOWN_TOP = 5
+
+
+def _breakdown(dimension: str) -> Query:
+    assert dimension in BREAKDOWN_DIMENSIONS  # an identifier from the fixed list, not input
+    return Query(
+        f"spend_by_{dimension}",
+        f"""WITH spend AS (
+    SELECT {dimension} AS value,
+           sum(billed_cost_usd) AS billed_cost_usd,
+           sum(billed_cost_usd) FILTER (WHERE workload = 'inference') AS inference_spend_usd
+    FROM marts.inference_spend_daily
+    WHERE to_char(usage_date, 'YYYY') || '-Q' || to_char(usage_date, 'Q') = %(p)s
+    GROUP BY {dimension}
+), ranked AS (
+    SELECT value, billed_cost_usd, inference_spend_usd,
+           row_number() OVER (ORDER BY billed_cost_usd DESC, value) AS rank
+    FROM spend
+), grouped AS (
+    SELECT CASE WHEN rank <= {BREAKDOWN_TOP} THEN value ELSE '(all others)' END AS value,
+           least(rank, {BREAKDOWN_TOP + 1}) AS rank,
+           count(*) AS value_count,
+           sum(billed_cost_usd) AS billed_cost_usd,
+           coalesce(sum(inference_spend_usd), 0) AS inference_spend_usd
+    FROM ranked
+    GROUP BY 1, 2
+)
+SELECT value, value_count, billed_cost_usd, inference_spend_usd,
+       round(billed_cost_usd / nullif(sum(billed_cost_usd) OVER (), 0), 10) AS share_of_billed
+FROM grouped
+ORDER BY rank""",
+    )
+
+
+SPEND_BREAKDOWNS = {d: _breakdown(d) for d in BREAKDOWN_DIMENSIONS}
+
+# Unit cost of the quarter per channel and model: spend allocated to the model over its
+# tokens (marts.unit_cost_monthly summed over the quarter's months).
+UNIT_COST = Query(
+    "unit_cost",
+    """SELECT channel, model,
+       sum(total_tokens) AS total_tokens,
+       sum(num_model_requests) AS num_model_requests,
+       sum(allocated_spend_usd) AS allocated_spend_usd,
+       round(sum(allocated_spend_usd) * 1000000 / nullif(sum(total_tokens), 0), 10)
+           AS cost_per_1m_tokens_usd
+FROM marts.unit_cost_monthly
+WHERE to_char(usage_month, 'YYYY') || '-Q' || to_char(usage_month, 'Q') = %(p)s
+GROUP BY channel, model
+ORDER BY allocated_spend_usd DESC NULLS LAST, channel, model""",
+)
+
+
 # ---------------------------------------------------------------- the audit behind a period
 # Per period, not per run (marts.period_status, period_data_quality, period_quarantine): the
 # inputs the published figures rest on, whichever run read them, so a rerun that reads
