@@ -358,6 +358,7 @@ EPILOG = """settings (environment):
   LEDGER_SHUFFLE_PARTITIONS  Spark shuffle partitions (4)
   LEDGER_SPARK_DRIVER_MEMORY Spark driver memory (2g)
   LEDGER_LOGIN_PASSWORD  password for `ledger db grant-login` (else stdin or a prompt)
+  LEDGER_DATA_DOCS_KEEP_RUNS  Data Docs sites kept under $LEDGER_HOME/data_docs (30; 0 keeps all)
 
 exit codes:
   0  success
