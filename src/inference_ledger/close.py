@@ -158,10 +158,16 @@ def blocker_lines(blockers: Blockers) -> list[str]:
         what = f"{e['agreement_id']} {e['direction']}"
         if e["is_adjustment"]:
             what += f" (adjustment of {e['adjustment_of_period']})"
+        variance = e["variance_usd"]
+        amounts = [f"expected {_usd(e['expected_usd'])}", f"settled {_usd(e['settled_usd'])}"]
+        if e["tolerance_usd"] is not None:  # adjustment rows carry no tolerance nor due date
+            amounts.append(f"tolerance {_usd(e['tolerance_usd'])}")
+        if e["payment_due_date"] is not None:
+            amounts.append(f"due {e['payment_due_date']}")
         out.append(
-            f"  exception: {what}: {e['status']}, variance {_usd(e['variance_usd'])} USD"
-            f" (expected {_usd(e['expected_usd'])}, settled {_usd(e['settled_usd'])},"
-            f" tolerance {_usd(e['tolerance_usd'])}, due {e['payment_due_date'] or 'none'})"
+            f"  exception: {what}: {e['status']}, variance "
+            + (f"{_usd(variance)} USD" if variance is not None else "none")
+            + f" ({', '.join(amounts)})"
         )
     for d in blockers.dq_failures:
         on = f" on {d['column_name']}" if d["column_name"] else ""
