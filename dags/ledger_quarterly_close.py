@@ -22,9 +22,16 @@ leaves time for the last settlements and billing restatements. The run with data
 A manual run (no logical date in Airflow 3) closes the quarter before the one it was
 triggered in; param `period` (`2024-Q1`) closes a given quarter instead.
 
+**Sign-off.** Closing is a sign-off: a quarter with open reconciliation exceptions
+(`marts.reconciliation_exceptions`) or failed critical data-quality results
+(`marts.period_data_quality`) fails the task at once (no retry) with a message listing them.
+Trigger it again with params `accept_exceptions: true` and `reason` to close it anyway: what
+was accepted, the reason, who (`airflow:<dag>/<run>`) and when are recorded in
+`audit.closed_periods` and `audit.period_close_events`.
+
 **Failures.** Transient errors (database unreachable) retry. A quarter with no published
-figures fails at once; a quarter already closed (by the CLI or an earlier run) is left as it
-is and the run succeeds.
+figures, or with exceptions nobody accepted, fails at once; a quarter already closed (by the
+CLI or an earlier run) is left as it is and the run succeeds.
 """
 
 DEFAULT_ARGS = {
@@ -50,7 +57,19 @@ DEFAULT_ARGS = {
             type=["null", "string"],
             pattern=r"^\d{4}-Q[1-4]$",
             description="Quarter to close (2024-Q1); empty = the quarter that just ended.",
-        )
+        ),
+        "accept_exceptions": Param(
+            False,
+            type="boolean",
+            description="Sign off a quarter with open reconciliation exceptions or failed"
+            " critical data-quality checks: close it anyway, recording what was accepted"
+            " (needs reason).",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            description="With accept_exceptions: why they are accepted (kept in audit).",
+        ),
     },
     tags=["inference-ledger", "finance", "close"],
     doc_md=DOC_MD,
@@ -63,7 +82,10 @@ def ledger_quarterly_close():
                 params["period"], data_interval_end, dag_run.run_after
             )
             digest = orchestration.close(
-                period, closed_by=f"airflow:{dag_run.dag_id}/{dag_run.run_id}"
+                period,
+                closed_by=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+                accept_exceptions=params["accept_exceptions"],
+                reason=params["reason"],
             )
             return {"period": period, "snapshot_sha256": digest}
 

@@ -145,6 +145,11 @@ RECON = (
     " adjustment_reason, adjustment_inputs, usage_estimate_usd, usage_estimate_variance_usd"
     " FROM marts.revshare_reconciliation ORDER BY period_label, direction, is_adjustment"
 )
+SIGNOFF = (
+    "SELECT period_label, closed_by, accepted_exception_count, accepted_exceptions,"
+    " accepted_dq_failure_count, accepted_dq_failures, acceptance_reason"
+    " FROM audit.closed_periods WHERE reopened_at IS NULL ORDER BY 1"
+)
 SUMMARY = (
     "SELECT period_label, revshare_paid_usd, implied_revenue_usd, revshare_received_usd,"
     " net_revshare_usd, revshare_paid_adjustment_usd FROM marts.quarterly_summary ORDER BY 1"
@@ -186,6 +191,8 @@ def test_first_run_reconciles_both_directions(env):
 
 def test_close_then_a_late_change_posts_a_prior_period_adjustment(env, capsys, tmp_path):
     assert cli.main(["close", "--period", "2024-Q1", "--by", "controller"]) == 0
+    # Q1 is clean (both directions matched): it closes without a sign-off, none is recorded.
+    assert q(env, SIGNOFF) == [("2024-Q1", "controller", 0, None, 0, None, None)]
     closed_q1 = q(env, RECON + "")[:2]
     before = q(env, "SELECT * FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1'")
     run_pipeline(env["late"], as_of=AS_OF)
@@ -284,18 +291,97 @@ def test_close_and_reopen_are_explicit_and_recorded(env, capsys):
         ("2024-Q1", D("250.00"), D("1250.00"), D("20.00"), D("-230.00"), D("0")),
         ("2024-Q2", D("400.00"), D("2000.00"), D("0"), D("-400.00"), D("0")),
     ]
-    # Closed again: a new snapshot; the history keeps every close and reopen.
-    assert cli.main(["close", "--period", "2024-Q1", "--by", "controller"]) == 0
-    events = q(
-        env,
-        "SELECT event, event_by, reason, snapshot_sha256 IS NOT NULL"
-        " FROM audit.period_close_events ORDER BY event_at, event_id",
-    )
-    assert events == [
-        ("closed", "controller", None, True),
-        ("reopened", "cfo", "late revenue restatement", False),
-        ("closed", "controller", None, True),
+
+
+Q1_UNDERPAID = {
+    "agreement_id": "PAY",
+    "direction": "payable",
+    "is_adjustment": False,
+    "adjustment_of_period": None,
+    "status": "underpaid",
+    "expected_usd": "300.0000000000",
+    "settled_usd": "250.0000000000",
+    "variance_usd": "-50.0000000000",
+    "tolerance_usd": "1.0000000000",  # max(1.00, 0.001 x 300)
+    "payment_due_date": "2024-05-01",  # 2024-04-01 + 30 days
+}
+EVENTS = (
+    "SELECT event, event_by, reason, snapshot_sha256 IS NOT NULL, accepted_exception_count,"
+    " accepted_dq_failure_count FROM audit.period_close_events ORDER BY event_at, event_id"
+)
+
+
+def test_a_period_with_exceptions_closes_only_with_a_recorded_signoff(env, capsys):
+    """Reopened Q1 now owes 300 and was paid 250: an exception. `ledger close` refuses it and
+    says how to sign off; the sign-off closes it and records what was accepted, why, who, when."""
+    capsys.readouterr()
+    assert q(
+        env, "SELECT * FROM marts.reconciliation_exceptions WHERE period_label = '2024-Q1'"
+    ) == [
+        (
+            "2024-Q1",
+            "PAY",
+            "payable",
+            False,
+            "Partner",
+            "underpaid",
+            D("300.00"),
+            D("250.00"),
+            D("-50.00"),
+            D("-0.1666666667"),
+            D("1.00"),
+            date(2024, 5, 1),
+            "S-Q1-R1",
+            None,
+        )
     ]
+    assert cli.main(["close", "--period", "2024-Q1", "--by", "controller"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == (
+        "ledger: period 2024-Q1 cannot be closed: it has 1 open reconciliation exception\n"
+        "  exception: PAY payable: underpaid, variance -50.00 USD (expected 300.00, settled"
+        " 250.00, tolerance 1.00, due 2024-05-01)\n"
+        "fix them and publish again, or close it anyway with a recorded sign-off: ledger close"
+        ' --period 2024-Q1 --accept-exceptions --reason "why they are accepted" (close DAG:'
+        " params accept_exceptions=true and reason)\n"
+    )
+    # Refused: still open, nothing recorded.
+    assert q(env, "SELECT reopened_at IS NOT NULL FROM audit.closed_periods") == [(True,)]
+    assert len(q(env, EVENTS)) == 2
+    # The sign-off flags go together, with a reason that says something (usage errors, exit 2).
+    for argv, message in (
+        (["--accept-exceptions"], "--accept-exceptions needs --reason"),
+        (["--accept-exceptions", "--reason", "  "], "--accept-exceptions needs --reason"),
+        (["--reason", "agreed"], "--reason goes with --accept-exceptions"),
+    ):
+        assert cli.main(["close", "--period", "2024-Q1", *argv]) == 2, argv
+        assert capsys.readouterr().err.startswith(f"ledger: close: {message}"), argv
+    assert len(q(env, EVENTS)) == 2
+
+    (before,) = q(env, "SELECT now()")[0]
+    reason = "Partner short-paid Q1 by $50; recovery agreed for Q2"
+    argv = ["close", "--period", "2024-Q1", "--accept-exceptions", "--reason", f" {reason} "]
+    assert cli.main([*argv, "--by", "controller"]) == 0
+    (after,) = q(env, "SELECT now()")[0]
+    (sha,) = q(env, "SELECT snapshot_sha256 FROM audit.closed_periods")[0]
+    assert capsys.readouterr().out == (
+        f"closed 2024-Q1: snapshot sha256 {sha}\n"
+        f"signed off by controller, accepting 1 open reconciliation exception: {reason}\n"
+    )
+    assert q(env, SIGNOFF) == [("2024-Q1", "controller", 1, [Q1_UNDERPAID], 0, None, reason)]
+    (closed_at,) = q(env, "SELECT closed_at FROM audit.closed_periods")[0]
+    assert before <= closed_at <= after
+    assert q(env, EVENTS) == [
+        ("closed", "controller", None, True, 0, 0),
+        ("reopened", "cfo", "late revenue restatement", False, 0, 0),
+        ("closed", "controller", reason, True, 1, 0),
+    ]
+    assert q(
+        env,
+        "SELECT accepted_exceptions, event_at FROM audit.period_close_events"
+        " ORDER BY event_id DESC LIMIT 1",
+    ) == [([Q1_UNDERPAID], closed_at)]
 
 
 def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
@@ -306,7 +392,14 @@ def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
     ctx, url = prepare(env["late"], None, None, "test", AS_OF)
     ingest_step(ctx, url)
     aggregate_step(ctx, url)
-    assert cli.main(["close", "--period", "2024-Q2"]) == 0
+    # Q2's receivable statement never came (missing_settlement): closed with a sign-off.
+    signoff = ["--accept-exceptions", "--reason", "RCV Q2 statement chased with Partner"]
+    assert cli.main(["close", "--period", "2024-Q2", *signoff]) == 0
+    assert q(
+        env,
+        "SELECT accepted_exception_count, accepted_exceptions -> 0 ->> 'status'"
+        " FROM audit.closed_periods WHERE period_label = '2024-Q2'",
+    ) == [(1, "missing_settlement")]
     with pytest.raises(ClosedPeriodsChanged, match="closed then: 2024-Q1; now: 2024-Q1, 2024-Q2"):
         publish_step(ctx, url)
     finish(ctx, url, error="ClosedPeriodsChanged")
@@ -344,3 +437,97 @@ def test_late_change_to_the_last_closed_quarter_extends_the_run(env):
     assert q(env, "SELECT period_end FROM audit.runs WHERE run_id = %s", result.run_id) == [
         (date(2025, 1, 1),)
     ]
+
+
+def test_the_close_dag_follows_the_same_rule(env):
+    """orchestration.close as ledger_quarterly_close calls it (inside airflow_errors): 2024-Q4
+    (a missing settlement, the adjustment of late Q3 revenue, and here a failed critical check
+    of the run that published it) fails at once with close's message; with the params it
+    closes, recorded as signed off by the DAG run."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from inference_ledger import orchestration
+    from inference_ledger.close import refusal_message
+
+    ((run_id,),) = q(
+        env,
+        "SELECT run_id FROM audit.published_periods"
+        " WHERE table_name = 'quarterly_summary' AND period_value = '2024-Q4'",
+    )
+    conn = connect(env["url"])
+    with conn, conn.cursor() as cur:  # a result as a publish run that failed it would record
+        cur.execute(
+            """INSERT INTO audit.dq_results (run_id, suite, expectation, column_name, severity,
+                   success, observed_value, check_name)
+               VALUES (%s, 'staging.revshare_reconciliation', 'expect_column_values_to_not_be_null',
+                       'status', 'critical', false, '1', 'reconciliation_status_present')""",
+            (run_id,),
+        )
+    conn.close()
+    who = "airflow:ledger_quarterly_close/manual__2025-01-20T06:00:00+00:00"
+
+    def dag_close(**params):
+        with orchestration.airflow_errors():
+            return orchestration.close("2024-Q4", closed_by=who, **params)
+
+    with pytest.raises(AirflowFailException) as refused:
+        dag_close(accept_exceptions=False, reason=None)
+    assert str(refused.value) == (
+        "period 2024-Q4 cannot be closed: it has 2 open reconciliation exceptions and 1 failed"
+        " critical data-quality check\n"
+        "  exception: PAY payable: missing_settlement, variance none (expected none,"
+        " settled none, tolerance 1.00, due 2025-01-31)\n"
+        "  exception: PAY payable (adjustment of 2024-Q3): underpaid, variance -20.00 USD"
+        " (expected 20.00, settled 0.00)\n"
+        "  failed critical check: staging.revshare_reconciliation"
+        " expect_column_values_to_not_be_null on status (check reconciliation_status_present,"
+        f" run {run_id}): observed 1\n"
+        "fix them and publish again, or close it anyway with a recorded sign-off: ledger close"
+        ' --period 2024-Q4 --accept-exceptions --reason "why they are accepted" (close DAG:'
+        " params accept_exceptions=true and reason)"
+    )
+    assert str(refused.value) == str(refusal_message("2024-Q4", refused.value.__cause__.blockers))
+    for params, message in (
+        ({"accept_exceptions": True, "reason": None}, "param accept_exceptions needs param reason"),
+        ({"accept_exceptions": True, "reason": " "}, "param accept_exceptions needs param reason"),
+        ({"accept_exceptions": False, "reason": "x"}, "param reason goes with param accept_"),
+    ):
+        with pytest.raises(AirflowFailException, match=f"^ParamError: {message}"):
+            dag_close(**params)
+    assert q(env, "SELECT count(*) FROM audit.closed_periods WHERE period_label = '2024-Q4'") == [
+        (0,)
+    ]
+
+    digest = dag_close(accept_exceptions=True, reason="Q4 figures signed off by the CFO")
+    rows = q(
+        env,
+        "SELECT closed_by, snapshot_sha256, accepted_exception_count,"
+        " accepted_dq_failure_count, accepted_dq_failures, acceptance_reason,"
+        " jsonb_path_query_array(accepted_exceptions, '$[*].status')"
+        " FROM audit.closed_periods WHERE period_label = '2024-Q4'",
+    )
+    dq = {
+        "run_id": run_id,
+        "suite": "staging.revshare_reconciliation",
+        "expectation": "expect_column_values_to_not_be_null",
+        "column_name": "status",
+        "check_name": "reconciliation_status_present",
+        "observed_value": "1",
+    }
+    assert rows == [
+        (
+            who,
+            digest,
+            2,
+            1,
+            [dq],
+            "Q4 figures signed off by the CFO",
+            ["missing_settlement", "underpaid"],
+        )
+    ]
+    # Run again (a retry, a second trigger): already closed, the same snapshot, no new event.
+    assert dag_close(accept_exceptions=False, reason=None) == digest
+    assert q(
+        env,
+        "SELECT count(*) FROM audit.period_close_events WHERE period_label = '2024-Q4'",
+    ) == [(1,)]

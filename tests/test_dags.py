@@ -268,7 +268,7 @@ def test_ingest_dags_each_produce_their_asset(dagbag):
 def test_quarterly_close_wiring(dagbag):
     d = dagbag["dags"]["ledger_quarterly_close"]
     assert d["timetable"] == "CronDataIntervalTimetable"
-    assert d["params"] == ["period"]
+    assert d["params"] == ["accept_exceptions", "period", "reason"]
     assert list(d["tasks"]) == ["close"]
 
 

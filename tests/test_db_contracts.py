@@ -287,3 +287,81 @@ def test_input_file_rows_must_tie_out(pg_conn):
         cur.execute("ROLLBACK TO SAVEPOINT s")
         with pytest.raises(errors.CheckViolation):
             cur.execute("UPDATE audit.runs SET status = 'done' WHERE run_id = 'test_db_contracts'")
+
+
+SIGNOFF_COLUMNS = {
+    "closed_periods": [
+        "accepted_exception_count",
+        "accepted_exceptions",
+        "accepted_dq_failure_count",
+        "accepted_dq_failures",
+        "acceptance_reason",
+    ],
+    "period_close_events": [
+        "accepted_exception_count",
+        "accepted_exceptions",
+        "accepted_dq_failure_count",
+        "accepted_dq_failures",
+    ],
+}
+
+
+def test_reconciliation_exceptions_view_is_documented_and_analysts_read_it(pg_conn):
+    """sql/015: a comment on the view and on every column; the loader's default privileges
+    (sql/001) cover views, so analysts read it with no grant of its own."""
+    columns = _rows(
+        pg_conn,
+        "SELECT a.attname, col_description(a.attrelid, a.attnum) IS NOT NULL"
+        " FROM pg_attribute a WHERE a.attrelid = 'marts.reconciliation_exceptions'::regclass"
+        " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+    )
+    assert columns == [
+        (c, True)
+        for c in (
+            "period_label",
+            "agreement_id",
+            "direction",
+            "is_adjustment",
+            "counterparty",
+            "status",
+            "expected_usd",
+            "settled_usd",
+            "variance_usd",
+            "variance_pct",
+            "tolerance_usd",
+            "payment_due_date",
+            "statement_ids",
+            "adjustment_of_period",
+        )
+    ]
+    (comment,) = _rows(
+        pg_conn, "SELECT obj_description('marts.reconciliation_exceptions'::regclass, 'pg_class')"
+    )[0]
+    assert comment.startswith("Grain: one row per period, agreement, direction and adjustment")
+    assert _rows(
+        pg_conn,
+        "SELECT c.relowner::regrole::text,"
+        " has_table_privilege('ledger_analyst', c.oid, 'SELECT'),"
+        " has_table_privilege('ledger_analyst', c.oid, 'INSERT')"
+        " FROM pg_class c WHERE c.oid = 'marts.reconciliation_exceptions'::regclass",
+    ) == [("ledger_loader", True, False)]
+
+
+@pytest.mark.parametrize("table", sorted(SIGNOFF_COLUMNS))
+def test_close_signoff_columns_are_documented(pg_conn, table):
+    documented = _rows(
+        pg_conn,
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0"
+        " AND NOT a.attisdropped AND col_description(a.attrelid, a.attnum) IS NOT NULL",
+        f"audit.{table}",
+    )
+    assert set(SIGNOFF_COLUMNS[table]) <= {c for (c,) in documented}
+
+
+def test_a_close_that_accepted_something_must_say_why(pg_conn):
+    with pg_conn.cursor() as cur, pytest.raises(errors.CheckViolation):
+        cur.execute(
+            "INSERT INTO audit.closed_periods (period_label, closed_by, snapshot_sha256,"
+            " snapshot, accepted_exception_count) VALUES ('1999-Q1', 't', 'x', '{}', 1)"
+        )
+    pg_conn.rollback()

@@ -286,10 +286,26 @@ def cmd_report(args) -> int:
 
 
 def cmd_close(args) -> int:
-    from inference_ledger.close import close_period
+    from inference_ledger.close import (
+        SignoffUsageError,
+        blocker_summary,
+        close_period,
+        signoff_reason,
+    )
 
-    checksum = close_period(args.period, closed_by=args.by)
-    print(f"closed {args.period}: snapshot sha256 {checksum}")
+    try:  # refused before the database: a mistyped sign-off costs nothing
+        reason = signoff_reason(args.accept_exceptions, args.reason)
+    except SignoffUsageError as exc:
+        raise _UsageError(f"close: {exc}") from exc
+    closed = close_period(
+        args.period, closed_by=args.by, accept_exceptions=args.accept_exceptions, reason=reason
+    )
+    print(f"closed {closed.period}: snapshot sha256 {closed.snapshot_sha256}")
+    if closed.accepted:
+        print(
+            f"signed off by {closed.closed_by}, accepting {blocker_summary(closed.accepted)}:"
+            f" {closed.reason}"
+        )
     return 0
 
 
@@ -362,7 +378,9 @@ EPILOG = """settings (environment):
 
 exit codes:
   0  success
-  1  a request that cannot be honoured (e.g. closing a closed period); an unexpected error
+  1  a request that cannot be honoured (e.g. closing a closed period, or one with open
+     reconciliation exceptions or failed critical checks without --accept-exceptions);
+     an unexpected error
   2  usage, configuration or input error: bad option, landing with nothing to ingest,
      malformed LEDGER_DATABASE_URL, unreachable database, bad input file, billing
      month(s) not loaded (the run is recorded as failed)
@@ -433,9 +451,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="the files written, as JSON on stdout")
     rep.set_defaults(func=cmd_report)
 
-    c = add_parser("close", help="freeze a period: snapshot its published figures with a checksum")
+    c = add_parser(
+        "close",
+        help="sign off and freeze a period: snapshot its published figures with a checksum;"
+        " refused while it has open reconciliation exceptions or failed critical checks"
+        " unless they are accepted",
+    )
     c.add_argument("--period", required=True, type=_period)
     c.add_argument("--by", default=None, help="who closes it (default: the OS user)")
+    c.add_argument(
+        "--accept-exceptions",
+        action="store_true",
+        help="close even with open reconciliation exceptions or failed critical data-quality"
+        " checks; what is accepted is recorded with the reason, who and when (needs --reason)",
+    )
+    c.add_argument(
+        "--reason",
+        default=None,
+        help="with --accept-exceptions: why they are accepted (kept in audit)",
+    )
     c.set_defaults(func=cmd_close)
 
     ro = add_parser(

@@ -527,13 +527,27 @@ def report(run: RunInfo) -> list[str]:
         conn.close()
 
 
-def close(period: str, closed_by: str) -> str:
-    """Freeze `period` (`close_period`); a period already closed (and not reopened) is left as
-    it is (the run succeeds with its existing checksum), one with no published figures fails
-    at once."""
-    from inference_ledger.close import close_period, period_status
+def close(period: str, closed_by: str, accept_exceptions: Any = False, reason: Any = None) -> str:
+    """Freeze `period` (`close_period`, whose rule decides what blocks a close); a period
+    already closed (and not reopened) is left as it is (the run succeeds with its existing
+    checksum). A period with no published figures, or with exceptions nobody accepted (params
+    `accept_exceptions` and `reason`), fails at once with close's own message."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from inference_ledger.close import (
+        CloseRefused,
+        blocker_summary,
+        close_period,
+        period_status,
+        signoff_reason,
+    )
     from inference_ledger.db import connect
 
+    names = ("param accept_exceptions", "param reason")
+    try:  # an empty reason param is no reason
+        why = signoff_reason(bool(accept_exceptions), reason or None, names)
+    except ValueError as exc:
+        raise ParamError(str(exc)) from exc
     conn = connect(_url())
     try:
         status = period_status(conn, period)
@@ -544,11 +558,18 @@ def close(period: str, closed_by: str) -> str:
         log.info("period %s is already closed (snapshot %s)", period, status["snapshot_sha256"])
         return status["snapshot_sha256"]
     try:
-        digest = close_period(period, closed_by=closed_by)
+        closed = close_period(
+            period, closed_by=closed_by, accept_exceptions=bool(accept_exceptions), reason=why
+        )
+    except CloseRefused as exc:  # a sign-off is missing: retrying will not give it
+        raise AirflowFailException(str(exc)) from exc
     except ValueError as exc:  # no published figures: closing again will not help
         raise ParamError(str(exc)) from exc
-    log.info("closed %s: snapshot sha256 %s", period, digest)
-    return digest
+    log.info("closed %s: snapshot sha256 %s", period, closed.snapshot_sha256)
+    if closed.accepted:
+        log.warning("%s signed off %s accepting %s: %s", closed_by, period,
+                    blocker_summary(closed.accepted), why)  # fmt: skip
+    return closed.snapshot_sha256
 
 
 def finish(run: RunInfo | None, states: Mapping[str, str], errors: Mapping[str, str]) -> None:
