@@ -478,3 +478,201 @@ def test_azure_openai_meter_names_give_model_direction_and_cache_action(spark, t
     assert got == METERS
     assert [r["workload"] for r in by["loaded"]] == ["inference"] * 11 + ["other"] * 3
     assert {r["service_category"] for r in by["loaded"][:11]} == {"AI and Machine Learning"}
+
+
+# Cost details as Azure writes token meters today: the unit of measure is a block of tokens
+# (`1K`, `1M`: the price sheet's and cost details' UnitOfMeasure), the meter category
+# `Cognitive Services` (older) or `Foundry Models`, and meter names with run-together words
+# (`BatchOutp`), context bands (`ShortCo`) and no `Tokens` at all (`Phi-4-reasoning-Output`).
+BLOCK_UNIT_METERS = [
+    ("Cognitive Services", "gpt 4.1 Inp regnl Tokens", "1K",
+     ("gpt-4.1", "input", "uncached", "Generative AI", "ai.token-meter")),
+    ("Cognitive Services", "gpt 4o 1120 cached Inp regnl Tokens", "1K",
+     ("gpt-4o-1120", "input", "read", "Generative AI", "ai.token-meter")),
+    ("Cognitive Services", "gpt 4o mini0718 BatchOutp DataZone Tokens", "1K",
+     ("gpt-4o-mini0718", "output", None, "Generative AI", "ai.token-meter")),
+    ("Foundry Models", "5.5 ShortCo inp Gl 1M Tokens", "1M",
+     ("5.5", "input", "uncached", "Generative AI", "service.azure-openai")),
+    ("Foundry Models", "Phi-4-reasoning-Output", "1M",
+     ("phi-4-reasoning", "output", None, "Generative AI", "service.azure-openai")),
+    ("Cognitive Services", "gpt 4o 0806 Inp Data Zone Tokens", "1M",
+     ("gpt-4o-0806", "input", "uncached", "Generative AI", "ai.token-meter")),
+    # embeddings bill tokens in one direction the meter does not name
+    ("Cognitive Services", "text-embedding-3-large-glbl Tokens", "1K",
+     (None, None, None, None, "ai.ml-token-meter-name")),
+    # a block unit alone is no token meter: storage operations stay `other`
+    ("Storage", "Hot Read Operations", "10K", (None, None, None, None, "default")),
+    ("Cognitive Services", "S0 Text Records", "1K", (None, None, None, None, "default")),
+]  # fmt: skip
+
+
+def test_token_meters_in_block_units_are_inference_with_model_and_direction(spark, tmp_path, eur):
+    rows = [
+        {**EA_BASE, "ResourceGroup": "rg-ai", "MeterCategory": cat, "MeterName": name,
+         "UnitOfMeasure": unit, "Date": f"09/{i + 1:02d}/2023", "CostInBillingCurrency": "1.00"}
+        for i, (cat, name, unit, _) in enumerate(BLOCK_UNIT_METERS)
+    ]  # fmt: skip
+    azure_run(tmp_path, _csv(list(EA_BASE), rows).encode(), len(rows))
+    by = ingest(spark, tmp_path, eur)
+    got = [
+        (r["service_name"], r["sku_description"], r["consumed_unit"],
+         (r["model_id"], r["token_direction"], r["token_cache_action"], r["service_subcategory"],
+          r["workload_rule"]))
+        for r in by["loaded"]
+    ]  # fmt: skip
+    assert got == BLOCK_UNIT_METERS
+    assert [r["workload"] for r in by["loaded"]] == ["inference"] * 7 + ["other"] * 2
+    # 7 lines of EUR 1.00 at 1.10: inference spend is never zero for a real Azure OpenAI bill
+    assert sum(r["billed_cost_usd"] for r in by["loaded"] if r["workload"] == "inference") == D(
+        "7.70"
+    )
+
+
+# Microsoft's FOCUS export (Cost Management `FocusCost`, dataVersion 1.0): the column set of
+# its published metadata (tests/data/real/FocusCost_1.0.json, from the FinOps toolkit).
+# The Azure meter is in x_SkuMeterName; there is no SkuPriceDetails.
+MS_FOCUS_10 = [
+    c["ColumnName"] for c in json.loads((REAL / "FocusCost_1.0.json").read_text())["Columns"]
+]
+
+
+def _ms_focus_row(day: int, cost: str, meter: str, service: str, category: str, unit: str):
+    start = f"2023-09-{day:02d}T00:00:00Z"
+    return {
+        "BilledCost": cost, "EffectiveCost": cost, "BillingAccountId": "8611537",
+        "BillingAccountName": "Contoso", "BillingCurrency": "EUR",
+        "BillingPeriodStart": "2023-09-01T00:00:00Z", "BillingPeriodEnd": "2023-10-01T00:00:00Z",
+        "ChargeCategory": "Usage", "ChargePeriodStart": start,
+        "ChargePeriodEnd": f"2023-09-{day + 1:02d}T00:00:00Z", "ConsumedQuantity": "12.5",
+        "ConsumedUnit": "Units", "PricingUnit": "Units", "x_PricingUnitDescription": unit,
+        "ProviderName": "Microsoft", "InvoiceIssuerName": "Microsoft", "RegionId": "swedencentral",
+        "ServiceCategory": category, "ServiceName": service, "SubAccountId": "/subscriptions/s1",
+        "Tags": '{"team": "api"}', "x_ResourceGroupName": "rg-ai", "x_SkuMeterName": meter,
+        "x_SkuDescription": f"{service} - {meter}", "x_SkuMeterCategory": "Foundry Models",
+    }  # fmt: skip
+
+
+def _ea_row(day: int, cost: str, meter: str):
+    return {**EA_BASE, "ResourceGroup": "rg-ai", "MeterCategory": "Foundry Models",
+            "MeterName": meter, "UnitOfMeasure": "1K", "Date": f"09/{day:02d}/2023",
+            "CostInBillingCurrency": cost}  # fmt: skip
+
+
+def _typed_run(landing, export, run, export_type, body, name="part_0_0001.csv", version=None):
+    """A run in today's layout with a 2023-07-01-preview manifest of the given dataset type."""
+    rel = f"{export}/20230901-20230930/202310020547/{run}"
+    run_dir = landing / "billing/azure/exports" / rel
+    run_dir.mkdir(parents=True)
+    (run_dir / name).write_bytes(body)
+    doc = {
+        "exportConfig": {"exportName": export, "type": export_type, "dataVersion": version,
+                         "resourceId": "/providers/Microsoft.Billing/billingAccounts/8611537"
+                         f"/providers/Microsoft.CostManagement/exports/{export}"},
+        "runInfo": {"runId": run, "submittedTime": "2023-10-02T05:47:07Z",
+                    "startDate": "2023-09-01T00:00:00", "endDate": "2023-09-30T00:00:00"},
+        "blobs": [{"blobName": f"exports/{rel}/{name}", "byteCount": len(body)}],
+    }  # fmt: skip
+    (run_dir / "manifest.json").write_text(json.dumps(doc))
+    return run_dir / name
+
+
+def test_a_focus_export_is_read_instead_of_the_same_scopes_actual_cost_export(spark, tmp_path, eur):
+    """One billing account exporting September both ways (ActualCost and FocusCost, as FinOps
+    hubs set it up): the month is read once, from the FOCUS export, whatever ran last; the
+    actual-cost rows are superseded with the reason, never added."""
+    meters = [("gpt 4.1 Inp regnl Tokens", "4.00"), ("gpt 4.1 Outp regnl Tokens", "6.00")]
+    focus = _typed_run(
+        tmp_path, "focus-daily", "f1", "FocusCost",
+        _csv(MS_FOCUS_10, [
+            _ms_focus_row(i + 4, cost, meter, "Azure OpenAI Service", "AI and Machine Learning",
+                          "1K") for i, (meter, cost) in enumerate(meters)]).encode(),
+        version="1.0r2",
+    )  # fmt: skip
+    actual = _typed_run(
+        tmp_path, "actual-daily", "a1", "ActualCost",
+        _csv(list(EA_BASE), [_ea_row(i + 4, c, m) for i, (m, c) in enumerate(meters)]).encode(),
+    )  # fmt: skip
+    runs = exports.discover_runs(tmp_path)
+    assert sorted((r.export_name, r.dataset, r.not_read_reason) for r in runs) == [
+        ("actual-daily", "ActualCost", None),
+        ("focus-daily", "FocusCost", None),
+    ]
+    by = ingest(spark, tmp_path, eur)
+    assert [(r["source_file"], r["reason"]) for r in by["superseded"]] == [
+        (str(actual), "the scope's FocusCost export of the month is read instead of this"
+         " ActualCost export")
+    ] * 2  # fmt: skip
+    assert [
+        (r["source_file"], r["source_format"], r["model_id"], r["token_direction"],
+         r["workload"], r["billed_cost_usd"])
+        for r in by["loaded"]
+    ] == [
+        (str(focus), "focus-1.0", "gpt-4.1", "input", "inference", D("4.40")),
+        (str(focus), "focus-1.0", "gpt-4.1", "output", "inference", D("6.60")),
+    ]  # fmt: skip
+
+
+def test_amortized_and_non_cost_exports_are_named_not_read(tmp_path):
+    _typed_run(tmp_path, "amortized", "m1", "AmortizedCost", b"Cost\n1\n")
+    _typed_run(tmp_path, "prices", "p1", "PriceSheet", b"x\n1\n")
+    runs = {r.export_name: r for r in exports.discover_runs(tmp_path)}
+    assert "AmortizedCost export" in runs["amortized"].not_read_reason
+    assert runs["prices"].not_read_reason == (
+        "a PriceSheet export is not cost data (the ledger reads ActualCost and FocusCost"
+        " exports) -- not read"
+    )
+
+
+def test_a_hand_written_hubs_manifest_with_start_date_only_is_a_whole_month_run(tmp_path):
+    """FinOps hubs' documented manifest template for re-ingesting files: runId and startDate,
+    blobs without byte or row counts."""
+    run_dir = tmp_path / "billing/azure/msexports/ea/20230901-20230930/202310050312/g-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "costs.csv").write_bytes(EA.read_bytes())
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "blobCount": 1, "dataRowCount": 11,
+        "exportConfig": {"exportName": "ea", "type": "ActualCost", "dataVersion": "2021-10-01",
+                         "resourceId": "/providers/Microsoft.Billing/billingAccounts/8611537"
+                                       "/providers/Microsoft.CostManagement/exports/ea"},
+        "runInfo": {"runId": "g-1", "startDate": "2023-09-01T00:00:00"},
+        "blobs": [{"blobName": "msexports/ea/20230901-20230930/202310050312/g-1/costs.csv"}],
+    }))  # fmt: skip
+    [run] = exports.discover_runs(tmp_path)
+    assert (run.billing_month, run.covered_through, run.rejected_reason, run.dataset) == (
+        "2023-09",
+        date(2023, 9, 30),
+        None,
+        "ActualCost",
+    )
+    assert run.submitted_at.isoformat() == "2023-10-05T03:12:00+00:00"
+    assert run.blobs == ((run_dir / "costs.csv", None),)
+
+
+# The FOCUS project's AI samples name the token direction `TokenType` in some files and leave
+# TokenCacheAction out where the SkuMeter says `Cached Input Tokens`.
+FOCUS_VARIANT_SPD = [
+    ("Input Tokens", '{"ModelId": "m-1", "TokenType": "Input"}', "Tokens",
+     ("m-1", "input", None, "inference")),
+    ("Cached Input Tokens", '{"ModelId": "m-1", "TokenDirection": "Input"}', "Tokens",
+     ("m-1", "input", "read", "inference")),
+    ("Cache Write Input Tokens", '{"ModelId": "m-1", "TokenDirection": "Input"}', "Tokens",
+     ("m-1", "input", "write", "inference")),
+    ("Output Tokens", '{"ModelId": "m-1", "TokenType": "Output"}', "Tokens",
+     ("m-1", "output", None, "inference")),
+    ("Context Cache Storage", '{"ModelId": "m-1"}', "Token-Hours", ("m-1", None, None, "inference")),
+]  # fmt: skip
+
+
+def test_focus_token_type_and_cache_named_by_the_meter(spark, tmp_path, fx):
+    header = AURA.read_text().splitlines()[0].split(",")
+    base = next(csv.DictReader(io.StringIO(AURA.read_text())))
+    rows = [
+        {**base, "SkuMeter": meter, "SkuPriceDetails": spd, "ConsumedUnit": unit}
+        for meter, spd, unit, _ in FOCUS_VARIANT_SPD
+    ]
+    focus_run(tmp_path, "variants.csv", _csv(header, rows).encode())
+    by = ingest(spark, tmp_path, fx)
+    assert [
+        (r["model_id"], r["token_direction"], r["token_cache_action"], r["workload"])
+        for r in by["loaded"]
+    ] == [want for *_, want in FOCUS_VARIANT_SPD]

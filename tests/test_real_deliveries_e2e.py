@@ -51,21 +51,29 @@ def _first_rows(path: Path, n: int) -> bytes:
 
 
 def _export_run(
-    landing: Path, export_time: str, run_id: str, body: bytes, name: str, shape: str, rows: int
+    landing: Path,
+    export_time: str,
+    run_id: str,
+    body: bytes,
+    name: str,
+    shape: str,
+    rows: int,
+    export: str = EXPORT,
+    export_type: str = "ActualCost",
 ) -> Path:
     period = "20230901-20230930"
-    rel = f"{EXPORT}/{period}/{export_time}/{run_id}"
+    rel = f"{export}/{period}/{export_time}/{run_id}"
     run_dir = landing / "billing" / "azure" / CONTAINER_ROOT / rel
     run_dir.mkdir(parents=True)
     (run_dir / name).write_bytes(body)
     blob = {"blobName": f"{CONTAINER_ROOT}/{rel}/{name}", "byteCount": len(body)}
     doc = {
         "exportConfig": {
-            "exportName": EXPORT,
-            "resourceId": EXPORT_ID,
+            "exportName": export,
+            "resourceId": f"{SCOPE}/providers/Microsoft.CostManagement/exports/{export}",
             "dataVersion": "2021-10-01",
             "apiVersion": "2023-07-01-preview",
-            "type": "ActualCost",
+            "type": export_type,
             "timeFrame": "MonthToDate",
             "granularity": "Daily",
         },
@@ -99,6 +107,58 @@ def _export_run(
     return run_dir / name
 
 
+# Azure OpenAI token meters as cost details bill them (UnitOfMeasure a block of tokens), on a
+# subscription-scope export of October 2023: (MeterName, UnitOfMeasure, Cost).
+TOKEN_LINES = [
+    ("gpt 4o 0806 Inp Data Zone Tokens", "1K", "12.50"),
+    ("gpt 4o 0806 Outp Data Zone Tokens", "1K", "37.50"),
+    ("gpt 4o 1120 cached Inp regnl Tokens", "1K", "0.75"),
+    ("5.4 opt Dz 1M Tokens", "1M", "20.00"),
+]
+TOKEN_SCOPE = "/subscriptions/0f0e0d0c-0000-4000-8000-00000000a1a1"
+
+
+def _token_meter_run(landing: Path) -> Path:
+    """One month-to-date run (2024-04-01 manifest) of Azure OpenAI lines, built on the EA
+    sample's own header and first row."""
+    text = EA.read_bytes().decode("utf-8")
+    header, first = list(csv.reader(io.StringIO(text, newline="")))[:2]
+    at = {c: i for i, c in enumerate(header)}
+    rows = []
+    for day, (meter, unit, cost) in enumerate(TOKEN_LINES, start=3):
+        row = list(first)
+        for col, value in {
+            "Date": f"10/{day:02d}/2023", "BillingPeriodStartDate": "10/01/2023",
+            "BillingPeriodEndDate": "10/31/2023", "MeterCategory": "Cognitive Services",
+            "MeterSubCategory": "Azure OpenAI", "MeterName": meter, "UnitOfMeasure": unit,
+            "Quantity": "1000", "Cost": cost, "ChargeType": "Usage", "Tags": "",
+            "ResourceGroup": "rg-api", "PricingModel": "OnDemand", "Frequency": "UsageBased",
+        }.items():  # fmt: skip
+            row[at[col]] = value
+        rows.append(row)
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows([header, *rows])
+    body = out.getvalue().encode("utf-8")
+    rel = "ai-actualcost/20231001-20231031/202311040300/9a8b7c6d-0000-4000-8000-0000000000b2"
+    run_dir = landing / "billing" / "azure" / "cost-exports" / "sub" / rel
+    run_dir.mkdir(parents=True)
+    (run_dir / "part_0_0001.csv").write_bytes(body)
+    blob = {"blobName": f"cost-exports/sub/{rel}/part_0_0001.csv", "byteCount": len(body),
+            "dataRowCount": len(rows)}  # fmt: skip
+    doc = {
+        "manifestVersion": "2024-04-01", "byteCount": len(body), "blobCount": 1,
+        "dataRowCount": len(rows),
+        "exportConfig": {"exportName": "ai-actualcost", "type": "ActualCost",
+                         "resourceId": f"{TOKEN_SCOPE}/providers/Microsoft.CostManagement"
+                                       "/exports/ai-actualcost", "dataVersion": "2021-10-01"},
+        "runInfo": {"runId": rel.rsplit("/", 1)[1], "submittedTime": "2023-11-04T03:00:11Z",
+                    "startDate": "2023-10-01T00:00:00", "endDate": "2023-10-31T00:00:00"},
+        "blobs": [blob],
+    }  # fmt: skip
+    (run_dir / "manifest.json").write_text(json.dumps(doc, indent=2))
+    return run_dir / "part_0_0001.csv"
+
+
 @pytest.fixture(scope="module")
 def published(spark, pg_url, tmp_path_factory):
     root = tmp_path_factory.mktemp("real_deliveries")
@@ -121,6 +181,19 @@ def published(spark, pg_url, tmp_path_factory):
         "2024-04-01",
         11,
     )
+    # The same billing account's amortized-cost export of the month: named, never read.
+    amortized = _export_run(
+        landing,
+        "202310020611",
+        "5d0f3b7c-1a2e-4c6d-8e9f-0a1b2c3d4e05",
+        _first_rows(EA, 11),
+        "part_0_0001.csv",
+        "2023-07-01-preview",
+        11,
+        export="ea-amortizedcost-daily",
+        export_type="AmortizedCost",
+    )
+    tokens = _token_meter_run(landing)
     focus = {}
     for provider, name in FOCUS_FILES.items():
         run_dir = landing / "billing" / "focus" / provider / "20250501-20250531" / "run-20250603"
@@ -143,6 +216,8 @@ def published(spark, pg_url, tmp_path_factory):
         "newer": newer,
         "focus": focus,
         "stray": stray,
+        "amortized": amortized,
+        "tokens": tokens,
         "home": root / "home",
     }
 
@@ -164,6 +239,11 @@ def test_every_file_is_accounted_for(published):
     assert by_path[str(published["newer"])] == (11, 11, 0, 0, None)
     for path in published["focus"].values():
         assert by_path[str(path)] == (2, 2, 0, 0, None)
+    assert by_path[str(published["tokens"])] == (4, 4, 0, 0, None)
+    # The amortized export of the same account and month is named, not read, not added.
+    *counts, warning = by_path[str(published["amortized"])]
+    assert counts == [0, 0, 0, 0]
+    assert warning.startswith("an AmortizedCost export: ")
     read, loaded, superseded, quarantined, warning = by_path[str(published["stray"])]
     assert (read, loaded, superseded, quarantined) == (0, 0, 0, 0)
     assert "manifest" in warning
@@ -219,6 +299,28 @@ def test_focus_ai_token_bills_are_inference_spend_per_model_and_direction(publis
     assert summary == {"2023-Q3": Decimal("0"), "2025-Q2": Decimal("99.00")}
 
 
+def test_azure_openai_meters_in_block_units_are_inference_spend(published):
+    """Cost details bill Azure OpenAI in `1K` / `1M` blocks under `Cognitive Services`: the
+    quarter's inference spend is those lines, per model and direction, to the cent."""
+    rows = query(
+        published["url"],
+        "SELECT model_id, token_direction, workload, sum(billed_cost_usd)"
+        " FROM marts.inference_spend_daily WHERE usage_date >= '2023-10-01'"
+        " AND usage_date < '2023-11-01' GROUP BY 1, 2, 3 ORDER BY 1, 2",
+    )
+    assert rows == [
+        ("5.4", "output", "inference", Decimal("20.00")),
+        ("gpt-4o-0806", "input", "inference", Decimal("12.50")),
+        ("gpt-4o-0806", "output", "inference", Decimal("37.50")),
+        ("gpt-4o-1120", "input", "inference", Decimal("0.75")),
+    ]
+    [(spend,)] = query(
+        published["url"],
+        "SELECT inference_spend_usd FROM marts.quarterly_summary WHERE period_label = '2023-Q4'",
+    )
+    assert spend == Decimal("70.75")
+
+
 def test_months_are_marked_provisional_or_final(published):
     rows = query(
         published["url"],
@@ -230,5 +332,6 @@ def test_months_are_marked_provisional_or_final(published):
     # (submitted = their files' time, long after May) cover their whole billing period: final.
     assert [(str(m), s) for m, s in rows] == [
         ("2023-09-01", ["provisional"]),
+        ("2023-10-01", ["provisional"]),
         ("2025-05-01", ["final"]),
     ]

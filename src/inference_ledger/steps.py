@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from inference_ledger import lake
 from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
-from inference_ledger.ingest.landing import nothing_to_ingest, unclaimed
+from inference_ledger.ingest.landing import named, nothing_to_ingest, unclaimed
 from inference_ledger.periods import Quarter, quarters_between
 from inference_ledger.settings import Settings, load_settings
 from inference_ledger.workload import WorkloadRules
@@ -261,8 +261,16 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     )
 
     clock = _lap(ctx, "ingest.finance", clock)
+    # Exports of other datasets (amortized cost, price sheets, reservations) are named, not read.
+    accounting.extend(
+        named(p, run.source, run.not_read_reason)
+        for run in all_runs
+        if run.not_read_reason
+        for p in run.claimed_files
+    )
+    cost_runs = [r for r in all_runs if not r.not_read_reason]
     # Billing: month-to-date runs of every dialect; the newest good run per (scope, month) wins.
-    runs, skipped = _unchanged_billing_months(spark, ctx, all_runs)
+    runs, skipped = _unchanged_billing_months(spark, ctx, cost_runs)
     accounting.extend(skipped)
     # The CSV is parsed once: the row-count check, the line numbers and the records all read
     # this cache.

@@ -25,8 +25,8 @@ DEFAULT_RULES = Path(__file__).resolve().parent / "config" / "workload_rules.yam
 WORKLOADS = ("inference", "training", "other")
 RULE_FIELDS = (
     "resource_group", "resource_id", "service_name", "sku_description", "region_name",
-    "service_category", "service_subcategory", "consumed_unit", "model_id", "sku_id",
-    "provider_name", "charge_category",
+    "service_category", "service_subcategory", "consumed_unit", "model_id", "token_direction",
+    "sku_id", "provider_name", "charge_category",
 )  # fmt: skip
 LIST_OPERATORS = ("in", "startswith", "endswith")
 OPERATORS = (*LIST_OPERATORS, "pattern", "present")

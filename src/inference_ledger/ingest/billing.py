@@ -54,6 +54,7 @@ AZURE_ALIASES: dict[str, list[str]] = {
     "service_subcategory": [],
     "sku_id": ["MeterId"],
     "sku_description": ["MeterName"],
+    "meter_name": ["MeterName"],
     "sku_price_details": [],
     "region": ["ResourceLocation", "MeterRegion"],
     "unit": ["UnitOfMeasure"],
@@ -86,10 +87,14 @@ FOCUS_ALIASES: dict[str, list[str]] = {
     "service_subcategory": ["ServiceSubcategory"],
     "sku_id": ["SkuId"],
     "sku_description": ["x_SkuDescription", "SkuMeter", "ChargeDescription"],
+    # Microsoft's FOCUS exports name the Azure meter (`gpt 4.1 Inp regnl Tokens`) in SkuMeter
+    # (1.0r2 and later) or x_SkuMeterName (1.0): read like a cost-details MeterName.
+    "meter_name": ["SkuMeter", "x_SkuMeterName"],
     "sku_price_details": ["SkuPriceDetails"],
     "region": ["RegionId", "RegionName", "Region"],
-    "unit": ["ConsumedUnit"],
-    "quantity": ["ConsumedQuantity"],
+    # 1.0-preview (Microsoft's FocusCost 1.0-preview(v1)) wrote UsageUnit / UsageQuantity.
+    "unit": ["ConsumedUnit", "UsageUnit"],
+    "quantity": ["ConsumedQuantity", "UsageQuantity"],
     "billed_cost": ["BilledCost"],
     "effective_cost": ["EffectiveCost"],
     "currency": ["BillingCurrency"],
@@ -167,6 +172,10 @@ SERVICE_CATEGORIES = {
     "Azure OpenAI": "AI and Machine Learning",
     "Foundry Models": "AI and Machine Learning",
     "Cognitive Services": "AI and Machine Learning",
+    "Foundry Tools": "AI and Machine Learning",
+    "Azure AI Services": "AI and Machine Learning",
+    "Azure OpenAI Service": "AI and Machine Learning",
+    "Machine Learning": "AI and Machine Learning",
     "Storage": "Storage",
     "Bandwidth": "Networking",
     "Virtual Network": "Networking",
@@ -174,17 +183,26 @@ SERVICE_CATEGORIES = {
 # Microsoft is provider, host and invoice issuer of everything in an Azure cost-details file
 # (Marketplace charges included: Microsoft invoices them).
 PROVIDERS = {"azure-ea": "Microsoft", "azure-mca": "Microsoft"}
-# Azure OpenAI / Foundry Models token meters, lowercased: `<model> [batch|pp|dev ft|ft]
-# [cached|cchd|cd] <inp|inpt|input|outp|outpt|opt|output> [deployment] [1K|1M] [Tokens]`,
-# words separated by spaces or hyphens (`gpt-4o-0513 Inp regnl 1K Tokens`,
-# `GPT 5 cchd Inpt Glbl 1M Tokens`, `gpt-4o-mini-0718-Outp-regnl`, `5.4 cd inp Gl`).
-# One regexp_replace turns a match into `model<SEP>cache word<SEP>direction`.
+# Azure OpenAI / Foundry Models token meters, lowercased: `<model> [shortco|longco] [batch|pp|
+# dev ft|ft] [cached|cchd|cd] <inp|inpt|input|outp|outpt|opt|output> [deployment] [1K|1M]
+# [Tokens]`, words separated by spaces or hyphens, some run together (`gpt-4o-0513 Inp regnl 1K
+# Tokens`, `GPT 5 cchd Inpt Glbl 1M Tokens`, `gpt-4o-mini-0718-Outp-regnl`, `5.4 cd inp Gl`,
+# `gpt 4o mini0718 BatchOutp DataZone Tokens`, `5.5 ShortCo inp Gl 1M Tokens`,
+# `Phi-4-reasoning-Output`). One regexp_replace turns a match into
+# `model<SEP>cache word<SEP>direction`.
 METER_SEP = "\u0001"
 METER_PATTERN = (
-    r"^(.+?)[\s-]+(?:(?:batch|pp|dev[\s-]+ft|ft)[\s-]+)?"
+    r"^(.+?)[\s-]+(?:(?:shortco|longco)[\s-]+)?(?:(?:batch|pp|dev[\s-]+ft|ft)[\s-]*)?"
     r"(?:(cached|cchd|cd|cache|cach)[\s-]+)?"
     r"(inp|inpt|input|outp|outpt|opt|output)(?:[\s-].*)?$"
 )
+# A cache write / cache read named anywhere in a meter (`Cache Write Input Tokens`,
+# `gpt 4o 1120 cached Inp regnl Tokens`): the cache action when the bill states none.
+CACHE_WRITE_PATTERN = r"(^|[\s-])(cache|cached|cach|cchd)[\s-]*(write|writes|creation)([\s-]|$)"
+CACHE_READ_PATTERN = r"(^|[\s-])(cached|cchd|cd|cach|cache[\s-]*read|cache[\s-]*hit)([\s-]|$)"
+# Units of measure Azure writes on token meters besides `... Tokens`: a block of tokens
+# (`1K`, `1M`, `10K`), as the price sheet and cost details give them.
+TOKEN_BLOCK_UNIT = r"^\d+\s*[km]?$"
 BILLING_COLUMNS = [c.name for c in contracts.columns("lake", "billing_lines")]
 
 
@@ -418,16 +436,27 @@ def with_declared_version(rows: DataFrame) -> DataFrame:
 
 
 def _token_meter(is_focus: Column) -> Column:
-    """An Azure token meter name split into [model, cache word, direction] (one regex pass);
-    a one-element array for any other meter, null for FOCUS rows and non-token units."""
-    tokens = F.lower(F.coalesce(F.col("unit"), F.lit(""))).contains("token") | F.lower(
-        F.coalesce(F.col("sku_description"), F.lit(""))
-    ).endswith("tokens")
-    meter = F.lower(F.trim(F.col("sku_description")))
+    """A token meter's name split into [model, cache word, direction] (one regex pass); a
+    one-element array for a meter that names no direction; null for other lines. A line is
+    a token meter when its unit or meter name says tokens, or when an AI service's meter
+    names a direction in a block unit (`gpt 4.1 Inp regnl` in `1K`). FOCUS lines that carry
+    a ModelId in SkuPriceDetails are described by it, not by their meter name."""
+    meter = F.lower(F.trim(F.col("meter_name")))
+    unit = F.lower(F.trim(F.coalesce(F.col("unit"), F.lit(""))))
     split = F.split(
         F.regexp_replace(meter, METER_PATTERN, f"$1{METER_SEP}$2{METER_SEP}$3"), METER_SEP
     )
-    return F.when(~is_focus & tokens, split)
+    category = F.create_map(*[F.lit(x) for kv in SERVICE_CATEGORIES.items() for x in kv])
+    ai_service = (category[F.trim(F.col("service_name"))] == "AI and Machine Learning") | (
+        F.trim(F.col("service_category")) == "AI and Machine Learning"
+    )
+    tokens = (
+        unit.contains("token")
+        | F.coalesce(meter, F.lit("")).endswith("tokens")
+        | (ai_service & unit.rlike(TOKEN_BLOCK_UNIT) & (F.size(split) == 3))
+    )
+    has_model = F.nullif(F.trim(F.col("_p_spd")["ModelId"]), F.lit("")).isNotNull()
+    return F.when(tokens & ~(is_focus & has_model), split)
 
 
 def with_billing_parsed(rows: DataFrame) -> DataFrame:
@@ -593,6 +622,16 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
     )
     why = (
         F.when(rejected, F.concat(F.lit("export run rejected: "), F.col("rejected_reason")))
+        .when(
+            superseded & (F.col("dataset") != F.col("current_dataset")),
+            F.concat(
+                F.lit("the scope's "),
+                F.col("current_dataset"),
+                F.lit(" export of the month is read instead of this "),
+                F.col("dataset"),
+                F.lit(" export"),
+            ),
+        )
         .when(superseded, F.lit("a newer run of the same scope and month restates it"))
         .otherwise(reason)
     )
@@ -623,25 +662,31 @@ def _text(c: str) -> Column:
 
 def _token_columns() -> list[Column]:
     """model_id, token_direction, token_cache_action: FOCUS SkuPriceDetails (ModelId,
-    TokenDirection Input/Output, TokenCacheAction Uncached/Read/Write), else the Azure meter
-    name (a cached-input meter reads the cache; other input meters are uncached)."""
+    TokenDirection -- TokenType in some producers' files -- Input/Output, TokenCacheAction
+    Uncached/Read/Write), else the meter name: its model and direction, and a cache write or
+    read named in it (an input meter naming neither is uncached)."""
     spd, meter = F.col("_p_spd"), F.col("_p_meter")
     parsed = F.size(meter) == 3
     meter_dir = F.when(parsed, F.when(meter[2].startswith("i"), "input").otherwise("output"))
-    meter_cache = F.when(meter_dir == "input", F.when(meter[1] != "", "read").otherwise("uncached"))
-    direction = F.lower(F.trim(spd["TokenDirection"]))
+    words = F.lower(F.trim(F.coalesce(F.col("meter_name"), F.col("sku_description"))))
+    named_cache = (
+        F.when(words.rlike(CACHE_WRITE_PATTERN), F.lit("write"))
+        .when(words.rlike(CACHE_READ_PATTERN), F.lit("read"))
+        .when(parsed & (meter[1] != ""), F.lit("read"))
+    )
+    direction = F.lower(F.trim(F.coalesce(spd["TokenDirection"], spd["TokenType"])))
+    direction = F.coalesce(F.when(direction.isin("input", "output"), direction), meter_dir)
     cache = F.lower(F.trim(spd["TokenCacheAction"]))
     return [
         F.coalesce(
             F.nullif(F.trim(spd["ModelId"]), F.lit("")),
             F.when(parsed, F.regexp_replace(meter[0], r"[\s-]+", "-")),
         ).alias("model_id"),
-        F.coalesce(F.when(direction.isin("input", "output"), direction), meter_dir).alias(
-            "token_direction"
-        ),
-        F.coalesce(F.when(cache.isin("uncached", "read", "write"), cache), meter_cache).alias(
-            "token_cache_action"
-        ),
+        direction.alias("token_direction"),
+        F.coalesce(
+            F.when(cache.isin("uncached", "read", "write"), cache),
+            F.when(direction == "input", F.coalesce(named_cache, F.when(parsed, "uncached"))),
+        ).alias("token_cache_action"),
     ]
 
 

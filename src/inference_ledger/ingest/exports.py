@@ -50,6 +50,37 @@ _PERIOD_FOLDER = re.compile(r"^(\d{8})-(\d{8})$")
 # exports/<name>`; the scope is what precedes it (some manifests give the scope itself).
 _EXPORT_ID = re.compile(r"/providers/Microsoft\.CostManagement/exports/[^/]+/?$", re.IGNORECASE)
 
+# Cost Management export types (exportConfig.type) whose rows are invoice figures, and the
+# preference between them when one scope exports a month both ways: the FOCUS export (billed
+# and effective cost on every line) wins over the actual-cost one, never added to it.
+ACTUAL_COST, FOCUS_COST, AMORTIZED_COST = "ActualCost", "FocusCost", "AmortizedCost"
+READ_DATASETS = {"actualcost": ACTUAL_COST, "usage": ACTUAL_COST, "focuscost": FOCUS_COST}
+DATASET_RANK = {FOCUS_COST: 0, ACTUAL_COST: 1}
+# A run folder named by its export time (`<YYYYMMDDHHMM>`): its submitted time when the
+# manifest gives none.
+_EXPORT_TIME_FOLDER = re.compile(r"^(\d{12})$")
+
+
+def dataset_name(export_type: str) -> str:
+    return READ_DATASETS.get(export_type.strip().lower(), export_type.strip())
+
+
+def dataset_not_read(dataset: str) -> str | None:
+    """None for a dataset the ledger reads, else why its files are not read."""
+    if dataset in DATASET_RANK:
+        return None
+    if dataset.lower() == AMORTIZED_COST.lower():
+        return (
+            "an AmortizedCost export: amortized figures spread purchases over their term and"
+            " are not the invoice; the ledger reads ActualCost or FocusCost exports (BilledCost)"
+            " -- not read"
+        )
+    return (
+        f"a {dataset or 'untyped'} export is not cost data (the ledger reads ActualCost and"
+        " FocusCost exports) -- not read"
+    )
+
+
 RUN_SCHEMA = T.StructType(
     [
         T.StructField("source", T.StringType(), False),
@@ -66,6 +97,7 @@ RUN_SCHEMA = T.StructType(
         # the delivery does not say.
         T.StructField("data_version", T.StringType(), True),
         T.StructField("dataset_status", T.StringType(), False),  # provisional | final
+        T.StructField("dataset", T.StringType(), False),  # ActualCost | FocusCost
     ]
 )
 
@@ -108,6 +140,12 @@ class ExportRun:
     covered_through: date | None = None  # last day the run restates (None: the whole period)
     manifest_shape: str | None = None  # 2024-04-01 | 2023-07-01-preview | None (no manifest)
     metadata_files: tuple[Path, ...] = ()  # manifests and FOCUS metadata the run read
+    dataset: str = FOCUS_COST  # the export's exportConfig.type (a FOCUS folder run: FocusCost)
+
+    @property
+    def not_read_reason(self) -> str | None:
+        """Why the run's files are named but not read: it is not actual-cost data."""
+        return dataset_not_read(self.dataset)
 
     @property
     def claimed_files(self) -> tuple[Path, ...]:
@@ -197,8 +235,14 @@ def _blob_checks(run_dir: Path, doc: dict) -> tuple[list, list[str], list[str]]:
 
 
 def _totals_check(doc: dict) -> list[str]:
-    """2024-04-01 manifests also total their blobs: a total that disagrees is a torn manifest."""
+    """2024-04-01 manifests also total their blobs: a total that disagrees is a torn manifest.
+    A manifest whose blobs carry no counts was written by hand (FinOps hubs' template, whose
+    `blobCount: 1, dataRowCount: 1` are placeholders): only its blobs' presence is checked."""
     wrong = []
+    if "manifestVersion" not in doc and not any(
+        "byteCount" in b or "dataRowCount" in b for b in doc["blobs"]
+    ):
+        return wrong
     if "blobCount" in doc and int(doc["blobCount"]) != len(doc["blobs"]):
         wrong.append(f"manifest says blobCount {doc['blobCount']}, lists {len(doc['blobs'])} blobs")
     declared = [b.get("dataRowCount") for b in doc["blobs"]]
@@ -215,8 +259,18 @@ def read_manifest(
         jsonschema.validate(doc, contracts.load_schema("inputs", "azure_export_manifest"))
         info, config = doc["runInfo"], doc["exportConfig"]
         start = _run_time(path, info, "startDate").date()
-        through = _through(start, _run_time(path, info, "endDate"))
-        submitted = _run_time(path, info, "submittedTime")
+        # A manifest written by hand (FinOps hubs' template for re-ingesting files) gives the
+        # month's start only: the run restates the whole month, submitted when written.
+        through = (
+            _through(start, _run_time(path, info, "endDate"))
+            if info.get("endDate")
+            else _month_after(start) - timedelta(days=1)
+        )
+        submitted = (
+            _run_time(path, info, "submittedTime")
+            if info.get("submittedTime")
+            else _submitted_from_path(path)
+        )
     except (json.JSONDecodeError, UnicodeDecodeError, jsonschema.ValidationError) as exc:
         msg = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
         raise R.InputError(f"{path}: invalid export manifest: {msg}") from exc
@@ -243,8 +297,21 @@ def read_manifest(
         covered_through=through,
         manifest_shape=doc.get("manifestVersion") or "2023-07-01-preview",
         metadata_files=(path, *meta_files),
+        dataset=FOCUS_COST if source == "billing.focus" else dataset_name(config["type"]),
     )
     return replace(run, dataset_status=dataset_status(run, recency, rule or StatusRule.load()))
+
+
+def _submitted_from_path(path: Path) -> datetime:
+    """A manifest without runInfo.submittedTime: the export-time folder Cost Management puts
+    runs in (`.../<YYYYMMDDHHMM>/<run-guid>/manifest.json`), else the manifest's own time."""
+    for folder in path.parents:
+        if _EXPORT_TIME_FOLDER.match(folder.name):
+            try:
+                return datetime.strptime(folder.name, "%Y%m%d%H%M").replace(tzinfo=UTC)
+            except ValueError:
+                break
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 
 # ---------------------------------------------------------------- FOCUS 1.3 metadata
@@ -512,6 +579,7 @@ def runs_frame(spark: SparkSession, runs: list[ExportRun]) -> DataFrame:
             r.rejected_reason,
             r.data_version,
             r.dataset_status,
+            r.dataset,
         )
         for r in runs
         for path, _ in r.blobs
@@ -520,16 +588,20 @@ def runs_frame(spark: SparkSession, runs: list[ExportRun]) -> DataFrame:
 
 
 def with_current_run(runs: DataFrame) -> DataFrame:
-    """Flag `is_current_run`: the newest submitted, not rejected run of each (scope, month)."""
+    """Flag `is_current_run`: the newest submitted, not rejected run of each (scope, month),
+    of its FocusCost export where the scope has one for the month, else of its ActualCost."""
     per_run = runs.select(
-        "scope_id", "billing_month", "run_id", "submitted_at", "rejected_reason"
+        "scope_id", "billing_month", "run_id", "submitted_at", "rejected_reason", "dataset"
     ).distinct()
     ok = per_run.filter(F.col("rejected_reason").isNull())
+    preference = F.create_map(*[F.lit(x) for kv in DATASET_RANK.items() for x in kv])
     ranked = ok.withColumn(
         "_rank",
         F.row_number().over(
             Window.partitionBy("scope_id", "billing_month").orderBy(
-                F.col("submitted_at").desc(), F.col("run_id").desc()
+                F.coalesce(preference[F.col("dataset")], F.lit(len(DATASET_RANK))),
+                F.col("submitted_at").desc(),
+                F.col("run_id").desc(),
             )
         ),
     )
@@ -537,6 +609,11 @@ def with_current_run(runs: DataFrame) -> DataFrame:
     # folder (`run-1`, a date), so a join on run_id alone multiplied rows across scopes.
     key = ["scope_id", "billing_month", "run_id"]
     current = ranked.select(*key, (F.col("_rank") == 1).alias("is_current_run"))
-    return runs.join(current, key, "left").withColumn(
-        "is_current_run", F.coalesce(F.col("is_current_run"), F.lit(False))
+    current_dataset = ranked.filter(F.col("_rank") == 1).select(
+        "scope_id", "billing_month", F.col("dataset").alias("current_dataset")
+    )
+    return (
+        runs.join(current, key, "left")
+        .join(current_dataset, ["scope_id", "billing_month"], "left")
+        .withColumn("is_current_run", F.coalesce(F.col("is_current_run"), F.lit(False)))
     )

@@ -55,19 +55,22 @@ def unclaimed(landing: Path, claimed: Iterable[str], read_tops: Iterable[str]) -
         why = WHY[top]
         if path.name == "_manifest.json" and top == "billing":
             why = "a second manifest in a folder whose manifest.json was read: not read"
-        log.warning("%s: %s", path, why)
-        out.append(
-            {
-                "source": f"{top or 'landing'}.unclaimed",
-                "source_file": str(path),
-                "rows_read": 0,
-                **{f"rows_{s}": 0 for s in R.STATUSES},
-                "checksum_sha256": R.sha256_file(path),
-                "byte_count": path.stat().st_size,
-                "warning": why,
-            }
-        )
+        out.append(named(path, f"{top or 'landing'}.unclaimed", why))
     return out
+
+
+def named(path: Path, source: str, why: str) -> dict:
+    """The accounting row (no rows read, a warning) of a file that is named but not read."""
+    log.warning("%s: %s", path, why)
+    return {
+        "source": source,
+        "source_file": str(path),
+        "rows_read": 0,
+        **{f"rows_{s}": 0 for s in R.STATUSES},
+        "checksum_sha256": R.sha256_file(path),
+        "byte_count": path.stat().st_size,
+        "warning": why,
+    }
 
 
 def nothing_to_ingest(landing: Path) -> R.InputError:
