@@ -648,8 +648,9 @@ def test_a_hand_written_hubs_manifest_with_start_date_only_is_a_whole_month_run(
     assert run.blobs == ((run_dir / "costs.csv", None),)
 
 
-# The FOCUS project's AI samples name the token direction `TokenType` in some files and leave
-# TokenCacheAction out where the SkuMeter says `Cached Input Tokens`.
+# The FOCUS project's AI samples name the token direction `TokenType` in some files (with
+# CacheRead / CacheWrite values), give only Model* keys in others, and leave TokenCacheAction
+# out where the SkuMeter says `Cached Input Tokens`.
 FOCUS_VARIANT_SPD = [
     ("Input Tokens", '{"ModelId": "m-1", "TokenType": "Input"}', "Tokens",
      ("m-1", "input", None, "inference")),
@@ -658,6 +659,13 @@ FOCUS_VARIANT_SPD = [
     ("Cache Write Input Tokens", '{"ModelId": "m-1", "TokenDirection": "Input"}', "Tokens",
      ("m-1", "input", "write", "inference")),
     ("Output Tokens", '{"ModelId": "m-1", "TokenType": "Output"}', "Tokens",
+     ("m-1", "output", None, "inference")),
+    ("Cache Write Input Tokens", '{"ModelId": "m-1", "TokenType": "CacheWrite"}', "Tokens",
+     ("m-1", "input", "write", "inference")),
+    ("Cache Read Input Tokens", '{"ModelId": "m-1", "TokenType": "CacheRead"}', "Tokens",
+     ("m-1", "input", "read", "inference")),
+    # only Model* keys: the SkuMeter names the direction
+    ("Output Tokens", '{"ModelId": "m-1", "ModelVersion": "3.0"}', "Tokens",
      ("m-1", "output", None, "inference")),
     ("Context Cache Storage", '{"ModelId": "m-1"}', "Token-Hours", ("m-1", None, None, "inference")),
 ]  # fmt: skip

@@ -330,8 +330,9 @@ def test_months_are_marked_provisional_or_final(published):
     # The newest September run was submitted 29 hours after the month ended: Microsoft documents
     # up to 72 hours of latent charges, so the month is still provisional. The FOCUS folder runs
     # (submitted = their files' time, long after May) cover their whole billing period: final.
+    # October's only run was submitted on November 4th, past the 72 hours: final.
     assert [(str(m), s) for m, s in rows] == [
         ("2023-09-01", ["provisional"]),
-        ("2023-10-01", ["provisional"]),
+        ("2023-10-01", ["final"]),
         ("2025-05-01", ["final"]),
     ]

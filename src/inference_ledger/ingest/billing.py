@@ -662,9 +662,10 @@ def _text(c: str) -> Column:
 
 def _token_columns() -> list[Column]:
     """model_id, token_direction, token_cache_action: FOCUS SkuPriceDetails (ModelId,
-    TokenDirection -- TokenType in some producers' files -- Input/Output, TokenCacheAction
-    Uncached/Read/Write), else the meter name: its model and direction, and a cache write or
-    read named in it (an input meter naming neither is uncached)."""
+    TokenDirection Input/Output, TokenCacheAction Uncached/Read/Write; some producers write
+    TokenType Input/Output/CacheRead/CacheWrite instead), else the meter name: its model and
+    direction, and a cache write or read named in it (an Azure input meter naming neither is
+    uncached)."""
     spd, meter = F.col("_p_spd"), F.col("_p_meter")
     parsed = F.size(meter) == 3
     meter_dir = F.when(parsed, F.when(meter[2].startswith("i"), "input").otherwise("output"))
@@ -674,17 +675,32 @@ def _token_columns() -> list[Column]:
         .when(words.rlike(CACHE_READ_PATTERN), F.lit("read"))
         .when(parsed & (meter[1] != ""), F.lit("read"))
     )
-    direction = F.lower(F.trim(F.coalesce(spd["TokenDirection"], spd["TokenType"])))
-    direction = F.coalesce(F.when(direction.isin("input", "output"), direction), meter_dir)
-    cache = F.lower(F.trim(spd["TokenCacheAction"]))
+    spd_model = F.nullif(F.trim(spd["ModelId"]), F.lit(""))
+    # A FOCUS token line (a ModelId) whose SkuPriceDetails names no direction: its SkuMeter
+    # (`Input Tokens`, `Cache Read Input Tokens`) does.
+    named_dir = F.when(
+        spd_model.isNotNull() | meter.isNotNull(),
+        F.when(words.rlike(r"(^|[\s-])(output|outp|outpt)([\s-]|$)"), F.lit("output")).when(
+            words.rlike(r"(^|[\s-])(input|inp|inpt)([\s-]|$)"), F.lit("input")
+        ),
+    )
+    kind = F.regexp_replace(
+        F.lower(F.trim(F.coalesce(spd["TokenDirection"], spd["TokenType"]))), r"[\s_-]", ""
+    )
+    spd_dir = F.when(kind.isin("input", "output"), kind).when(kind.startswith("cache"), "input")
+    spd_cache = F.lower(F.trim(spd["TokenCacheAction"]))
+    spd_cache = F.coalesce(
+        F.when(spd_cache.isin("uncached", "read", "write"), spd_cache),
+        F.when(kind == "cacheread", F.lit("read")).when(kind == "cachewrite", F.lit("write")),
+    )
+    direction = F.coalesce(spd_dir, meter_dir, named_dir)
     return [
-        F.coalesce(
-            F.nullif(F.trim(spd["ModelId"]), F.lit("")),
-            F.when(parsed, F.regexp_replace(meter[0], r"[\s-]+", "-")),
-        ).alias("model_id"),
+        F.coalesce(spd_model, F.when(parsed, F.regexp_replace(meter[0], r"[\s-]+", "-"))).alias(
+            "model_id"
+        ),
         direction.alias("token_direction"),
         F.coalesce(
-            F.when(cache.isin("uncached", "read", "write"), cache),
+            spd_cache,
             F.when(direction == "input", F.coalesce(named_cache, F.when(parsed, "uncached"))),
         ).alias("token_cache_action"),
     ]
