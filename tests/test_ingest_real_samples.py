@@ -684,3 +684,43 @@ def test_focus_token_type_and_cache_named_by_the_meter(spark, tmp_path, fx):
         (r["model_id"], r["token_direction"], r["token_cache_action"], r["workload"])
         for r in by["loaded"]
     ] == [want for *_, want in FOCUS_VARIANT_SPD]
+
+
+def test_focus_samples_that_say_token_type(spark, tmp_path, fx):
+    """Two of the FOCUS project's samples name the token kind `TokenType` (CacheRead /
+    CacheWrite; Input / Output), with no TokenDirection."""
+    for provider, name, period in (
+        ("aura", "foundation_model_via_csp_marketplace.csv", "20250501-20250531"),
+        ("lattice", "ai_model_identity_b.csv", "20250101-20250131"),
+    ):
+        focus_run(tmp_path, name, (REAL / name).read_bytes(), provider, period)
+    by = ingest(spark, tmp_path, fx)
+    assert set(by) == {"loaded"}
+    assert [
+        (r["provider_name"], r["host_provider"], r["invoice_issuer"], r["model_id"],
+         r["token_direction"], r["token_cache_action"], r["consumed_quantity"],
+         r["billed_cost_usd"], r["workload"])
+        for r in by["loaded"]
+    ] == [
+        ("Solora AI", "Solora AI", "Aura Web", "solora-neptune-5.0", "input", "read",
+         D("50000000"), D("10.00"), "inference"),
+        ("Solora AI", "Solora AI", "Aura Web", "solora-neptune-5.0", "input", "write",
+         D("15000000"), D("37.50"), "inference"),
+        ("LatticeScale", "LatticeScale", "LatticeScale", "latticescale.solora-reasoning-pro",
+         "input", None, D("5000000.0"), D("15.0"), "inference"),
+        ("LatticeScale", "LatticeScale", "LatticeScale", "latticescale.solora-reasoning-pro",
+         "output", None, D("1500000.0"), D("22.5"), "inference"),
+    ]  # fmt: skip
+
+
+def test_a_focus_contract_commitment_file_beside_the_costs_is_named_not_read(tmp_path):
+    cost = focus_run(tmp_path, AURA.name, AURA.read_bytes(), provider="aura-web")
+    commitments = cost.parent / "contract_commitment_scenario_1.csv"
+    commitments.write_bytes((REAL / commitments.name).read_bytes())
+    runs = sorted(exports.discover_runs(tmp_path), key=lambda r: r.run_id)
+    assert [(r.run_id, r.dataset, r.blobs, r.not_read_reason) for r in runs] == [
+        ("run-1", "FocusCost", ((cost, None),), None),
+        ("run-1:FOCUS Contract Commitment", "FOCUS Contract Commitment", ((commitments, None),),
+         "a FOCUS Contract Commitment export is not cost data (the ledger reads ActualCost and"
+         " FocusCost exports) -- not read"),
+    ]  # fmt: skip

@@ -200,6 +200,9 @@ def published(spark, pg_url, tmp_path_factory):
         run_dir.mkdir(parents=True)
         focus[provider] = run_dir / name
         focus[provider].write_bytes((REAL / name).read_bytes())
+    # FOCUS 1.3's Contract Commitment dataset delivered beside the cost file: named, not read.
+    commitments = focus["aura-web"].parent / "contract_commitment_scenario_1.csv"
+    commitments.write_bytes((REAL / commitments.name).read_bytes())
     stray = landing / "billing" / "azure" / CONTAINER_ROOT / "costs-copied-by-hand.csv"
     stray.write_bytes(_first_rows(EA, 2))
     url = database_on(pg_url, "ledger_real_deliveries")
@@ -217,6 +220,7 @@ def published(spark, pg_url, tmp_path_factory):
         "focus": focus,
         "stray": stray,
         "amortized": amortized,
+        "commitments": commitments,
         "tokens": tokens,
         "home": root / "home",
     }
@@ -244,6 +248,12 @@ def test_every_file_is_accounted_for(published):
     *counts, warning = by_path[str(published["amortized"])]
     assert counts == [0, 0, 0, 0]
     assert warning.startswith("an AmortizedCost export: ")
+    *counts, warning = by_path[str(published["commitments"])]
+    assert (counts, warning.split(" -- ")[0]) == (
+        [0, 0, 0, 0],
+        "a FOCUS Contract Commitment export is not cost data (the ledger reads ActualCost and"
+        " FocusCost exports)",
+    )
     read, loaded, superseded, quarantined, warning = by_path[str(published["stray"])]
     assert (read, loaded, superseded, quarantined) == (0, 0, 0, 0)
     assert "manifest" in warning

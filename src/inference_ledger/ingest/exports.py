@@ -54,6 +54,7 @@ _EXPORT_ID = re.compile(r"/providers/Microsoft\.CostManagement/exports/[^/]+/?$"
 # preference between them when one scope exports a month both ways: the FOCUS export (billed
 # and effective cost on every line) wins over the actual-cost one, never added to it.
 ACTUAL_COST, FOCUS_COST, AMORTIZED_COST = "ActualCost", "FocusCost", "AmortizedCost"
+CONTRACT_COMMITMENT = "FOCUS Contract Commitment"
 READ_DATASETS = {"actualcost": ACTUAL_COST, "usage": ACTUAL_COST, "focuscost": FOCUS_COST}
 DATASET_RANK = {FOCUS_COST: 0, ACTUAL_COST: 1}
 # A run folder named by its export time (`<YYYYMMDDHHMM>`): its submitted time when the
@@ -465,10 +466,70 @@ def _period_from_data(path: Path) -> tuple[date, date] | None:
     return first, end
 
 
-def _folder_run(run_dir: Path, provider_dir: Path, rule: StatusRule) -> ExportRun | None:
+def _header(path: Path) -> tuple[str, ...]:
+    """A data file's column names (its first CSV row, or its Parquet schema)."""
+    if path.name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return tuple(pq.read_schema(path).names)
+    try:
+        with R._open_text(path) as fh:
+            return tuple(h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), []))
+    except (OSError, EOFError, UnicodeDecodeError):
+        return ()  # read (and reported) with the run's other files
+
+
+def _other_dataset(path: Path) -> str | None:
+    """The FOCUS dataset a data file holds when it is not cost and usage rows: FOCUS 1.3's
+    Contract Commitment dataset (ContractCommitmentId, no BilledCost) may be delivered beside
+    the cost files."""
+    names = {h.lower() for h in _header(path)}
+    if "contractcommitmentid" in names and "billedcost" not in names:
+        return CONTRACT_COMMITMENT
+    return None
+
+
+def _other_datasets_run(run: ExportRun, files: list[Path]) -> ExportRun:
+    """The files of another FOCUS dataset in a run's folder, as a run of their own that is
+    named, not read."""
+    return replace(
+        run,
+        run_id=f"{run.run_id}:{CONTRACT_COMMITMENT}",
+        blobs=tuple((p, None) for p in files),
+        metadata_files=(),
+        dataset=CONTRACT_COMMITMENT,
+    )
+
+
+def _folder_runs(run_dir: Path, provider_dir: Path, rule: StatusRule) -> list[ExportRun]:
     files = sorted(p for p in run_dir.iterdir() if _is_data_file(p))
-    if not files:
-        return None
+    others = [p for p in files if _other_dataset(p)]
+    cost = [p for p in files if p not in others]
+    if not cost:
+        if not others:
+            return []
+        # Nothing of it is read: its billing period (if any) only labels it.
+        first, end = _period_from_path(run_dir, provider_dir) or (date.min, date.min)
+        only = ExportRun(
+            source="billing.focus",
+            export_name=provider_dir.name,
+            scope_id=f"focus:{provider_dir.name}",
+            billing_month=f"{first:%Y-%m}" if first != date.min else "",
+            period_start=first,
+            period_end=end,
+            run_id=run_dir.name,
+            submitted_at=datetime.fromtimestamp(others[0].stat().st_mtime, tz=UTC),
+            manifest_path=None,
+            blobs=(),
+        )
+        return [_other_datasets_run(only, others)]
+    run = _folder_run(run_dir, provider_dir, rule, cost)
+    return [run, _other_datasets_run(run, others)] if others else [run]
+
+
+def _folder_run(
+    run_dir: Path, provider_dir: Path, rule: StatusRule, files: list[Path]
+) -> ExportRun:
     period = _period_from_path(run_dir, provider_dir) or _period_from_data(files[0])
     if period is None:
         raise R.InputError(
@@ -505,9 +566,7 @@ def _focus_runs(root: Path, rule: StatusRule) -> list[ExportRun]:
         for folder in sorted({p.parent for p in provider_dir.rglob("*") if _is_data_file(p)}):
             if with_manifest & {folder, *folder.parents}:
                 continue  # a manifest's run: its unlisted files are reported as unclaimed
-            run = _folder_run(folder, provider_dir, rule)
-            if run is not None:
-                runs.append(run)
+            runs += _folder_runs(folder, provider_dir, rule)
     # Folder runs are named by their folder; two folders of one name in the same scope and
     # month are told apart by their path below the provider.
     seen: dict[tuple[str, str, str], int] = {}
