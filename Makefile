@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # needs at run time (requests, tenacity, the common-compat provider) comes with Airflow.
 SPARK_PROVIDER := apache-airflow-providers-apache-spark==6.3.4
 
-.PHONY: demo test test-fast lint format setup db-stop clean
+.PHONY: demo test test-fast lint format setup db-stop clean azurite
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Azurite (the Azure Storage emulator) for the object-storage landing tests, from the npm
+# registry into .tools/ (never global). Without it those tests skip (CI requires them).
+AZURITE := azurite@3.37.0
+azurite:
+	@command -v npm >/dev/null || { echo "npm is required for Azurite (apt-get install npm)"; exit 1; }
+	npm install --prefix .tools --no-audit --no-fund --silent $(AZURITE)
 
 db-stop: $(STAMP)
 	$(BIN)/python -c 'from inference_ledger.db import stop_embedded; print("stopped" if stop_embedded() else "not running")'

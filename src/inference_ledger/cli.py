@@ -30,6 +30,10 @@ def _period(value: str) -> str:
 
 
 def _landing(value: str) -> str:
+    from inference_ledger.ingest.remote import is_remote
+
+    if is_remote(value):
+        return value  # an object store: synced into a local mirror by `run`
     # Refused before a run is recorded or Spark starts: a typo costs nothing.
     if not Path(value).is_dir():
         raise argparse.ArgumentTypeError(
@@ -242,14 +246,17 @@ _COUNTS = ("read", "loaded", "quarantined", "superseded", "deduplicated")
 
 
 def cmd_run(args) -> int:
+    from inference_ledger.ingest.remote import local_landing
     from inference_ledger.pipeline import run_pipeline
+    from inference_ledger.settings import load_settings
 
-    if not _has_inputs(Path(args.landing)):
+    landing = local_landing(args.landing, load_settings().home)
+    if not _has_inputs(landing):
         from inference_ledger.ingest.landing import nothing_to_ingest
 
-        raise nothing_to_ingest(Path(args.landing))  # exit 2 below, one line
+        raise nothing_to_ingest(landing)  # exit 2 below, one line
     result = run_pipeline(
-        Path(args.landing),
+        landing,
         args.start,
         args.end,
         command="run",

@@ -75,10 +75,14 @@ class DataError(RuntimeError):
 
 
 def default_landing() -> Path:
-    """The landing folder when the DAG param is empty: $LEDGER_LANDING, else
-    $LEDGER_HOME/landing (read on the worker, not at parse time)."""
+    """The landing folder when the DAG param is empty: $LEDGER_LANDING (a folder, or an object
+    store URL synced into a local mirror), else $LEDGER_HOME/landing (read on the worker, not
+    at parse time)."""
+    from inference_ledger.ingest.remote import local_landing
+
     configured = os.environ.get("LEDGER_LANDING")
-    return Path(configured) if configured else load_settings().landing_dir
+    settings = load_settings()
+    return local_landing(configured, settings.home) if configured else settings.landing_dir
 
 
 def _utc_date(value: datetime) -> date:
@@ -435,7 +439,9 @@ def prepare(
     settings = load_settings()
     url = database_url(settings)
     migrate(url)
-    folder = Path(landing) if landing else default_landing()
+    from inference_ledger.ingest.remote import local_landing
+
+    folder = local_landing(landing, settings.home) if landing else default_landing()
     run_id = steps.new_run_id()
     master = spark_connection().master
     conn = connect(url)

@@ -1,0 +1,144 @@
+"""A landing zone on object storage (`abfs://`, `az://`, `s3://`, ...) as an incremental local
+mirror that the ingest reads like any landing folder.
+
+Cost Management writes its exports into an Azure Storage container; other clouds' FOCUS
+exports land in S3 or GCS. Discovery, manifests and checksums need the files' bytes, and
+Spark on one machine needs local paths, so `sync` copies into `$LEDGER_HOME/landing-mirror/`
+what is new or changed since the last sync (by size and ETag; nothing is copied twice), each
+file verified after the copy (its size, and its Content-MD5 where the store has one) and moved
+into place whole. What a half-written export run looks like is then judged by the same rules
+as a local landing: blobs without their manifest (Cost Management writes the manifest last)
+are named and not read, a run whose blobs disagree with its manifest's counts is rejected and
+the previous good run stays. Files deleted from the store stay in the mirror (a month-to-date
+run removed by a retention policy is superseded anyway).
+
+Credentials come from the environment only, as fsspec's backends read them: for Azure
+(`adlfs`) `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT_NAME` with
+`AZURE_STORAGE_ACCOUNT_KEY` / `AZURE_STORAGE_SAS_TOKEN`, else the default Azure credential
+chain (managed identity, workload identity, Azure CLI); for S3 (`s3fs`) the AWS chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
+_CHUNK = 8 * 1024 * 1024
+
+
+def is_remote(landing: str | os.PathLike) -> bool:
+    """A URL of an object store (any scheme but file://), not a local folder."""
+    m = _SCHEME.match(str(landing))
+    return bool(m) and m.group(1).lower() != "file"
+
+
+def mirror_path(url: str, home: Path) -> Path:
+    """Where a store's landing is mirrored: readable, one folder per URL."""
+    parts = urlsplit(url)
+    where = [parts.scheme, parts.netloc, *[p for p in parts.path.split("/") if p]]
+    safe = [re.sub(r"[^A-Za-z0-9._@=-]", "_", p) for p in where]
+    return home / "landing-mirror" / Path(*safe)
+
+
+@dataclass
+class SyncResult:
+    url: str
+    mirror: Path
+    copied: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"synced {self.url} -> {self.mirror}: {len(self.copied)} file(s) copied,"
+            f" {self.unchanged} unchanged"
+        )
+
+
+def _fingerprint(info: dict) -> dict:
+    """What says a stored object changed: its size and ETag (last-modified where a store
+    gives no ETag)."""
+    etag = info.get("etag") or info.get("ETag") or str(info.get("last_modified") or "")
+    return {"size": int(info.get("size") or 0), "etag": str(etag).strip('"')}
+
+
+def _content_md5(info: dict) -> bytes | None:
+    md5 = (info.get("content_settings") or {}).get("content_md5")
+    return bytes(md5) if md5 else None
+
+
+def _copy_verified(fs, remote: str, info: dict, dest: Path) -> str:
+    """Copy one object to `dest` through a temporary file, verify it, move it into place;
+    returns its SHA-256."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with fs.open(remote, "rb") as src, tmp.open("wb") as out:
+        while chunk := src.read(_CHUNK):
+            out.write(chunk)
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    expected_md5 = _content_md5(info)
+    wrong = []
+    if size != int(info.get("size") or 0):
+        wrong.append(f"{size} bytes copied, the store lists {info.get('size')}")
+    if expected_md5 is not None and md5.digest() != expected_md5:
+        wrong.append("its MD5 differs from the store's Content-MD5")
+    if wrong:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{remote}: copy not verified: {'; '.join(wrong)}")
+    os.replace(tmp, dest)
+    return sha.hexdigest()
+
+
+def sync(url: str, mirror: Path, fs=None) -> SyncResult:
+    """Copy what is new or changed under `url` into `mirror` (see the module docstring)."""
+    import fsspec
+
+    if fs is None:
+        fs, root = fsspec.core.url_to_fs(url)
+    else:
+        root = fs._strip_protocol(url)
+    root = root.rstrip("/")
+    state_file = mirror.with_name(f"{mirror.name}.sync.json")
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    result = SyncResult(url, mirror)
+    listing = fs.find(root, detail=True)
+    for remote, info in sorted(listing.items()):
+        if info.get("type") == "directory" or remote.endswith("/"):
+            continue
+        rel = remote[len(root) :].lstrip("/")
+        if not rel or any(p in ("", ".", "..") for p in rel.split("/")):
+            continue
+        dest = mirror / rel
+        seen = _fingerprint(info)
+        known = state.get(rel)
+        if known and {k: known[k] for k in seen} == seen and dest.is_file():
+            result.unchanged += 1
+            continue
+        state[rel] = {**seen, "sha256": _copy_verified(fs, remote, info, dest)}
+        result.copied.append(rel)
+        # Saved after each copy: an interrupted sync resumes where it stopped.
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state, indent=1, sort_keys=True))
+    mirror.mkdir(parents=True, exist_ok=True)
+    log.info("%s", result.summary())
+    return result
+
+
+def local_landing(landing: str | os.PathLike, home: Path) -> Path:
+    """The folder the ingest reads: `landing` itself, or the synced mirror of a store URL."""
+    if not is_remote(landing):
+        text = str(landing)
+        return Path(text[len("file://") :] if text.lower().startswith("file://") else text)
+    url = str(landing)
+    return sync(url, mirror_path(url, home)).mirror
