@@ -18,6 +18,7 @@ from airflow.sdk import (
 )
 
 from inference_ledger import orchestration
+from inference_ledger.airflow_sensors import ExportRunSensor
 from inference_ledger.airflow_spark import LedgerSparkSubmitOperator
 
 # source -> (when its deliveries are in, what it feeds)
@@ -43,7 +44,8 @@ PARAMS = {
     "landing": Param(
         None,
         type=["null", "string"],
-        description="Landing folder; empty = $LEDGER_LANDING, else $LEDGER_HOME/landing.",
+        description="Landing folder or object-store URL (abfs://container/path); empty ="
+        " $LEDGER_LANDING, else $LEDGER_HOME/landing.",
     ),
     "start": Param(
         None,
@@ -68,7 +70,7 @@ Ingests the landing folder into the lake for **{source}**: {what}. Scheduled dai
 ledger run id, the partition (`start`, `end`: the data interval's days, or the params) and the
 row counts, so the nightly run it triggers publishes the quarters of that partition.
 
-`prepare` (records the ledger run in `audit.runs`) → `ingest` (SparkSubmitOperator:
+{wait}`prepare` (records the ledger run in `audit.runs`) → `ingest` (SparkSubmitOperator:
 `spark-submit jobs/ingest.py --sources {source}` at the `spark_default` connection's master,
 in pool `{pool}` so lake writers never overlap) → `announce` (the asset event, with the
 run's counts from `audit.input_files`) → `finish` (closes the ledger run; fails the DAG run
@@ -80,6 +82,12 @@ reads the FX rates, which billing amounts convert with. See docs/deploy.md.
 **Failures.** Transient errors retry (2 retries, exponential backoff). Bad input (exit code 2 of
 the job, `InputError`) fails at once, without retries, and is recorded in `audit.runs`.
 """
+
+
+WAIT_DOC = """`wait_for_export_run` (when the landing is an `abfs://` URL: a complete Cost
+Management export run, manifest and every blob it lists, that arrived since the last sync;
+the Azure connection `wasb_default`; skipped after 20 hours without one, and so no asset
+event) → """
 
 
 def ingest_dag(source: str, cron: str, what: str):
@@ -102,6 +110,7 @@ def ingest_dag(source: str, cron: str, what: str):
             cron=cron,
             uri=asset.uri,
             pool=orchestration.LAKE_POOL,
+            wait=WAIT_DOC if source == "billing" else "",
         ),
     )
     def ingest_source():
@@ -142,6 +151,20 @@ def ingest_dag(source: str, cron: str, what: str):
             orchestration.finish_from_airflow(get_current_context())
 
         run = prepare()
+        if source == "billing":
+            # An object-store landing: wait for a complete export run (none in 20 h: skipped,
+            # no asset event); a local landing passes at once.
+            (
+                ExportRunSensor(
+                    task_id=orchestration.WAIT_FOR_EXPORT_TASK,
+                    landing="{{ params.landing or '' }}",
+                    wasb_conn_id="wasb_default",
+                    poke_interval=600,
+                    timeout=20 * 3600,
+                    soft_fail=True,
+                )
+                >> run
+            )
         ingest = LedgerSparkSubmitOperator(
             task_id="ingest",
             job="ingest",

@@ -178,3 +178,84 @@ def test_a_run_from_abfs_publishes_what_the_same_local_files_publish(store, tmp_
         (str(mirror / rel["short"]),),
     )
     assert reason.startswith("export run rejected: part_0_0001.csv: manifest says 4 data rows")
+
+
+# ---------------------------------------------------------------- waiting for export runs
+
+RUN = "cost-exports/contoso/billing/azure/ea/20231001-20231031/202311040300/r1"
+
+
+def test_pending_runs_are_complete_runs_not_synced_yet():
+    manifest = {"blobs": [{"blobName": "ea/20231001-20231031/202311040300/r1/part_0.csv",
+                           "byteCount": 10}]}  # fmt: skip
+    listing = {
+        f"{RUN}/part_0.csv": (10, '"0x1"'),
+        f"{RUN}/manifest.json": (120, '"0x2"'),
+        # still being written: a blob, no manifest yet
+        "cost-exports/contoso/billing/azure/ea/20231001-20231031/202311050300/r2/part_0.csv": (
+            4,
+            '"0x3"',
+        ),
+        "cost-exports/contoso/billing/focus/aws/20231001-20231031/run-1/focus.csv": (9, '"0x4"'),
+        "cost-exports/contoso/usage/openai/2023-10-01/page.json": (5, '"0x5"'),
+    }
+
+    def read(name):
+        assert name.endswith("manifest.json")
+        return manifest
+
+    prefix = "cost-exports/contoso"
+    ready, waiting = remote.pending_runs(listing, read, {}, prefix)
+    assert (ready, waiting) == (
+        [
+            "cost-exports/contoso/billing/azure/ea/20231001-20231031/202311040300/r1/manifest.json",
+            "cost-exports/contoso/billing/focus/aws/20231001-20231031/run-1/focus.csv",
+        ],
+        {},
+    )
+    # Short of the byte count the manifest states: waiting, named.
+    short = {**listing, f"{RUN}/part_0.csv": (6, '"0x6"')}
+    ready, waiting = remote.pending_runs(short, read, {}, prefix)
+    assert waiting == {f"{RUN}/manifest.json": f"{RUN}/part_0.csv: 6 of 10 bytes"}
+    # After a sync of everything, nothing is new: no manifest is even read.
+    synced = {
+        n[len(prefix) + 1 :]: {"size": s, "etag": e.strip('"')} for n, (s, e) in listing.items()
+    }
+    assert remote.pending_runs(listing, lambda n: pytest.fail("read"), synced, prefix) == ([], {})
+    # A restated blob of a synced run makes the run pending again.
+    restated = {**listing, f"{RUN}/part_0.csv": (10, '"0x7"')}
+    assert remote.pending_runs(restated, read, synced, prefix)[0] == [f"{RUN}/manifest.json"]
+
+
+def test_the_sensor_fires_on_a_complete_run_and_not_on_a_partial_one(store, tmp_path, monkeypatch):
+    fs, conn = store
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    monkeypatch.setenv("LEDGER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WASB_LEDGER_TEST",
+        json.dumps({"conn_type": "wasb", "extra": {"connection_string": conn}}),
+    )
+    from inference_ledger.airflow_sensors import ExportRunSensor
+
+    url = "abfs://cost-exports/contoso"
+    sensor = ExportRunSensor(task_id="wait", landing=url, wasb_conn_id="wasb_ledger_test")
+    body = _first_rows(EA, 11)
+    blob = "ea/20231001-20231031/202311040300/r1/part_0_0001.csv"
+    manifest = {"exportConfig": {"exportName": "ea", "type": "ActualCost",
+                                 "resourceId": "/providers/Microsoft.Billing/billingAccounts/1"},
+                "runInfo": {"runId": "r1", "startDate": "2023-10-01T00:00:00"},
+                "blobs": [{"blobName": blob, "byteCount": len(body)}]}  # fmt: skip
+    fs.mkdir("cost-exports")
+
+    fs.pipe_file(f"{RUN}/part_0_0001.csv", body[:100])  # the blob, half written, no manifest
+    assert sensor.poke({}) is False
+    fs.pipe_file(f"{RUN}/manifest.json", json.dumps(manifest).encode())
+    assert sensor.poke({}) is False  # manifest there, blob still short of its byte count
+    fs.pipe_file(f"{RUN}/part_0_0001.csv", body)
+    assert sensor.poke({}) is True
+
+    remote.sync(url, remote.mirror_path(url, tmp_path / "home"))
+    assert sensor.poke({}) is False  # synced: nothing new
+    # A local landing has nothing to wait for.
+    assert ExportRunSensor(task_id="local", landing=str(tmp_path)).poke({}) is True

@@ -578,6 +578,11 @@ def close(period: str, closed_by: str, accept_exceptions: Any = False, reason: A
     return closed.snapshot_sha256
 
 
+# The billing ingest DAG's sensor (inference_ledger.airflow_sensors): when it found no new
+# export run, nothing was ingested and there is no ledger run to close.
+WAIT_FOR_EXPORT_TASK = "wait_for_export_run"
+
+
 def finish(run: RunInfo | None, states: Mapping[str, str], errors: Mapping[str, str]) -> None:
     """Close the run in audit.runs from the final states of the DAG run's other tasks.
 
@@ -589,6 +594,10 @@ def finish(run: RunInfo | None, states: Mapping[str, str], errors: Mapping[str, 
     from airflow.sdk.exceptions import AirflowFailException
 
     not_ok = {t: s for t, s in sorted(states.items()) if s != "success"}
+    if run is None and states.get(WAIT_FOR_EXPORT_TASK) == "skipped":
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("no new export run arrived: nothing was ingested")
     if run is None:
         raise AirflowFailException(f"no ledger run was recorded (prepare did not finish): {not_ok}")
     from inference_ledger import pipeline

@@ -105,7 +105,8 @@ def sync(url: str, mirror: Path, fs=None) -> SyncResult:
     import fsspec
 
     if fs is None:
-        fs, root = fsspec.core.url_to_fs(url)
+        # A fresh client per sync: credentials are read from the environment when it is made.
+        fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     else:
         root = fs._strip_protocol(url)
     root = root.rstrip("/")
@@ -142,3 +143,100 @@ def local_landing(landing: str | os.PathLike, home: Path) -> Path:
         return Path(text[len("file://") :] if text.lower().startswith("file://") else text)
     url = str(landing)
     return sync(url, mirror_path(url, home)).mirror
+
+
+# ---------------------------------------------------------------- waiting for export runs
+
+
+def container_and_prefix(url: str) -> tuple[str, str]:
+    """(container, prefix) of an Azure Storage landing URL: `abfs://<container>/<prefix>` or
+    `abfs[s]://<container>@<account>.dfs.core.windows.net/<prefix>` (also `az://`, `wasb://`)."""
+    parts = urlsplit(url)
+    container = parts.netloc.split("@", 1)[0]
+    return container, parts.path.strip("/")
+
+
+def sync_state(url: str, home: Path) -> dict:
+    """What the last sync of `url` copied: relative path -> size, ETag, SHA-256."""
+    mirror = mirror_path(url, home)
+    state_file = mirror.with_name(f"{mirror.name}.sync.json")
+    return json.loads(state_file.read_text()) if state_file.is_file() else {}
+
+
+def _blob_listed(manifest: str, blob_name: str, listing: dict) -> str | None:
+    """The listed object a manifest's blobName means: the name itself (a container path), or
+    its trailing parts below the manifest's folder (a landing that does not mirror the whole
+    container path)."""
+    parts = [p for p in blob_name.replace("\\", "/").split("/") if p]
+    if "/".join(parts) in listing:
+        return "/".join(parts)
+    folder = manifest.rsplit("/", 1)[0]
+    for j in range(len(parts)):
+        candidate = "/".join([folder, *parts[j:]])
+        if candidate in listing:
+            return candidate
+    return None
+
+
+def pending_runs(
+    listing: dict[str, tuple[int, str]],
+    read_json,
+    synced: dict,
+    prefix: str,
+) -> tuple[list[str], dict[str, str]]:
+    """Export runs under `<prefix>/billing/` that arrived complete since the last sync:
+    (manifests ready to ingest, {manifest or file: why it is still waiting}).
+
+    `listing` maps object name -> (size, ETag); `read_json(name)` reads a manifest; `synced`
+    is `sync_state`. A manifest is ready when it or a file in its folder is new or changed
+    since the last sync and every blob it lists is there with the byte count it states (only
+    such manifests are read). A data file under billing/focus with no
+    manifest above it (a FOCUS folder run) is ready when it is new or changed.
+    """
+    base = f"{prefix}/" if prefix else ""
+    ready, waiting = [], {}
+    manifest_dirs = {
+        n.rsplit("/", 1)[0]
+        for n in listing
+        if n.rsplit("/", 1)[-1] in ("manifest.json", "_manifest.json")
+    }
+
+    def is_new(name: str) -> bool:
+        size, etag = listing[name]
+        known = synced.get(name[len(base) :]) or {}
+        return not (known.get("etag") == str(etag).strip('"') and known.get("size") == size)
+
+    fresh = {n for n in listing if is_new(n)}
+    for name in sorted(listing):
+        rel = name[len(base) :]
+        if not rel.startswith("billing/"):
+            continue
+        if rel.rsplit("/", 1)[-1] in ("manifest.json", "_manifest.json"):
+            folder = name.rsplit("/", 1)[0] + "/"
+            if not any(n.startswith(folder) for n in fresh):
+                continue  # this run, as synced before: not read again
+            try:
+                blobs = read_json(name)["blobs"]
+            except (ValueError, KeyError, TypeError) as exc:
+                waiting[name] = f"manifest not readable yet ({type(exc).__name__})"
+                continue
+            found = [_blob_listed(name, str(b.get("blobName", "")), listing) for b in blobs]
+            wrong = [
+                f"{b.get('blobName')} not there"
+                if f is None
+                else f"{f}: {listing[f][0]} of {b['byteCount']} bytes"
+                for b, f in zip(blobs, found, strict=True)
+                if f is None
+                or (b.get("byteCount") is not None and listing[f][0] != int(b["byteCount"]))
+            ]
+            if wrong:
+                waiting[name] = "; ".join(wrong)
+            else:
+                ready.append(name)
+        elif (
+            rel.startswith("billing/focus/")
+            and not any(name.startswith(d + "/") for d in manifest_dirs)
+            and is_new(name)
+        ):
+            ready.append(name)
+    return ready, waiting
