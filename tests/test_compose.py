@@ -26,7 +26,9 @@ AIRFLOW_SERVICES = {
 }
 # Services that run a Spark driver or executors: they share the ledger's paths.
 SPARK_SIDE = [*AIRFLOW_SERVICES, "airflow-init", "spark-worker"]
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|WEBHOOK", re.I)
+SECRET_NAME = re.compile(
+    r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|WEBHOOK|CONNECTION_STRING|^AIRFLOW_CONN_WASB", re.I
+)
 VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -94,7 +96,10 @@ def test_every_service_is_there(services):
         "spark-master",
         "spark-worker",
         "ledger-web",
+        "azurite",
     }
+    # The emulator only starts when asked for (--profile azurite).
+    assert services["azurite"]["profiles"] == ["azurite"]
     for name, command in AIRFLOW_SERVICES.items():
         assert services[name]["command"] == command, name
         env = environment(services[name])
@@ -177,7 +182,7 @@ def test_mounted_paths_exist_and_match_across_services(services, compose):
         assert interpolate(m["/var/lib/ledger/landing"], env) == "./docker/landing"
         service_env = environment(services[name])
         assert service_env["LEDGER_HOME"] == "/var/lib/ledger"
-        assert service_env["LEDGER_LANDING"] == "/var/lib/ledger/landing"
+        assert interpolate(service_env["LEDGER_LANDING"], env) == "/var/lib/ledger/landing"
         assert service_env["LEDGER_JOBS_DIR"] == "/opt/ledger/jobs"
     for name in AIRFLOW_SERVICES:
         assert environment(services[name])["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/ledger/dags"

@@ -1,5 +1,5 @@
-"""A landing zone on object storage (`abfs://`, `az://`, `s3://`, ...) as an incremental local
-mirror that the ingest reads like any landing folder.
+"""A landing zone on Azure Storage (`abfs://`, `az://`) as an incremental local mirror that the
+ingest reads like any landing folder.
 
 Cost Management writes its exports into an Azure Storage container; other clouds' FOCUS
 exports land in S3 or GCS. Discovery, manifests and checksums need the files' bytes, and
@@ -12,10 +12,11 @@ are named and not read, a run whose blobs disagree with its manifest's counts is
 the previous good run stays. Files deleted from the store stay in the mirror (a month-to-date
 run removed by a retention policy is superseded anyway).
 
-Credentials come from the environment only, as fsspec's backends read them: for Azure
-(`adlfs`) `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT_NAME` with
+Credentials come from the environment only, as `adlfs` reads them:
+`AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT_NAME` with
 `AZURE_STORAGE_ACCOUNT_KEY` / `AZURE_STORAGE_SAS_TOKEN`, else the default Azure credential
-chain (managed identity, workload identity, Azure CLI); for S3 (`s3fs`) the AWS chain.
+chain (managed identity, workload identity, Azure CLI). The identity needs read access to the
+export container only (Storage Blob Data Reader).
 """
 
 from __future__ import annotations
@@ -136,12 +137,25 @@ def sync(url: str, mirror: Path, fs=None) -> SyncResult:
     return result
 
 
+# Azure Storage through adlfs (tested against Azurite). Other fsspec stores (s3://, gs://)
+# would sync the same way but are refused until they are tested.
+SUPPORTED_SCHEMES = ("abfs", "abfss", "az")
+
+
 def local_landing(landing: str | os.PathLike, home: Path) -> Path:
     """The folder the ingest reads: `landing` itself, or the synced mirror of a store URL."""
+    from inference_ledger.ingest.records import InputError
+
     if not is_remote(landing):
         text = str(landing)
         return Path(text[len("file://") :] if text.lower().startswith("file://") else text)
     url = str(landing)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise InputError(
+            f"landing {url}: {scheme}:// is not supported; object-store landings are Azure"
+            f" Storage URLs ({', '.join(s + '://' for s in SUPPORTED_SCHEMES)})"
+        )
     return sync(url, mirror_path(url, home)).mirror
 
 
