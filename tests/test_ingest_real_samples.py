@@ -461,23 +461,30 @@ METERS = [
 ]  # fmt: skip
 
 
-def test_azure_openai_meter_names_give_model_direction_and_cache_action(spark, tmp_path, eur):
+def _meter_lines(spark, landing: Path, fx, meters: list) -> tuple[list, list[dict]]:
+    """One EUR 1.00 EA line per (MeterCategory, MeterName, UnitOfMeasure, _) of `meters`:
+    what was read of each (as `meters` states it) and the loaded records."""
     rows = [
         {**EA_BASE, "ResourceGroup": "rg-ai", "MeterCategory": cat, "MeterName": name,
          "UnitOfMeasure": unit, "Date": f"09/{i + 1:02d}/2023", "CostInBillingCurrency": "1.00"}
-        for i, (cat, name, unit, _) in enumerate(METERS)
+        for i, (cat, name, unit, _) in enumerate(meters)
     ]  # fmt: skip
-    azure_run(tmp_path, _csv(list(EA_BASE), rows).encode(), len(rows))
-    by = ingest(spark, tmp_path, eur)
+    azure_run(landing, _csv(list(EA_BASE), rows).encode(), len(rows))
+    loaded = ingest(spark, landing, fx)["loaded"]
     got = [
         (r["service_name"], r["sku_description"], r["consumed_unit"],
          (r["model_id"], r["token_direction"], r["token_cache_action"], r["service_subcategory"],
           r["workload_rule"]))
-        for r in by["loaded"]
+        for r in loaded
     ]  # fmt: skip
+    return got, loaded
+
+
+def test_azure_openai_meter_names_give_model_direction_and_cache_action(spark, tmp_path, eur):
+    got, loaded = _meter_lines(spark, tmp_path, eur, METERS)
     assert got == METERS
-    assert [r["workload"] for r in by["loaded"]] == ["inference"] * 11 + ["other"] * 3
-    assert {r["service_category"] for r in by["loaded"][:11]} == {"AI and Machine Learning"}
+    assert [r["workload"] for r in loaded] == ["inference"] * 11 + ["other"] * 3
+    assert {r["service_category"] for r in loaded[:11]} == {"AI and Machine Learning"}
 
 
 # Cost details as Azure writes token meters today: the unit of measure is a block of tokens
@@ -507,25 +514,11 @@ BLOCK_UNIT_METERS = [
 
 
 def test_token_meters_in_block_units_are_inference_with_model_and_direction(spark, tmp_path, eur):
-    rows = [
-        {**EA_BASE, "ResourceGroup": "rg-ai", "MeterCategory": cat, "MeterName": name,
-         "UnitOfMeasure": unit, "Date": f"09/{i + 1:02d}/2023", "CostInBillingCurrency": "1.00"}
-        for i, (cat, name, unit, _) in enumerate(BLOCK_UNIT_METERS)
-    ]  # fmt: skip
-    azure_run(tmp_path, _csv(list(EA_BASE), rows).encode(), len(rows))
-    by = ingest(spark, tmp_path, eur)
-    got = [
-        (r["service_name"], r["sku_description"], r["consumed_unit"],
-         (r["model_id"], r["token_direction"], r["token_cache_action"], r["service_subcategory"],
-          r["workload_rule"]))
-        for r in by["loaded"]
-    ]  # fmt: skip
+    got, loaded = _meter_lines(spark, tmp_path, eur, BLOCK_UNIT_METERS)
     assert got == BLOCK_UNIT_METERS
-    assert [r["workload"] for r in by["loaded"]] == ["inference"] * 7 + ["other"] * 2
+    assert [r["workload"] for r in loaded] == ["inference"] * 7 + ["other"] * 2
     # 7 lines of EUR 1.00 at 1.10: inference spend is never zero for a real Azure OpenAI bill
-    assert sum(r["billed_cost_usd"] for r in by["loaded"] if r["workload"] == "inference") == D(
-        "7.70"
-    )
+    assert sum(r["billed_cost_usd"] for r in loaded if r["workload"] == "inference") == D("7.70")
 
 
 # Microsoft's FOCUS export (Cost Management `FocusCost`, dataVersion 1.0): the column set of
