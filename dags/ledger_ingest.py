@@ -152,8 +152,8 @@ def ingest_dag(source: str, cron: str, what: str):
 
         run = prepare()
         if source == "billing":
-            # An object-store landing: wait for a complete export run (none in 20 h: skipped,
-            # no asset event); a local landing passes at once.
+            # An object-store landing: wait (deferred, in the triggerer) for a complete export
+            # run; none in 20 h: skipped, no asset event. A local landing passes at once.
             (
                 ExportRunSensor(
                     task_id=orchestration.WAIT_FOR_EXPORT_TASK,

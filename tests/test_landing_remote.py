@@ -203,11 +203,9 @@ def test_pending_runs_are_complete_runs_not_synced_yet():
         "cost-exports/contoso/usage/openai/2023-10-01/page.json": (5, '"0x5"'),
     }
 
-    def read(name):
-        assert name.endswith("manifest.json")
-        return manifest
-
     prefix = "cost-exports/contoso"
+    assert remote.manifests_to_read(listing, {}, prefix) == [f"{RUN}/manifest.json"]
+    read = {f"{RUN}/manifest.json": manifest}
     ready, waiting = remote.pending_runs(listing, read, {}, prefix)
     assert (ready, waiting) == (
         [
@@ -224,7 +222,8 @@ def test_pending_runs_are_complete_runs_not_synced_yet():
     synced = {
         n[len(prefix) + 1 :]: {"size": s, "etag": e.strip('"')} for n, (s, e) in listing.items()
     }
-    assert remote.pending_runs(listing, lambda n: pytest.fail("read"), synced, prefix) == ([], {})
+    assert remote.manifests_to_read(listing, synced, prefix) == []
+    assert remote.pending_runs(listing, {}, synced, prefix) == ([], {})
     # A restated blob of a synced run makes the run pending again.
     restated = {**listing, f"{RUN}/part_0.csv": (10, '"0x7"')}
     assert remote.pending_runs(restated, read, synced, prefix)[0] == [f"{RUN}/manifest.json"]
@@ -262,3 +261,41 @@ def test_the_sensor_fires_on_a_complete_run_and_not_on_a_partial_one(store, tmp_
     assert sensor.poke({}) is False  # synced: nothing new
     # A local landing has nothing to wait for.
     assert ExportRunSensor(task_id="local", landing=str(tmp_path)).poke({}) is True
+
+
+def test_the_deferred_trigger_waits_for_the_run_to_complete(store, tmp_path, monkeypatch):
+    """The sensor's trigger, as the triggerer runs it: no event while the run is half
+    written, a success event once its blob is whole."""
+    import asyncio
+
+    fs, conn = store
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("LEDGER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WASB_LEDGER_TEST",
+        json.dumps({"conn_type": "wasb", "extra": {"connection_string": conn}}),
+    )
+    from inference_ledger.airflow_sensors import ExportRunSensor, ExportRunTrigger
+
+    url = "abfs://cost-exports/contoso"
+    trigger = ExportRunTrigger(url, "wasb_ledger_test", poke_interval=0.2)
+    path, kwargs = trigger.serialize()
+    assert path == "inference_ledger.airflow_sensors.ExportRunTrigger"
+    body = _first_rows(EA, 11)
+    blob = "ea/20231001-20231031/202311040300/r1/part_0_0001.csv"
+    manifest = {"blobs": [{"blobName": blob, "byteCount": len(body)}]}
+    fs.mkdir("cost-exports")
+    fs.pipe_file(f"{RUN}/part_0_0001.csv", body[:100])
+    fs.pipe_file(f"{RUN}/manifest.json", json.dumps(manifest).encode())
+
+    async def first_event(seconds):
+        events = ExportRunTrigger(**kwargs).run()
+        return await asyncio.wait_for(anext(events), seconds)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(first_event(2))
+    fs.pipe_file(f"{RUN}/part_0_0001.csv", body)
+    event = asyncio.run(first_event(20))
+    assert event.payload == {"status": "success", "message": f"export run arrived in {url}"}
+    # The sensor defers to this trigger when its first poke finds nothing.
+    assert ExportRunSensor(task_id="wait", landing=url).deferrable is True

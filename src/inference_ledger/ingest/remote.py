@@ -192,65 +192,88 @@ def _blob_listed(manifest: str, blob_name: str, listing: dict) -> str | None:
     return None
 
 
+_MANIFEST_NAMES = ("manifest.json", "_manifest.json")
+
+
+def _fresh(listing: dict[str, tuple[int, str]], synced: dict, prefix: str) -> set[str]:
+    """Objects new or changed since the last sync (by size and ETag)."""
+    base = f"{prefix}/" if prefix else ""
+    out = set()
+    for name, (size, etag) in listing.items():
+        known = synced.get(name[len(base) :]) or {}
+        if not (known.get("etag") == str(etag).strip('"') and known.get("size") == size):
+            out.add(name)
+    return out
+
+
+def _is_billing(name: str, prefix: str) -> bool:
+    return name[len(f"{prefix}/" if prefix else "") :].startswith("billing/")
+
+
+def manifests_to_read(listing: dict[str, tuple[int, str]], synced: dict, prefix: str) -> list[str]:
+    """The manifests under `<prefix>/billing/` whose folder holds an object new or changed
+    since the last sync: the only ones `pending_runs` needs read."""
+    fresh = _fresh(listing, synced, prefix)
+    return [
+        name
+        for name in sorted(listing)
+        if _is_billing(name, prefix)
+        and name.rsplit("/", 1)[-1] in _MANIFEST_NAMES
+        and any(n.startswith(name.rsplit("/", 1)[0] + "/") for n in fresh)
+    ]
+
+
 def pending_runs(
     listing: dict[str, tuple[int, str]],
-    read_json,
+    manifests: dict[str, object],
     synced: dict,
     prefix: str,
 ) -> tuple[list[str], dict[str, str]]:
     """Export runs under `<prefix>/billing/` that arrived complete since the last sync:
-    (manifests ready to ingest, {manifest or file: why it is still waiting}).
+    (manifests and FOCUS folder files ready to ingest, {manifest: why it is still waiting}).
 
-    `listing` maps object name -> (size, ETag); `read_json(name)` reads a manifest; `synced`
-    is `sync_state`. A manifest is ready when it or a file in its folder is new or changed
-    since the last sync and every blob it lists is there with the byte count it states (only
-    such manifests are read). A data file under billing/focus with no
-    manifest above it (a FOCUS folder run) is ready when it is new or changed.
+    `listing` maps object name -> (size, ETag); `manifests` maps each of `manifests_to_read`
+    to its parsed JSON (None when it could not be parsed); `synced` is `sync_state`. A
+    manifest is ready when its folder changed since the last sync and every blob it lists is
+    there at the byte count it states. A data file under billing/focus with no manifest in
+    its folders (a FOCUS folder run) is ready when it is new or changed.
     """
-    base = f"{prefix}/" if prefix else ""
-    ready, waiting = [], {}
+    fresh = _fresh(listing, synced, prefix)
     manifest_dirs = {
-        n.rsplit("/", 1)[0]
-        for n in listing
-        if n.rsplit("/", 1)[-1] in ("manifest.json", "_manifest.json")
+        n.rsplit("/", 1)[0] for n in listing if n.rsplit("/", 1)[-1] in _MANIFEST_NAMES
     }
-
-    def is_new(name: str) -> bool:
-        size, etag = listing[name]
-        known = synced.get(name[len(base) :]) or {}
-        return not (known.get("etag") == str(etag).strip('"') and known.get("size") == size)
-
-    fresh = {n for n in listing if is_new(n)}
-    for name in sorted(listing):
-        rel = name[len(base) :]
-        if not rel.startswith("billing/"):
+    ready, waiting = [], {}
+    for name in manifests_to_read(listing, synced, prefix):
+        doc = manifests.get(name)
+        blobs = doc.get("blobs") if isinstance(doc, dict) else None
+        if not isinstance(blobs, list):
+            waiting[name] = "manifest not readable yet"
             continue
-        if rel.rsplit("/", 1)[-1] in ("manifest.json", "_manifest.json"):
-            folder = name.rsplit("/", 1)[0] + "/"
-            if not any(n.startswith(folder) for n in fresh):
-                continue  # this run, as synced before: not read again
-            try:
-                blobs = read_json(name)["blobs"]
-            except (ValueError, KeyError, TypeError) as exc:
-                waiting[name] = f"manifest not readable yet ({type(exc).__name__})"
-                continue
-            found = [_blob_listed(name, str(b.get("blobName", "")), listing) for b in blobs]
-            wrong = [
-                f"{b.get('blobName')} not there"
-                if f is None
-                else f"{f}: {listing[f][0]} of {b['byteCount']} bytes"
-                for b, f in zip(blobs, found, strict=True)
-                if f is None
-                or (b.get("byteCount") is not None and listing[f][0] != int(b["byteCount"]))
-            ]
-            if wrong:
-                waiting[name] = "; ".join(wrong)
-            else:
-                ready.append(name)
-        elif (
-            rel.startswith("billing/focus/")
-            and not any(name.startswith(d + "/") for d in manifest_dirs)
-            and is_new(name)
-        ):
+        found = [_blob_listed(name, str(b.get("blobName", "")), listing) for b in blobs]
+        wrong = [
+            f"{b.get('blobName')} not there"
+            if f is None
+            else f"{f}: {listing[f][0]} of {b['byteCount']} bytes"
+            for b, f in zip(blobs, found, strict=True)
+            if f is None
+            or (b.get("byteCount") is not None and listing[f][0] != int(b["byteCount"]))
+        ]
+        if wrong:
+            waiting[name] = "; ".join(wrong)
+        else:
             ready.append(name)
+    focus = f"{prefix}/billing/focus/" if prefix else "billing/focus/"
+    ready += sorted(
+        n
+        for n in fresh
+        if n.startswith(focus) and not any(n.startswith(d + "/") for d in manifest_dirs)
+    )
     return ready, waiting
+
+
+def parse_manifest(text: str) -> object:
+    """A manifest's JSON, or None while it is not (yet) valid JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
