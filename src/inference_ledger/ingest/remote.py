@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -156,7 +157,9 @@ def local_landing(landing: str | os.PathLike, home: Path) -> Path:
             f"landing {url}: {scheme}:// is not supported; object-store landings are Azure"
             f" Storage URLs ({', '.join(s + '://' for s in SUPPORTED_SCHEMES)})"
         )
-    return sync(url, mirror_path(url, home)).mirror
+    result = sync(url, mirror_path(url, home))
+    print(result.summary(), file=sys.stderr)  # the user sees what came from the store
+    return result.mirror
 
 
 # ---------------------------------------------------------------- waiting for export runs
