@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/ledger demo
 
 test: $(STAMP)
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory azurite; else echo "npm not found: the Azurite (object-storage landing) tests will skip"; fi
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
@@ -45,7 +46,7 @@ format: $(STAMP)
 AZURITE := azurite@3.37.0
 azurite:
 	@command -v npm >/dev/null || { echo "npm is required for Azurite (apt-get install npm)"; exit 1; }
-	npm install --prefix .tools --no-audit --no-fund --silent $(AZURITE)
+	@test -x .tools/node_modules/.bin/azurite-blob || npm install --prefix .tools --no-audit --no-fund --silent $(AZURITE)
 
 db-stop: $(STAMP)
 	$(BIN)/python -c 'from inference_ledger.db import stop_embedded; print("stopped" if stop_embedded() else "not running")'
