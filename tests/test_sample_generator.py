@@ -481,12 +481,17 @@ def test_preview_manifests_carry_byte_counts_only(older_shapes):
     assert billing_totals(preview.out_dir) == billing_totals(older_shapes["default"].out_dir)
 
 
-def test_a_preview_manifest_without_byte_counts_is_not_a_valid_manifest(older_shapes):
+def test_manifest_counts_are_required_only_of_the_2024_04_01_shape(older_shapes):
+    """Blob names alone are a valid manifest (FinOps hubs' hand-written template: only the
+    blobs' presence can be verified); 2024-04-01 manifests must carry their row counts."""
     (run, *_) = export_runs(older_shapes["preview"].out_dir)
     doc = run["manifest"]
     doc["blobs"] = [{"blobName": b["blobName"]} for b in doc["blobs"]]
-    with pytest.raises(jsonschema.ValidationError):
-        validator("azure_export_manifest").validate(doc)
+    validator("azure_export_manifest").validate(doc)
+    with pytest.raises(jsonschema.ValidationError, match="'runId' is a required property"):
+        validator("azure_export_manifest").validate(
+            {**doc, "runInfo": {"startDate": "2024-01-01T00:00:00"}}
+        )
     rows_only = {**doc, "blobs": [{"blobName": "x.csv", "dataRowCount": 3}]}
     validator("azure_export_manifest").validate(rows_only)
     with pytest.raises(jsonschema.ValidationError, match="dataRowCount"):
