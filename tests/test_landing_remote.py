@@ -275,12 +275,13 @@ def test_the_deferred_trigger_waits_for_the_run_to_complete(store, tmp_path, mon
         "AIRFLOW_CONN_WASB_LEDGER_TEST",
         json.dumps({"conn_type": "wasb", "extra": {"connection_string": conn}}),
     )
-    from inference_ledger.airflow_sensors import ExportRunSensor, ExportRunTrigger
+    from inference_ledger.airflow_sensors import ExportRunSensor
+    from inference_ledger.airflow_triggers import ExportRunTrigger
 
     url = "abfs://cost-exports/contoso"
     trigger = ExportRunTrigger(url, "wasb_ledger_test", poke_interval=0.2)
     path, kwargs = trigger.serialize()
-    assert path == "inference_ledger.airflow_sensors.ExportRunTrigger"
+    assert path == "inference_ledger.airflow_triggers.ExportRunTrigger"
     body = _first_rows(EA, 11)
     blob = "ea/20231001-20231031/202311040300/r1/part_0_0001.csv"
     manifest = {"blobs": [{"blobName": blob, "byteCount": len(body)}]}
