@@ -469,9 +469,13 @@ def _period_from_data(path: Path) -> tuple[date, date] | None:
 def _header(path: Path) -> tuple[str, ...]:
     """A data file's column names (its first CSV row, or its Parquet schema)."""
     if path.name.endswith(".parquet"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return tuple(pq.read_schema(path).names)
+        try:
+            return tuple(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError):
+            return ()  # read (and reported, naming the file) with the run's other files
     try:
         with R._open_text(path) as fh:
             return tuple(h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), []))
