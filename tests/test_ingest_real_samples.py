@@ -717,3 +717,35 @@ def test_a_focus_contract_commitment_file_beside_the_costs_is_named_not_read(tmp
          "a FOCUS Contract Commitment export is not cost data (the ledger reads ActualCost and"
          " FocusCost exports) -- not read"),
     ]  # fmt: skip
+
+
+SPEC_AI = REAL / "focus-spec-ai"
+
+
+def test_every_ai_billing_sample_of_the_focus_spec_loads_as_inference_per_model(
+    spark, tmp_path, fx
+):
+    """All 19 AI billing samples of the FOCUS specification repository (tests/data/real/
+    focus-spec-ai), each a FOCUS folder run dated by its own rows: every row loads, to the
+    cent of the file; every token line is inference with its model, and every line billed in
+    `Tokens` has a direction; purchases (prepayments) are not."""
+    samples = sorted(SPEC_AI.glob("*/*.csv"))
+    assert len(samples) == 19
+    for path in samples:
+        run = tmp_path / "billing/focus" / f"{path.parent.name}-{path.stem}" / "run-1"
+        run.mkdir(parents=True)
+        (run / path.name).write_bytes(path.read_bytes())
+    by = ingest(spark, tmp_path, fx)
+    assert set(by) == {"loaded"}
+    loaded = by["loaded"]
+    in_files = [
+        r for p in samples for r in csv.DictReader(io.StringIO(p.read_text("utf-8"), newline=""))
+    ]
+    assert len(loaded) == len(in_files) == 61
+    assert sum(r["billed_cost"] for r in loaded) == sum(Decimal(r["BilledCost"]) for r in in_files)
+    tokens = [r for r in loaded if "token" in (r["consumed_unit"] or "").lower()]
+    assert len(tokens) == 58
+    assert all(r["workload"] == "inference" and r["model_id"] for r in tokens)
+    assert all(r["token_direction"] for r in tokens if r["consumed_unit"] == "Tokens")
+    assert {r["charge_category"] for r in loaded if r not in tokens} == {"Purchase"}
+    assert {r["workload"] for r in loaded if r not in tokens} == {"other"}
