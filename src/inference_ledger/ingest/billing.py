@@ -435,6 +435,11 @@ def with_declared_version(rows: DataFrame) -> DataFrame:
     )
 
 
+def _service_category() -> Column:
+    """MeterCategory -> FOCUS ServiceCategory (SERVICE_CATEGORIES) as a map column."""
+    return F.create_map(*[F.lit(x) for kv in SERVICE_CATEGORIES.items() for x in kv])
+
+
 def _token_meter(is_focus: Column) -> Column:
     """A token meter's name split into [model, cache word, direction] (one regex pass); a
     one-element array for a meter that names no direction; null for other lines. A line is
@@ -446,10 +451,9 @@ def _token_meter(is_focus: Column) -> Column:
     split = F.split(
         F.regexp_replace(meter, METER_PATTERN, f"$1{METER_SEP}$2{METER_SEP}$3"), METER_SEP
     )
-    category = F.create_map(*[F.lit(x) for kv in SERVICE_CATEGORIES.items() for x in kv])
-    ai_service = (category[F.trim(F.col("service_name"))] == "AI and Machine Learning") | (
-        F.trim(F.col("service_category")) == "AI and Machine Learning"
-    )
+    ai_service = (
+        _service_category()[F.trim(F.col("service_name"))] == "AI and Machine Learning"
+    ) | (F.trim(F.col("service_category")) == "AI and Machine Learning")
     tokens = (
         unit.contains("token")
         | F.coalesce(meter, F.lit("")).endswith("tokens")
@@ -708,7 +712,7 @@ def _token_columns() -> list[Column]:
 
 def with_canonical_billing(rows: DataFrame) -> DataFrame:
     """FOCUS-aligned columns (meaningful where status is loaded)."""
-    category = F.create_map(*[F.lit(x) for kv in SERVICE_CATEGORIES.items() for x in kv])
+    category = _service_category()
     microsoft = F.create_map(*[F.lit(x) for kv in PROVIDERS.items() for x in kv])
     of_azure = microsoft[F.col("source_format")]
     return rows.select(

@@ -102,6 +102,16 @@ def _copy_verified(fs, remote: str, info: dict, dest: Path) -> str:
     return sha.hexdigest()
 
 
+def _state_file(mirror: Path) -> Path:
+    """The sync's state, beside the mirror (never inside the landing it mirrors)."""
+    return mirror.with_name(f"{mirror.name}.sync.json")
+
+
+def _read_state(mirror: Path) -> dict:
+    state_file = _state_file(mirror)
+    return json.loads(state_file.read_text()) if state_file.is_file() else {}
+
+
 def sync(url: str, mirror: Path, fs=None) -> SyncResult:
     """Copy what is new or changed under `url` into `mirror` (see the module docstring)."""
     import fsspec
@@ -112,8 +122,8 @@ def sync(url: str, mirror: Path, fs=None) -> SyncResult:
     else:
         root = fs._strip_protocol(url)
     root = root.rstrip("/")
-    state_file = mirror.with_name(f"{mirror.name}.sync.json")
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    state_file = _state_file(mirror)
+    state = _read_state(mirror)
     result = SyncResult(url, mirror)
     listing = fs.find(root, detail=True)
     for remote, info in sorted(listing.items()):
@@ -175,9 +185,7 @@ def container_and_prefix(url: str) -> tuple[str, str]:
 
 def sync_state(url: str, home: Path) -> dict:
     """What the last sync of `url` copied: relative path -> size, ETag, SHA-256."""
-    mirror = mirror_path(url, home)
-    state_file = mirror.with_name(f"{mirror.name}.sync.json")
-    return json.loads(state_file.read_text()) if state_file.is_file() else {}
+    return _read_state(mirror_path(url, home))
 
 
 def _blob_listed(manifest: str, blob_name: str, listing: dict) -> str | None:
