@@ -84,9 +84,10 @@ the job, `InputError`) fails at once, without retries, and is recorded in `audit
 """
 
 
-WAIT_DOC = """`wait_for_export_run` (when the landing is an `abfs://` URL: a complete Cost
-Management export run, manifest and every blob it lists, that arrived since the last sync;
-the Azure connection `wasb_default`; skipped after 20 hours without one, and so no asset
+WAIT_DOC = """`wait_for_export_run` (when the landing is an `abfs://` or `s3://` URL: a
+complete export run -- a Cost Management manifest and every blob it lists, or an AWS Data
+Exports manifest and every data file it lists -- that arrived since the last sync; the
+connection `wasb_default` or `aws_default`; skipped after 20 hours without one, and so no asset
 event) → """
 
 
@@ -159,6 +160,7 @@ def ingest_dag(source: str, cron: str, what: str):
                     task_id=orchestration.WAIT_FOR_EXPORT_TASK,
                     landing="{{ params.landing or '' }}",
                     wasb_conn_id="wasb_default",
+                    aws_conn_id="aws_default",
                     poke_interval=600,
                     timeout=20 * 3600,
                     soft_fail=True,

@@ -27,7 +27,7 @@ AIRFLOW_SERVICES = {
 # Services that run a Spark driver or executors: they share the ledger's paths.
 SPARK_SIDE = [*AIRFLOW_SERVICES, "airflow-init", "spark-worker"]
 SECRET_NAME = re.compile(
-    r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|WEBHOOK|CONNECTION_STRING|^AIRFLOW_CONN_WASB", re.I
+    r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|WEBHOOK|CONNECTION_STRING|^AIRFLOW_CONN_(WASB|AWS)", re.I
 )
 VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 

@@ -99,6 +99,11 @@ for name in (
     "get_current_context",
 ):
     getattr(sdk, name)  # warm Airflow's lazy imports: measure the DAG file, not Airflow
+# Airflow discovers the installed providers' asset URI handlers once per process, on the first
+# Asset made; the Amazon provider's handler imports boto3. That is Airflow's one-off cost in a
+# DAG processor, whatever the DAG file: paid here, before the DAG file is measured.
+from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+ProvidersManagerTaskRuntime().asset_uri_handlers
 
 path = sys.argv[1]
 before = set(sys.modules)

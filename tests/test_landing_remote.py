@@ -42,8 +42,8 @@ def test_local_landings_pass_through(tmp_path):
     assert remote.local_landing(f"file://{tmp_path}", tmp_path / "home") == tmp_path
     assert not remote.is_remote(str(tmp_path))
     assert remote.is_remote("abfs://exports/ea") and remote.is_remote("s3://bucket/focus")
-    with pytest.raises(InputError, match=r"s3:// is not supported; object-store landings"):
-        remote.local_landing("s3://bucket/focus", tmp_path / "home")
+    with pytest.raises(InputError, match=r"gs:// is not supported; object-store landings"):
+        remote.local_landing("gs://bucket/focus", tmp_path / "home")
     assert remote.mirror_path("abfs://exports@acct.dfs.core.windows.net/cm/ea", tmp_path) == (
         tmp_path / "landing-mirror/abfs/exports@acct.dfs.core.windows.net/cm/ea"
     )

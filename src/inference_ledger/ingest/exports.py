@@ -10,7 +10,9 @@ Discovery (DESIGN.md "Inputs"), by content, never by folder position:
 - `billing/focus/<provider>/**`: a folder with a manifest (same shapes) is one run; a folder of
   data files with no manifest in it or above it is one run whose submitted time is its newest
   file's modification time and whose billing period is a `YYYYMMDD-YYYYMMDD` folder on its path,
-  else the first row's BillingPeriodStart / BillingPeriodEnd.
+  else the first row's BillingPeriodStart / BillingPeriodEnd. AWS Data Exports runs
+  (`<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json` listing the files under
+  `<export>/data/`) are read by their manifest: `aws_exports`.
 
 Two manifest shapes: `manifestVersion` `2024-04-01` (top-level byteCount / blobCount /
 dataRowCount, per blob blobName / byteCount / dataRowCount) and `2023-07-01-preview` (no
@@ -70,6 +72,11 @@ def dataset_not_read(dataset: str) -> str | None:
     """None for a dataset the ledger reads, else why its files are not read."""
     if dataset in DATASET_RANK:
         return None
+    if dataset == "AWS CUR 2.0":
+        return (
+            "an AWS CUR 2.0 export: its columns are not FOCUS; the ledger reads the FOCUS 1.0"
+            " export of AWS Data Exports -- not read"
+        )
     if dataset.lower() == AMORTIZED_COST.lower():
         return (
             "an AmortizedCost export: amortized figures spread purchases over their term and"
@@ -562,14 +569,19 @@ def _folder_run(
 
 
 def _focus_runs(root: Path, rule: StatusRule) -> list[ExportRun]:
+    from inference_ledger.ingest import aws_exports
+
     runs: list[ExportRun] = []
     for provider_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         manifests = _manifests(provider_dir)
         runs += [read_manifest(m, "billing.focus", rule) for m in manifests]
-        with_manifest = {m.parent for m in manifests}
+        aws = aws_exports.manifests(provider_dir)
+        runs += [aws_exports.read_manifest(m, provider_dir, rule) for m in aws]
+        # A manifest's run: its unlisted files are reported as unclaimed, never a folder run.
+        with_manifest = {m.parent for m in manifests} | aws_exports.export_data_dirs(aws)
         for folder in sorted({p.parent for p in provider_dir.rglob("*") if _is_data_file(p)}):
-            if with_manifest & {folder, *folder.parents}:
-                continue  # a manifest's run: its unlisted files are reported as unclaimed
+            if with_manifest & {folder, *folder.parents} or aws_exports.is_export_data(folder):
+                continue
             runs += _folder_runs(folder, provider_dir, rule)
     # Folder runs are named by their folder; two folders of one name in the same scope and
     # month are told apart by their path below the provider.

@@ -1,5 +1,5 @@
-"""A landing zone on Azure Storage (`abfs://`, `az://`) as an incremental local mirror that the
-ingest reads like any landing folder.
+"""A landing zone on Azure Storage (`abfs://`, `az://`) or Amazon S3 (`s3://`) as an incremental
+local mirror that the ingest reads like any landing folder.
 
 Cost Management writes its exports into an Azure Storage container; other clouds' FOCUS
 exports land in S3 or GCS. Discovery, manifests and checksums need the files' bytes, and
@@ -12,11 +12,20 @@ are named and not read, a run whose blobs disagree with its manifest's counts is
 the previous good run stays. Files deleted from the store stay in the mirror (a month-to-date
 run removed by a retention policy is superseded anyway).
 
-Credentials come from the environment only, as `adlfs` reads them:
+Each copy is checked against the store: its size, its Content-MD5 where Azure has one, and
+that the object did not change while it was copied (its ETag listed again afterwards; an S3
+ETag is not an MD5 for multipart or KMS-encrypted objects, so it is compared, never hashed).
+The mirrored file keeps the object's last-modified time: a FOCUS folder run or an AWS export
+run is submitted when its newest file was written to the store, not when it was synced.
+
+Credentials come from the environment only, as the fsspec backends read them. Azure (`adlfs`):
 `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT_NAME` with
 `AZURE_STORAGE_ACCOUNT_KEY` / `AZURE_STORAGE_SAS_TOKEN`, else the default Azure credential
-chain (managed identity, workload identity, Azure CLI). The identity needs read access to the
-export container only (Storage Blob Data Reader).
+chain (managed identity, workload identity, Azure CLI); the identity needs read access to the
+export container only (Storage Blob Data Reader). S3 (`s3fs`): botocore's chain
+(`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, `AWS_PROFILE`, an
+instance or pod role; `AWS_ENDPOINT_URL_S3` for an S3-compatible store); the identity needs
+`s3:ListBucket` on the bucket (for the prefix) and `s3:GetObject` on the prefix's objects.
 """
 
 from __future__ import annotations
@@ -95,11 +104,32 @@ def _copy_verified(fs, remote: str, info: dict, dest: Path) -> str:
         wrong.append(f"{size} bytes copied, the store lists {info.get('size')}")
     if expected_md5 is not None and md5.digest() != expected_md5:
         wrong.append("its MD5 differs from the store's Content-MD5")
+    fs.invalidate_cache(remote)  # a listing cached by the client would hide a change
+    after = _fingerprint(fs.info(remote))
+    if after != _fingerprint(info):
+        wrong.append("the object changed while it was copied (synced on the next run)")
     if wrong:
         tmp.unlink(missing_ok=True)
         raise OSError(f"{remote}: copy not verified: {'; '.join(wrong)}")
+    modified = _modified(info)
+    if modified is not None:
+        os.utime(tmp, (modified, modified))
     os.replace(tmp, dest)
     return sha.hexdigest()
+
+
+def _modified(info: dict) -> float | None:
+    """The object's last-modified time (POSIX seconds) as the store lists it."""
+    value = info.get("last_modified") or info.get("LastModified") or info.get("mtime")
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime
+
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.timestamp()
 
 
 def _state_file(mirror: Path) -> Path:
@@ -148,9 +178,11 @@ def sync(url: str, mirror: Path, fs=None) -> SyncResult:
     return result
 
 
-# Azure Storage through adlfs (tested against Azurite). Other fsspec stores (s3://, gs://)
-# would sync the same way but are refused until they are tested.
-SUPPORTED_SCHEMES = ("abfs", "abfss", "az")
+# Azure Storage through adlfs (tested against Azurite), S3 through s3fs (tested against moto's
+# server). Other fsspec stores (gs://) would sync the same way but are refused until tested.
+AZURE_SCHEMES = ("abfs", "abfss", "az")
+S3_SCHEMES = ("s3", "s3a")
+SUPPORTED_SCHEMES = AZURE_SCHEMES + S3_SCHEMES
 
 
 def local_landing(landing: str | os.PathLike, home: Path) -> Path:
@@ -161,11 +193,10 @@ def local_landing(landing: str | os.PathLike, home: Path) -> Path:
         text = str(landing)
         return Path(text[len("file://") :] if text.lower().startswith("file://") else text)
     url = str(landing)
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in SUPPORTED_SCHEMES:
+    if scheme(url) not in SUPPORTED_SCHEMES:
         raise InputError(
-            f"landing {url}: {scheme}:// is not supported; object-store landings are Azure"
-            f" Storage URLs ({', '.join(s + '://' for s in SUPPORTED_SCHEMES)})"
+            f"landing {url}: {scheme(url)}:// is not supported; object-store landings are Azure"
+            f" Storage or S3 URLs ({', '.join(s + '://' for s in SUPPORTED_SCHEMES)})"
         )
     result = sync(url, mirror_path(url, home))
     print(result.summary(), file=sys.stderr)  # the user sees what came from the store
@@ -175,9 +206,14 @@ def local_landing(landing: str | os.PathLike, home: Path) -> Path:
 # ---------------------------------------------------------------- waiting for export runs
 
 
+def scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
 def container_and_prefix(url: str) -> tuple[str, str]:
-    """(container, prefix) of an Azure Storage landing URL: `abfs://<container>/<prefix>` or
-    `abfs[s]://<container>@<account>.dfs.core.windows.net/<prefix>` (also `az://`, `wasb://`)."""
+    """(container or bucket, prefix) of a landing URL: `abfs://<container>/<prefix>`,
+    `abfs[s]://<container>@<account>.dfs.core.windows.net/<prefix>` (also `az://`, `wasb://`),
+    `s3://<bucket>/<prefix>`."""
     parts = urlsplit(url)
     container = parts.netloc.split("@", 1)[0]
     return container, parts.path.strip("/")
@@ -204,6 +240,13 @@ def _blob_listed(manifest: str, blob_name: str, listing: dict) -> str | None:
 
 
 _MANIFEST_NAMES = ("manifest.json", "_manifest.json")
+_AWS_MANIFEST_SUFFIX = "-Manifest.json"  # AWS Data Exports: <export>-Manifest.json
+_AWS_PARTITION = re.compile(r"(^|/)data/BILLING_PERIOD=\d{4}-\d{2}/")
+
+
+def _is_manifest(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base in _MANIFEST_NAMES or base.endswith(_AWS_MANIFEST_SUFFIX)
 
 
 def _fresh(listing: dict[str, tuple[int, str]], synced: dict, prefix: str) -> set[str]:
@@ -229,8 +272,46 @@ def manifests_to_read(listing: dict[str, tuple[int, str]], synced: dict, prefix:
         name
         for name in sorted(listing)
         if _is_billing(name, prefix)
-        and name.rsplit("/", 1)[-1] in _MANIFEST_NAMES
+        and _is_manifest(name)
         and any(n.startswith(name.rsplit("/", 1)[0] + "/") for n in fresh)
+    ]
+
+
+def _key_listed(manifest: str, uri: str, listing: dict) -> str | None:
+    """The listed object an AWS manifest's `dataFiles` URI (`s3://<bucket>/<key>`) means: its
+    key, or the longest tail of it below a folder above the manifest."""
+    key = urlsplit(uri).path.lstrip("/") if "://" in uri else uri.lstrip("/")
+    if key in listing:
+        return key
+    parts = [p for p in key.split("/") if p]
+    folders = manifest.split("/")[:-1]
+    for depth in range(len(folders), -1, -1):
+        for j in range(len(parts)):
+            candidate = "/".join([*folders[:depth], *parts[j:]])
+            if candidate in listing:
+                return candidate
+    return None
+
+
+def _not_there(name: str, doc: object, listing: dict) -> list[str] | None:
+    """What a manifest lists that is not there whole (blobs short of their byte count, data
+    files absent); None when the manifest says nothing readable yet."""
+    if isinstance(doc, dict) and isinstance(doc.get("dataFiles"), list):
+        return [
+            f"{uri} not there"
+            for uri in doc["dataFiles"]
+            if _key_listed(name, str(uri), listing) is None
+        ]
+    blobs = doc.get("blobs") if isinstance(doc, dict) else None
+    if not isinstance(blobs, list):
+        return None
+    found = [_blob_listed(name, str(b.get("blobName", "")), listing) for b in blobs]
+    return [
+        f"{b.get('blobName')} not there"
+        if f is None
+        else f"{f}: {listing[f][0]} of {b['byteCount']} bytes"
+        for b, f in zip(blobs, found, strict=True)
+        if f is None or (b.get("byteCount") is not None and listing[f][0] != int(b["byteCount"]))
     ]
 
 
@@ -250,34 +331,25 @@ def pending_runs(
     its folders (a FOCUS folder run) is ready when it is new or changed.
     """
     fresh = _fresh(listing, synced, prefix)
-    manifest_dirs = {
-        n.rsplit("/", 1)[0] for n in listing if n.rsplit("/", 1)[-1] in _MANIFEST_NAMES
-    }
+    manifest_dirs = {n.rsplit("/", 1)[0] for n in listing if _is_manifest(n)}
     ready, waiting = [], {}
     for name in manifests_to_read(listing, synced, prefix):
-        doc = manifests.get(name)
-        blobs = doc.get("blobs") if isinstance(doc, dict) else None
-        if not isinstance(blobs, list):
+        wrong = _not_there(name, manifests.get(name), listing)
+        if wrong is None:
             waiting[name] = "manifest not readable yet"
-            continue
-        found = [_blob_listed(name, str(b.get("blobName", "")), listing) for b in blobs]
-        wrong = [
-            f"{b.get('blobName')} not there"
-            if f is None
-            else f"{f}: {listing[f][0]} of {b['byteCount']} bytes"
-            for b, f in zip(blobs, found, strict=True)
-            if f is None
-            or (b.get("byteCount") is not None and listing[f][0] != int(b["byteCount"]))
-        ]
-        if wrong:
+        elif wrong:
             waiting[name] = "; ".join(wrong)
         else:
             ready.append(name)
     focus = f"{prefix}/billing/focus/" if prefix else "billing/focus/"
+    # An AWS export's data files count only through their manifest (written after them).
     ready += sorted(
         n
         for n in fresh
-        if n.startswith(focus) and not any(n.startswith(d + "/") for d in manifest_dirs)
+        if n.startswith(focus)
+        and not any(n.startswith(d + "/") for d in manifest_dirs)
+        and not _AWS_PARTITION.search(n)
+        and not _is_manifest(n)
     )
     return ready, waiting
 
