@@ -471,3 +471,45 @@ def test_generated_newer_fields_and_unfinished_pull_load_as_documented(spark, tm
     assert new.tokens["openai"][label] < old.tokens["openai"][label]
     assert after["openai"]["loaded"] + after["azure_openai"]["loaded"] == new.results_unique
     assert old.results_unique - new.results_unique == new.withheld_results
+
+
+def test_a_result_without_input_cached_tokens_and_a_bucket_named_result_load(spark, tmp_path):
+    """OpenAI's reference types input_cached_tokens Optional, and its published schema / SDK
+    models name a bucket's results `result`: the API reference's own example page, saved
+    both ways, loads every token (cached 0 where not reported) instead of losing the rows."""
+    day = tmp_path / "usage" / "openai" / "2024-11-01"
+    day.mkdir(parents=True)
+    start = 1730419200  # the reference's example: 2024-11-01T00:00:00Z
+    documented = {
+        "object": "organization.usage.completions.result",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        "input_cached_tokens": 800,
+        "num_model_requests": 5,
+        "project_id": None,
+        "user_id": None,
+        "api_key_id": None,
+        "model": None,
+        "batch": None,
+    }
+    no_cached = {k: v for k, v in documented.items() if k != "input_cached_tokens"}
+    page = {"object": "page", "has_more": False, "next_page": None}
+    bucket = {"object": "bucket", "start_time": start, "end_time": start + 86400}
+    (day / "api.json").write_text(
+        json.dumps({**page, "data": [{**bucket, "results": [documented]}]})
+    )
+    (day / "sdk-dump.json").write_text(
+        json.dumps(
+            {**page, "data": [{**bucket, "result": [{**no_cached, "project_id": "proj_sdk"}]}]}
+        )
+    )
+    recs = usage.usage_records(usage.read_pages(spark, usage.usage_files(tmp_path)))
+    got = sorted(
+        (r["project_id"] or "", r["status"], r["input_tokens"], r["input_cached_tokens"],
+         r["output_tokens"], r["num_model_requests"])
+        for r in recs.collect()
+    )  # fmt: skip
+    assert got == [
+        ("", "loaded", 1000, 800, 500, 5),
+        ("proj_sdk", "loaded", 1000, 0, 500, 5),
+    ]

@@ -123,22 +123,35 @@ def spark_string_schema(kind: str, name: str):
     return T.StructType([T.StructField(c.name, T.StringType(), True) for c in columns(kind, name)])
 
 
-def spark_type_of(spec: dict[str, Any], name: str = "value"):
+def _resolved(spec: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """A node's local `$ref` (`#/properties/...`) followed within its document."""
+    ref = spec.get("$ref")
+    if not ref:
+        return spec
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return _resolved(node, root)
+
+
+def spark_type_of(spec: dict[str, Any], name: str = "value", root: dict[str, Any] | None = None):
     """Spark type of a (possibly nested) JSON Schema node, for JSON inputs."""
     from pyspark.sql import types as T
 
+    root = spec if root is None else root
+    spec = _resolved(spec, root)
     types = spec.get("type")
     types = [types] if isinstance(types, str) else list(types or [])
     base = next((t for t in types if t != "null"), "string")
     if base == "object":
         return T.StructType(
             [
-                T.StructField(n, spark_type_of(s, n), True)
+                T.StructField(n, spark_type_of(s, n, root), True)
                 for n, s in spec.get("properties", {}).items()
             ]
         )
     if base == "array":
-        return T.ArrayType(spark_type_of(spec.get("items", {}), name), True)
+        return T.ArrayType(spark_type_of(spec.get("items", {}), name, root), True)
     return spark_type(_column(name, spec, False))
 
 

@@ -17,7 +17,8 @@ Token fields (OpenAI's completions usage object, current reference):
   `input_uncached_tokens` fields say nothing about audio and do not decide it.
 
 Lake totals (usage_facts), so that no token is counted twice:
-- `input_tokens`, `input_cached_tokens`, `output_tokens`, `num_model_requests`: as delivered.
+- `input_tokens`, `input_cached_tokens`, `output_tokens`, `num_model_requests`: as delivered
+  (`input_cached_tokens` absent or null = 0: the reference types it optional).
   input_tokens - input_cached_tokens is what is not read from the cache (cache writes
   included); input_tokens + output_tokens is the total. Nothing else is ever added to them:
   every other token column is a breakdown (a part) of one of them.
@@ -73,10 +74,14 @@ NATURAL_KEY = [
     "api_source",
 ]
 DIMENSIONS = ["project_id", "model", "batch", "service_tier", "user_id", "api_key_id", "api_source"]
-REQUIRED_MEASURES = ["input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests"]
+REQUIRED_MEASURES = ["input_tokens", "output_tokens", "num_model_requests"]
 # Pages from before the API reported audio (and results with no audio) omit these or send null:
 # no audio tokens, so they are kept as 0 rather than quarantined.
 AUDIO_MEASURES = ["input_audio_tokens", "output_audio_tokens"]
+# OpenAI's reference types input_cached_tokens Optional (only input_tokens, output_tokens and
+# num_model_requests are required): absent or null, no input is known to be read from the
+# cache, so it counts 0 -- input_tokens (cached included) and the total are unchanged.
+ZERO_WHEN_ABSENT = ["input_cached_tokens", *AUDIO_MEASURES]
 # Present in results that split input and output by modality: input_audio_tokens is then
 # uncached audio only.
 MODALITY_FIELDS = [
@@ -90,7 +95,7 @@ MODALITY_FIELDS = [
 ]
 CACHE_WRITE_FIELDS = ["input_cache_write_tokens", "input_cache_write_12h_tokens"]
 NEWER_FIELDS = ["input_uncached_tokens", *CACHE_WRITE_FIELDS, *MODALITY_FIELDS]
-MEASURES = REQUIRED_MEASURES + AUDIO_MEASURES + NEWER_FIELDS
+MEASURES = REQUIRED_MEASURES + ZERO_WHEN_ABSENT + NEWER_FIELDS
 USAGE_COLUMNS = [c.name for c in contracts.columns("lake", "usage_facts")]
 _PATH_RE = r"/usage/([^/]+)/(\d{4}-\d{2}-\d{2})/[^/]+$"
 _AUDIO_TOTAL = "_input_audio_total"
@@ -132,9 +137,12 @@ def read_pages(spark: SparkSession, files: list[Path]) -> DataFrame | None:
 
 def with_results_exploded(pages: DataFrame) -> DataFrame:
     """One row per bucket result; a malformed page stays as one row so it can be quarantined.
-    Token fields as delivered, except that absent audio counts 0 (see the module docstring)."""
+    Token fields as delivered, except that absent audio and cached tokens count 0 (see the
+    module docstring). A bucket's results are `results` as the API sends them, or `result`,
+    the name OpenAI's published schema and SDK models gave the field (a pull saved from an
+    SDK model dump)."""
     buckets = pages.select("*", F.explode_outer("data").alias("_bucket")).select(
-        "*", F.explode_outer("_bucket.results").alias("_result")
+        "*", F.explode_outer(F.coalesce("_bucket.results", "_bucket.result")).alias("_result")
     )
     keep = F.col(R.CORRUPT).isNotNull() | F.col("_result").isNotNull() | F.col("_bucket").isNull()
     r, b = F.col("_result"), F.col("_bucket")
@@ -149,7 +157,7 @@ def with_results_exploded(pages: DataFrame) -> DataFrame:
         r["object"].alias("result_object"),
         F.regexp_extract("source_file", _PATH_RE, 1).alias("channel"),
         *[r[c].alias(c) for c in REQUIRED_MEASURES],
-        *[F.coalesce(r[c], F.lit(0).cast("long")).alias(c) for c in AUDIO_MEASURES],
+        *[F.coalesce(r[c], F.lit(0).cast("long")).alias(c) for c in ZERO_WHEN_ABSENT],
         *[r[c].alias(c) for c in NEWER_FIELDS],
         *[r[c].alias(c) for c in DIMENSIONS],
     )
