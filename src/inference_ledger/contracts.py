@@ -116,13 +116,6 @@ def spark_schema(kind: str, name: str):
     )
 
 
-def spark_string_schema(kind: str, name: str):
-    """All-string read schema for a CSV input: values are typed (or quarantined) after reading."""
-    from pyspark.sql import types as T
-
-    return T.StructType([T.StructField(c.name, T.StringType(), True) for c in columns(kind, name)])
-
-
 def _resolved(spec: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     """A node's local `$ref` (`#/properties/...`) followed within its document."""
     ref = spec.get("$ref")

@@ -6,7 +6,6 @@ The CLI calls `run_pipeline`; the Airflow DAG calls the same steps one task each
 from __future__ import annotations
 
 import logging
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -176,8 +175,6 @@ def finish(ctx: steps.RunContext, url: str, error: str | None = None) -> None:
         audit.finish_run(conn, ctx.run_id, error)
     finally:
         conn.close()
-    if error is None:
-        shutil.rmtree(ctx.settings.staging_dir / ctx.run_id, ignore_errors=True)
 
 
 @contextmanager

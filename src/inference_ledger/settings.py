@@ -32,11 +32,6 @@ class Settings:
         return self.home / "reports"
 
     @property
-    def staging_dir(self) -> Path:
-        """Scratch space for the CSV files Spark writes before COPY into Postgres."""
-        return self.home / "stage"
-
-    @property
     def landing_dir(self) -> Path:
         """Where `ledger demo` writes its generated landing folder."""
         return self.home / "landing"

@@ -56,6 +56,3 @@ def stop_spark() -> None:
     if _SESSION is not None:
         _SESSION.stop()
         _SESSION = None
-
-
-_LOG4J = Path(__file__).resolve().parent / "config" / "log4j2.properties"

@@ -12,7 +12,6 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -59,12 +58,6 @@ def input_error_from_spark(exc: BaseException) -> InputError | None:
     causes = _CAUSE.findall(text)
     cause = causes[-1].strip() if causes else "unreadable"
     return InputError(f"{path}: cannot be read ({cause})")
-
-
-@dataclass
-class IngestResult:
-    source: str
-    records: DataFrame  # canonical columns + ACCOUNTING_COLUMNS
 
 
 def local_path(uri_col: Column) -> Column:
