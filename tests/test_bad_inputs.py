@@ -75,6 +75,16 @@ def base(reliability_baseline, tmp_path_factory):
     )
 
 
+@pytest.fixture
+def own_ledger(pg_url, ledger, reliability_baseline, tmp_path):
+    """A ledger of the test's own (a copy of the published baseline, which the bad-case run
+    left unchanged: test_bad_rows_move_no_published_figure) for a test that closes a quarter or
+    publishes new figures: the module's shared ledger stays as its run left it, whatever order
+    the tests run in."""
+    with isolated_ledger(pg_url, tmp_path / "home", "bad_own", copy_of=reliability_baseline) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def ledger(spark, pg_url, base, reliability_baseline, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_runs")
@@ -119,6 +129,9 @@ def audit_rows(ledger):
 
 
 def test_bad_rows_move_no_published_figure(ledger):
+    # The baseline publishes figures (so "unchanged" is not two empty marts) ...
+    assert all(ledger["before"][t][1] > 0 for t in ("quarterly_summary", "inference_spend_daily"))
+    # ... and the run with every accepted bad case leaves each of them exactly as it was.
     assert ledger["after"] == ledger["before"]
 
 
@@ -207,12 +220,12 @@ def test_an_erroring_run_publishes_nothing(ledger, base, capsys):
     assert accounting_balances(url) == []
 
 
-def test_late_corrections_to_a_closed_quarter(ledger, base):
+def test_late_corrections_to_a_closed_quarter(ledger, own_ledger, base):
     """After 2024-Q1 is closed: a late revenue entry for February is posted as a prior-period
     adjustment in 2024-Q2 (the first open quarter); a restated January bill (one line $1,000
     dearer) is ingested and audited but moves no published figure: billing changes to a closed
     quarter are neither republished nor adjusted yet (docs/reliability.md, "Known gaps")."""
-    url = ledger["url"]
+    url = own_ledger
     q1 = "SELECT * FROM marts.quarterly_summary WHERE period_label = '2024-Q1'"
     q1_before = query(url, q1)
     close_period("2024-Q1", closed_by="test", url=url)
@@ -275,8 +288,8 @@ def test_late_corrections_to_a_closed_quarter(ledger, base):
     assert accounting_balances(url) == []
 
 
-def test_settlement_for_an_unknown_agreement_shows_as_unexpected(ledger, base):
-    url = ledger["url"]
+def test_settlement_for_an_unknown_agreement_shows_as_unexpected(ledger, own_ledger, base):
+    url = own_ledger
     landing = copy_landing(ledger["combined"], ledger["root"] / "unknown_agreement")
     UNKNOWN_AGREEMENT(base, landing)
     run_pipeline(landing, as_of=AS_OF)

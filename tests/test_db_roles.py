@@ -77,19 +77,33 @@ def test_analyst_is_denied_everything_else(analyst_url, statement):
 
 
 def test_loader_writes_staging_marts_and_audit(pg_conn):
+    """Each write as the loader role takes effect (read back as that role); the connection's
+    rollback leaves nothing behind."""
+
+    def one(cur, sql: str):
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
     with pg_conn.cursor() as cur:
         cur.execute("SET ROLE ledger_loader")
+        assert one(cur, "SELECT current_user") == "ledger_loader"
         cur.execute(
             "INSERT INTO audit.runs (run_id, command, status)"
             " VALUES ('test_db_roles', 'run', 'running')"
         )
+        assert one(cur, "SELECT status FROM audit.runs WHERE run_id = 'test_db_roles'") == "running"
         cur.execute("INSERT INTO staging.control_totals (table_name) VALUES ('quarterly_summary')")
+        assert one(cur, "SELECT count(*) FROM staging.control_totals") == 1
         cur.execute("TRUNCATE staging.control_totals")
+        assert one(cur, "SELECT count(*) FROM staging.control_totals") == 0
         cur.execute(
             "INSERT INTO marts.quarterly_summary VALUES"
             " ('1999-Q1', '1999-01-01', '1999-04-01', 'FY99-Q3', 1, 2, 10, 0, -2, 0.1)"
         )
+        period = "SELECT count(*) FROM marts.quarterly_summary WHERE period_label = '1999-Q1'"
+        assert one(cur, period) == 1
         cur.execute("DELETE FROM marts.quarterly_summary WHERE period_label = '1999-Q1'")
+        assert one(cur, period) == 0
 
 
 @pytest.mark.parametrize("role", ["ledger_loader", "ledger_analyst"])

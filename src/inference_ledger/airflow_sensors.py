@@ -23,7 +23,6 @@ repository.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +33,9 @@ from airflow.sdk.exceptions import AirflowException
 def _where(landing: str | None) -> tuple[str, str, str]:
     """(url, container, prefix) of the landing: the argument, else $LEDGER_LANDING."""
     from inference_ledger.ingest import remote
+    from inference_ledger.settings import load_settings
 
-    url = (landing or "").strip() or os.environ.get("LEDGER_LANDING", "")
+    url = (landing or "").strip() or load_settings().landing or ""
     container, prefix = remote.container_and_prefix(url) if remote.is_remote(url) else ("", "")
     return url, container, prefix
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from datetime import date
@@ -507,7 +506,9 @@ def _database_error(exc: Exception) -> str | None:
     import psycopg2
     from sqlalchemy.exc import ArgumentError
 
-    url = os.environ.get("LEDGER_DATABASE_URL")
+    from inference_ledger.settings import load_settings
+
+    url = load_settings().database_url
     if isinstance(exc, ArgumentError) or (
         isinstance(exc, ValueError) and "not a PostgreSQL URL" in str(exc)
     ):

@@ -26,7 +26,9 @@ POINTS = (
 def checkpoint(name: str) -> None:
     if name not in POINTS:
         raise ValueError(f"unknown fault point {name!r}")
-    wanted = os.environ.get(ENV)
+    from inference_ledger.settings import load_settings
+
+    wanted = load_settings().fault_kill_at
     if not wanted:
         return
     if wanted not in POINTS:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from inference_ledger.periods import Quarter, quarters_between
-from inference_ledger.settings import load_settings
+from inference_ledger.settings import DEFAULT_SPARK_MASTER, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ ASSET_URIS = {
 # The Airflow connection of the Spark master, and the pool that serialises lake writers.
 SPARK_CONN_ID = "spark_default"
 LAKE_POOL = "ledger_lake"
-DEFAULT_SPARK_MASTER = "local[*]"
 # spark-submit exit codes of the jobs (jobs/_args.py) that retrying will not fix.
 DATA_ERROR_EXIT_CODES = {2: "InputError", 3: "QualityGateFailed"}
 
@@ -80,9 +79,10 @@ def default_landing() -> Path:
     at parse time)."""
     from inference_ledger.ingest.remote import local_landing
 
-    configured = os.environ.get("LEDGER_LANDING")
     settings = load_settings()
-    return local_landing(configured, settings.home) if configured else settings.landing_dir
+    return (
+        local_landing(settings.landing, settings.home) if settings.landing else settings.landing_dir
+    )
 
 
 def _utc_date(value: datetime) -> date:
@@ -281,7 +281,7 @@ def spark_target(connection: Any | None = None) -> SparkTarget:
     (a JSON object of Spark properties, e.g. the s3a settings of the lake).
     """
     if connection is None:
-        return SparkTarget(master=os.environ.get("LEDGER_SPARK_MASTER") or DEFAULT_SPARK_MASTER)
+        return SparkTarget(master=load_settings().spark_master)
     host = (getattr(connection, "host", None) or "").strip()
     conn_type = (getattr(connection, "conn_type", None) or "spark").strip()
     port = getattr(connection, "port", None)
@@ -290,7 +290,7 @@ def spark_target(connection: Any | None = None) -> SparkTarget:
     elif host:
         master = f"{conn_type}://{host}"
     else:
-        master = os.environ.get("LEDGER_SPARK_MASTER") or DEFAULT_SPARK_MASTER
+        master = load_settings().spark_master
     if port:
         master = f"{master}:{port}"
     extra = _extra(connection)
@@ -330,8 +330,7 @@ def spark_connection(conn_id: str = SPARK_CONN_ID) -> SparkTarget:
 def jobs_dir() -> Path:
     """The folder of the spark-submit entry points: $LEDGER_JOBS_DIR, else the repository's
     jobs/ (this package installed in development mode from the repository)."""
-    configured = os.environ.get("LEDGER_JOBS_DIR")
-    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "jobs"
+    folder = load_settings().jobs_dir or Path(__file__).resolve().parents[2] / "jobs"
     if not (folder / "_args.py").is_file():
         raise FileNotFoundError(
             f"no Spark jobs in {folder}: set LEDGER_JOBS_DIR to the jobs/ folder"
@@ -354,7 +353,7 @@ def spark_conf(target: SparkTarget) -> dict[str, str]:
     log4j = files("inference_ledger") / "config" / "log4j2.properties"
     return {
         "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j}",
-        "spark.driver.memory": os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.driver.memory": load_settings().spark_driver_memory,
         **target.conf,
     }
 
@@ -657,7 +656,7 @@ async def deadline_missed(context: Mapping[str, Any] | None = None, **kwargs: An
         f"inference-ledger: {kwargs.get('what', 'a DAG run')} missed its deadline ({ident or ctx})"
     )
     log.error("%s", text)
-    url = os.environ.get("LEDGER_ALERT_WEBHOOK_URL")
+    url = load_settings().alert_webhook_url
     if url:
         await asyncio.to_thread(_post_json, url, {"text": text})
 

@@ -1,10 +1,30 @@
-"""Runtime settings, read from the environment (DESIGN.md "Settings by environment")."""
+"""Runtime settings: every `LEDGER_*` environment variable, read and checked here only
+(DESIGN.md "Settings by environment"). Read when asked (`load_settings()`), not at import: a
+DAG task, a spark-submit job and a test each see the environment they run in.
+
+| variable | field | default |
+|---|---|---|
+| LEDGER_HOME | home | ./var |
+| LEDGER_DATABASE_URL | database_url | the embedded Postgres under $LEDGER_HOME |
+| LEDGER_SPARK_MASTER | spark_master (configured_spark_master: as set) | local[*] |
+| LEDGER_LAKE_URI | lake_uri | $LEDGER_HOME/lake |
+| LEDGER_DATA_DOCS_KEEP_RUNS | data_docs_keep_runs | 30 |
+| LEDGER_LANDING | landing (a folder or an object-store URL) | $LEDGER_HOME/landing |
+| LEDGER_JOBS_DIR | jobs_dir (the spark-submit entry points) | the repository's jobs/ |
+| LEDGER_SPARK_DRIVER_MEMORY | spark_driver_memory | 2g |
+| LEDGER_SHUFFLE_PARTITIONS | shuffle_partitions | 4 |
+| LEDGER_ALERT_WEBHOOK_URL | alert_webhook_url (missed-deadline alerts) | none |
+| LEDGER_LOGIN_PASSWORD | login_password (`ledger db grant-login`) | prompt |
+| LEDGER_FAULT_KILL_AT | fault_kill_at (crash tests' kill point) | none |
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+DEFAULT_SPARK_MASTER = "local[*]"
 
 
 @dataclass(frozen=True)
@@ -16,6 +36,16 @@ class Settings:
     # LEDGER_DATA_DOCS_KEEP_RUNS: Data Docs sites kept under $LEDGER_HOME/data_docs (the newest
     # builds; 0 keeps all). About 1 MB a run.
     data_docs_keep_runs: int = 30
+    # LEDGER_SPARK_MASTER as set, None when it is not: under spark-submit only a configured
+    # master overrides spark-submit's own.
+    configured_spark_master: str | None = None
+    landing: str | None = None
+    jobs_dir: Path | None = None
+    spark_driver_memory: str = "2g"
+    shuffle_partitions: int = 4
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    login_password: str | None = field(default=None, repr=False)
+    fault_kill_at: str | None = None
 
     @property
     def lake_dir(self) -> Path | str:
@@ -33,24 +63,44 @@ class Settings:
 
     @property
     def landing_dir(self) -> Path:
-        """Where `ledger demo` writes its generated landing folder."""
+        """Where `ledger demo` writes its generated landing folder, and the landing when
+        LEDGER_LANDING is not set."""
         return self.home / "landing"
 
 
-def _keep_runs(raw: str | None) -> int:
+def _whole(name: str, raw: str | None, default: int, least: int) -> int:
     if not raw:
-        return Settings.data_docs_keep_runs
-    if not raw.strip().isdigit():
-        raise ValueError(f"LEDGER_DATA_DOCS_KEEP_RUNS must be a whole number >= 0, not {raw!r}")
+        return default
+    if not raw.strip().isdigit() or int(raw) < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, not {raw!r}")
     return int(raw)
+
+
+def _set(name: str) -> str | None:
+    return os.environ.get(name) or None
 
 
 def load_settings() -> Settings:
     home = Path(os.environ.get("LEDGER_HOME") or "./var").expanduser().resolve()
+    master = _set("LEDGER_SPARK_MASTER")
+    jobs = _set("LEDGER_JOBS_DIR")
     return Settings(
         home=home,
-        database_url=os.environ.get("LEDGER_DATABASE_URL") or None,
-        spark_master=os.environ.get("LEDGER_SPARK_MASTER") or "local[*]",
-        lake_uri=os.environ.get("LEDGER_LAKE_URI") or None,
-        data_docs_keep_runs=_keep_runs(os.environ.get("LEDGER_DATA_DOCS_KEEP_RUNS")),
+        database_url=_set("LEDGER_DATABASE_URL"),
+        spark_master=master or DEFAULT_SPARK_MASTER,
+        lake_uri=_set("LEDGER_LAKE_URI"),
+        data_docs_keep_runs=_whole(
+            "LEDGER_DATA_DOCS_KEEP_RUNS", os.environ.get("LEDGER_DATA_DOCS_KEEP_RUNS"), 30, 0
+        ),
+        configured_spark_master=master,
+        landing=_set("LEDGER_LANDING"),
+        jobs_dir=Path(jobs) if jobs else None,
+        spark_driver_memory=_set("LEDGER_SPARK_DRIVER_MEMORY") or "2g",
+        shuffle_partitions=_whole(
+            "LEDGER_SHUFFLE_PARTITIONS", os.environ.get("LEDGER_SHUFFLE_PARTITIONS"), 4, 1
+        ),
+        alert_webhook_url=_set("LEDGER_ALERT_WEBHOOK_URL"),
+        # An empty password is a password (rejected as too short), not "ask me".
+        login_password=os.environ.get("LEDGER_LOGIN_PASSWORD"),
+        fault_kill_at=_set("LEDGER_FAULT_KILL_AT"),
     )

@@ -27,17 +27,17 @@ def get_spark(app_name: str = "inference-ledger"):
     # before) its --master / spark-defaults.conf are left alone.
     submitted = _under_spark_submit()
     builder = SparkSession.builder if submitted else SparkSession.builder.appName(app_name)
-    if os.environ.get("LEDGER_SPARK_MASTER") or not submitted:
+    if settings.configured_spark_master or not submitted:
         builder = builder.master(settings.spark_master)
     builder = (
         builder.config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", os.environ.get("LEDGER_SHUFFLE_PARTITIONS", "4"))
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.ansi.enabled", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.parquet.compression.codec", "snappy")
-        .config("spark.driver.memory", os.environ.get("LEDGER_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
         .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={_LOG4J}")
     )

@@ -8,7 +8,6 @@ history): it comes from LEDGER_LOGIN_PASSWORD, a pipe on stdin, or a prompt.
 from __future__ import annotations
 
 import getpass
-import os
 import re
 import sys
 
@@ -21,7 +20,9 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def read_password() -> str:
     """LEDGER_LOGIN_PASSWORD, else one line of a piped stdin, else a prompt asked twice."""
-    password = os.environ.get("LEDGER_LOGIN_PASSWORD")
+    from inference_ledger.settings import load_settings
+
+    password = load_settings().login_password
     if password is None and not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\r\n")
     if password is None:
