@@ -26,7 +26,7 @@ def with_fx_rate(df: DataFrame, fx: DataFrame, currency_col: str, date_col: str)
     joined = df.join(
         rates,
         (F.col(currency_col) == F.col("_fx_currency")) & (F.col(date_col) == F.col("_fx_date")),
-        "left",
+        how="left",
     )
     rate = F.when(F.col(currency_col) == REPORTING_CURRENCY, F.lit(1).cast(_RATE)).otherwise(
         F.col("_fx_rate")

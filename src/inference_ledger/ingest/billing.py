@@ -385,7 +385,7 @@ def with_line_numbers(rows: DataFrame) -> DataFrame:
         .agg(F.min("line_number").alias("_first_id"))
     )
     return (
-        rows.join(F.broadcast(first), "source_file", "left")
+        rows.join(F.broadcast(first), "source_file", how="left")
         .withColumn("_offset", F.col("line_number") - F.col("_first_id"))
         .withColumn(
             "line_number",
@@ -832,7 +832,7 @@ def with_run_facts(
     check (a pass over `raw`: a caller with large exports caches `raw`)."""
     runs = with_row_count_check(runs, rows_per_file(raw))
     facts = with_current_run(runs_frame(spark, runs)).drop("source")
-    return raw.join(F.broadcast(facts), "source_file", "left"), runs
+    return raw.join(F.broadcast(facts), "source_file", how="left"), runs
 
 
 def billing_records(rows: DataFrame, fx: DataFrame, rules: WorkloadRules) -> DataFrame:

@@ -688,7 +688,7 @@ def with_current_run(runs: DataFrame) -> DataFrame:
         "scope_id", "billing_month", F.col("dataset").alias("current_dataset")
     )
     return (
-        runs.join(current, key, "left")
-        .join(current_dataset, ["scope_id", "billing_month"], "left")
+        runs.join(current, key, how="left")
+        .join(current_dataset, ["scope_id", "billing_month"], how="left")
         .withColumn("is_current_run", F.coalesce(F.col("is_current_run"), F.lit(False)))
     )

@@ -42,6 +42,6 @@ def with_price_sheet(tokens: DataFrame, prices: DataFrame) -> DataFrame:
         & (F.col("token_type") == F.col("_p_type"))
         & (F.col("usage_date") >= F.col("_p_from"))
         & (F.col("_p_to").isNull() | (F.col("usage_date") < F.col("_p_to"))),
-        "left",
+        how="left",
     )
     return priced.drop("_p_channel", "_p_model", "_p_type", "_p_from", "_p_to")

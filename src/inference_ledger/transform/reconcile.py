@@ -59,7 +59,7 @@ def agreement_periods(terms: DataFrame, periods: DataFrame) -> DataFrame:
         F.coalesce(F.col("effective_to"), _far()) > F.col("period_start")
     )
     return (
-        terms.join(periods, overlap)
+        terms.join(periods, overlap, how="inner")
         .groupBy("period_label", "period_start", "period_end", "agreement_id", "direction")
         .agg(
             F.first("counterparty").alias("counterparty"),
@@ -82,6 +82,7 @@ def revenue_basis(revenue_lines: DataFrame, terms: DataFrame) -> DataFrame:
         (revenue_lines.product_line == rev_terms.product_line)
         & (F.col("revenue_date") >= F.col("effective_from"))
         & (F.col("revenue_date") < F.coalesce(F.col("effective_to"), _far())),
+        how="inner",
     )
     return joined.groupBy(
         quarter_label(F.col("revenue_date")).alias("period_label"), "agreement_id", "direction"
@@ -119,8 +120,9 @@ def reported_basis(terms: DataFrame, settled_df: DataFrame, periods: DataFrame) 
         periods,
         (F.col("effective_from") <= F.col("period_start"))
         & (F.coalesce("effective_to", _far()) > F.col("period_start")),
+        how="inner",
     ).select("period_label", "agreement_id", "direction", "rate")
-    return in_effect.join(settled_df, KEY, "left").select(
+    return in_effect.join(settled_df, KEY, how="left").select(
         *KEY,
         F.col("statement_basis_usd").alias("basis_usd"),
         (F.col("statement_basis_usd").cast(_AMT) * F.col("rate").cast(_R))
@@ -145,6 +147,7 @@ def usage_estimate(usage_facts: DataFrame, prices: DataFrame, terms: DataFrame) 
         F.broadcast(rep),
         (F.col("usage_date") >= F.col("_t_from"))
         & (F.col("usage_date") < F.coalesce(F.col("_t_to"), _far())),
+        how="inner",
     )
     priced = with_price_sheet(in_terms, prices)
     value = F.col("tokens").cast(_TOKENS) * F.col("unit_price").cast(RATE)
@@ -173,7 +176,7 @@ def with_cap(df: DataFrame, caps: DataFrame) -> DataFrame:
         .orderBy("period_start")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    df = df.join(caps, ["agreement_id", "direction"], "left")
+    df = df.join(caps, ["agreement_id", "direction"], how="left")
     cum = F.sum(F.coalesce("uncapped_expected_usd", _zero())).over(w)
     before = minus(cum, F.coalesce("uncapped_expected_usd", _zero()))
     room = F.greatest(minus("cap_amount", before), _zero())
@@ -235,15 +238,15 @@ def revshare_reconciliation(
     scaffold = agreement_periods(terms, periods)
     # A settlement for a period with no terms in effect still shows, as unexpected.
     orphan = (
-        settled_df.join(periods, "period_label")
-        .join(scaffold.select(*KEY), KEY, "left_anti")
+        settled_df.join(periods, "period_label", how="inner")
+        .join(scaffold.select(*KEY), KEY, how="left_anti")
         .join(
             terms.groupBy("agreement_id", "direction").agg(
                 F.first("counterparty").alias("counterparty"),
                 F.max("payment_terms_days").alias("payment_terms_days"),
             ),
             ["agreement_id", "direction"],
-            "left",
+            how="left",
         )
         .select(
             "period_label",
@@ -263,9 +266,9 @@ def revshare_reconciliation(
         F.max("cap_amount").alias("cap_amount"),
     )
     df = (
-        rows.join(basis, KEY, "left")
-        .join(settled_df, KEY, "left")
-        .join(term_facts.drop("cap_amount"), ["agreement_id", "direction"], "left")
+        rows.join(basis, KEY, how="left")
+        .join(settled_df, KEY, how="left")
+        .join(term_facts.drop("cap_amount"), ["agreement_id", "direction"], how="left")
         .transform(
             lambda d: with_cap(d, term_facts.select("agreement_id", "direction", "cap_amount"))
         )
@@ -283,7 +286,7 @@ def revshare_reconciliation(
     )
     if usage_facts is not None and prices is not None:
         estimate = usage_estimate(usage_facts, prices, terms)
-        df = df.join(estimate, KEY, "left")
+        df = df.join(estimate, KEY, how="left")
         reported = F.col("basis_definition") == "reported"
         df = (
             df.withColumn(
@@ -341,7 +344,7 @@ def _signed(c: str, sign: int) -> Column:
 
 def _side(df: DataFrame, blocks: DataFrame, sign: int) -> DataFrame:
     """Rows of the corrected periods, with money signed: + recomputed, - closed."""
-    return df.join(blocks, df.period_label == blocks.corrected_period).select(
+    return df.join(blocks, df.period_label == blocks.corrected_period, how="inner").select(
         "target_period",
         "corrected_period",
         "agreement_id",
@@ -481,7 +484,7 @@ def prior_period_adjustments(
     kind = F.when(basis_def == "reported", F.lit("reported")).otherwise(F.lit("revenue"))
     inputs = (
         adj.select("target_period", "agreement_id", "direction", kind.alias("_kind"))
-        .join(changed_inputs, "target_period")
+        .join(changed_inputs, "target_period", how="inner")
         .filter(
             ((F.col("_kind") == "revenue") & F.col("source").isin(*_RELEVANT_SOURCES["revenue"]))
             | (
@@ -500,8 +503,8 @@ def prior_period_adjustments(
     )
     reported = basis_def == "reported"
     df = (
-        adj.join(inputs, ["target_period", "agreement_id", "direction"], "left")
-        .join(periods, adj.target_period == periods.period_label)
+        adj.join(inputs, ["target_period", "agreement_id", "direction"], how="left")
+        .join(periods, adj.target_period == periods.period_label, how="inner")
         .withColumn("basis_definition", basis_def)
         .withColumn("rate", F.col("latest.rate"))
         .withColumn("status", F.coalesce(F.col("latest.status"), fallback_status))

@@ -53,8 +53,8 @@ def quarterly_summary(
         ),
     )
     df = (
-        periods.join(spend, "period_label", "left")
-        .join(rec, "period_label", "left")
+        periods.join(spend, "period_label", how="left")
+        .join(rec, "period_label", how="left")
         .withColumn("fiscal_period_label", fiscal_label(F.col("period_start")))
         .withColumn("inference_spend_usd", F.coalesce("inference_spend_usd", _zero()))
         .withColumn("revshare_paid_usd", F.coalesce("revshare_paid_usd", _zero()))
