@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import (
     Asset,
     CronDataIntervalTimetable,
-    Param,
     TriggerRule,
     dag,
     get_current_context,
     task,
 )
 
-from inference_ledger import orchestration
+from inference_ledger import airflow_defaults, orchestration
 from inference_ledger.airflow_sensors import ExportRunSensor
 from inference_ledger.airflow_spark import LedgerSparkSubmitOperator
 
@@ -31,35 +30,8 @@ SOURCES = {
     ),
 }
 
-DEFAULT_ARGS = {
-    "owner": "finance-data-eng",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(hours=1),
-    "execution_timeout": timedelta(hours=2),
-}
-
-PARAMS = {
-    "landing": Param(
-        None,
-        type=["null", "string"],
-        description="Landing folder or object-store URL (abfs://container/path); empty ="
-        " $LEDGER_LANDING, else $LEDGER_HOME/landing.",
-    ),
-    "start": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        description="First day (inclusive) this delivery covers; empty = data interval start.",
-    ),
-    "end": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        description="Last day (exclusive); empty = data interval end.",
-    ),
-}
+DEFAULT_ARGS = airflow_defaults.default_args(execution_timeout=timedelta(hours=2))
+PARAMS = airflow_defaults.run_params()
 
 DOC_MD = """
 ### {dag_id}
@@ -118,26 +90,8 @@ def ingest_dag(source: str, cron: str, what: str):
         @task
         def prepare(params=None, data_interval_start=None, data_interval_end=None, dag_run=None):
             with orchestration.airflow_errors():
-                start, end = orchestration.partition(
-                    start=params["start"],
-                    end=params["end"],
-                    interval_start=data_interval_start,
-                    interval_end=data_interval_end,
-                    run_after=dag_run.run_after,
-                    logical_date=orchestration.manual_logical_date(dag_run),
-                )
-                as_of = orchestration.as_of_date(
-                    None,
-                    data_interval_end,
-                    dag_run.run_after,
-                    logical_date=orchestration.manual_logical_date(dag_run),
-                )
-                return orchestration.prepare(
-                    landing=params["landing"],
-                    start=start,
-                    end=end,
-                    as_of=as_of,
-                    command=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+                return orchestration.prepare_dag_run(
+                    params, data_interval_start, data_interval_end, dag_run
                 )
 
         @task(outlets=[asset])

@@ -18,14 +18,13 @@ from airflow.sdk import (
     CronDataIntervalTimetable,
     DeadlineAlert,
     DeadlineReference,
-    Param,
     TriggerRule,
     dag,
     get_current_context,
     task,
 )
 
-from inference_ledger import airflow_compat, orchestration
+from inference_ledger import airflow_compat, airflow_defaults, orchestration
 from inference_ledger.airflow_spark import LedgerSparkSubmitOperator
 
 BILLING = Asset(name="ledger_billing", uri=orchestration.ASSET_URIS["billing"])
@@ -77,40 +76,8 @@ raises a deadline alert (`orchestration.deadline_missed`: an error in the trigge
 when `LEDGER_ALERT_WEBHOOK_URL` is set, a webhook message).
 """
 
-DEFAULT_ARGS = {
-    "owner": "finance-data-eng",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(hours=1),
-    "execution_timeout": timedelta(hours=3),
-}
-
-PARAMS = {
-    "landing": Param(
-        None,
-        type=["null", "string"],
-        description="Landing folder; empty = $LEDGER_LANDING, else $LEDGER_HOME/landing.",
-    ),
-    "start": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        description="First day (inclusive, YYYY-MM-DD); empty = data interval start.",
-    ),
-    "end": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        description="Last day (exclusive, YYYY-MM-DD); empty = data interval end.",
-    ),
-    "as_of": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        description="Date statuses are judged at; empty = data interval end.",
-    ),
-}
+DEFAULT_ARGS = airflow_defaults.default_args(execution_timeout=timedelta(hours=3))
+PARAMS = airflow_defaults.run_params(as_of=True)
 
 
 @dag(
@@ -142,27 +109,8 @@ def ledger_nightly():
         triggering_asset_events=None,
     ):
         with orchestration.airflow_errors():
-            start, end = orchestration.partition(
-                start=params["start"],
-                end=params["end"],
-                interval_start=data_interval_start,
-                interval_end=data_interval_end,
-                run_after=dag_run.run_after,
-                logical_date=orchestration.manual_logical_date(dag_run),
-                asset_extras=orchestration.triggering_extras(triggering_asset_events),
-            )
-            as_of = orchestration.as_of_date(
-                params["as_of"],
-                data_interval_end,
-                dag_run.run_after,
-                logical_date=orchestration.manual_logical_date(dag_run),
-            )
-            return orchestration.prepare(
-                landing=params["landing"],
-                start=start,
-                end=end,
-                as_of=as_of,
-                command=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+            return orchestration.prepare_dag_run(
+                params, data_interval_start, data_interval_end, dag_run, triggering_asset_events
             )
 
     @task

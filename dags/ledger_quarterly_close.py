@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from inference_ledger import orchestration
+from inference_ledger import airflow_defaults, orchestration
 
 DOC_MD = """
 ### ledger_quarterly_close
@@ -34,14 +34,9 @@ figures, or with exceptions nobody accepted, fails at once; a quarter already cl
 CLI or an earlier run) is left as it is and the run succeeds.
 """
 
-DEFAULT_ARGS = {
-    "owner": "finance-data-eng",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=10),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(hours=1),
-    "execution_timeout": timedelta(minutes=30),
-}
+DEFAULT_ARGS = airflow_defaults.default_args(
+    execution_timeout=timedelta(minutes=30), retry_delay=timedelta(minutes=10)
+)
 
 
 @dag(

@@ -306,6 +306,7 @@ def test_dag_file_parses_cheaply(airflow_env, path):
     assert {m for m in new if m.startswith("inference_ledger")} <= {
         "inference_ledger",
         "inference_ledger.airflow_compat",
+        "inference_ledger.airflow_defaults",
         "inference_ledger.airflow_sensors",
         "inference_ledger.airflow_spark",
         "inference_ledger.orchestration",

@@ -422,6 +422,38 @@ def _url(ctx=None) -> str:
     return database_url(ctx.settings if ctx is not None else None)
 
 
+def prepare_dag_run(
+    params: Mapping[str, Any],
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    dag_run: Any,
+    triggering_asset_events: Any = None,
+) -> RunInfo:
+    """The `prepare` task of the ingest and nightly DAGs: the run's partition (params, else the
+    triggering asset events' partitions, else the data interval, else a manual run's day) and
+    as-of date resolved once, then `prepare`."""
+    logical = manual_logical_date(dag_run)
+    start, end = partition(
+        start=params.get("start"),
+        end=params.get("end"),
+        interval_start=data_interval_start,
+        interval_end=data_interval_end,
+        run_after=dag_run.run_after,
+        logical_date=logical,
+        asset_extras=triggering_extras(triggering_asset_events),
+    )
+    as_of = as_of_date(
+        params.get("as_of"), data_interval_end, dag_run.run_after, logical_date=logical
+    )
+    return prepare(
+        landing=params.get("landing"),
+        start=start,
+        end=end,
+        as_of=as_of,
+        command=f"airflow:{dag_run.dag_id}/{dag_run.run_id}",
+    )
+
+
 def prepare(
     *,
     landing: str | None,
