@@ -22,7 +22,7 @@ from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import finish, publish_step
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import load_settings
-from inference_ledger.transform import reconcile, spend, summary
+from inference_ledger.transform import margin, reconcile, spend, summary
 from tests.helpers import lake_df, revenue, statement, term
 from tests.test_pipeline_e2e import marts_hash
 from tests.test_quality_lake import bill, use
@@ -108,9 +108,14 @@ def batch(spark) -> dict[str, DataFrame]:
     periods = reconcile.periods_frame(spark, START, END)
     daily = spend.inference_spend_daily(billing)
     rec = reconcile.revshare_reconciliation(terms, revenue_lines, settlements, periods, AS_OF)
+    unit = spend.unit_cost_monthly(usage, billing)
     out = {
         "inference_spend_daily": daily,
-        "unit_cost_monthly": spend.unit_cost_monthly(usage, billing),
+        "unit_cost_monthly": unit,
+        "unit_margin_monthly": margin.unit_margin_monthly(
+            unit, spend.usage_weights(usage), revenue_lines, settlements, terms
+        ),
+        "revenue": margin.first_party_revenue(revenue_lines, margin.MarginRule.load()),
         "revshare_reconciliation": rec,
         "quarterly_summary": summary.quarterly_summary(periods, daily, rec),
         "billing": billing,
@@ -130,7 +135,7 @@ def publish_batch(spark, pg_url, batch, tamper=None):
     finally:
         conn.close()
     frames = dict(batch)
-    steps._control_totals(spark, ctx, frames.pop("billing"), START, END)
+    steps._control_totals(spark, ctx, frames.pop("billing"), START, END, frames.pop("revenue"))
     if tamper:
         frames = tamper(frames, ctx)
     for name, df in frames.items():
@@ -213,15 +218,43 @@ def null_fiscal_label(frames, ctx):
     return _with(frames, "quarterly_summary", df)
 
 
-def lake_total_a_cent_more(frames, ctx):
+def lake_total_a_cent_more(frames, ctx, table="inference_spend_daily"):
     path = lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals")
     spark = frames["unit_cost_monthly"].sparkSession
     totals = spark.read.parquet(path)
     tampered = totals.withColumn(
-        "amount", (F.col("amount") + F.lit(D("0.01"))).cast("decimal(38,10)")
+        "amount",
+        F.when(F.col("table_name") == table, F.col("amount") + F.lit(D("0.01")))
+        .otherwise(F.col("amount"))
+        .cast("decimal(38,10)"),
     )
     lake.write_run_output(tampered.localCheckpoint(), ctx.lake_dir, ctx.run_id, "control_totals")
     return frames
+
+
+def lake_revenue_a_cent_more(frames, ctx):
+    return lake_total_a_cent_more(frames, ctx, "unit_margin_monthly")
+
+
+def _margin_moved(frames, column, amount, margin_too=True):
+    df = frames["unit_margin_monthly"].withColumn(
+        column, (F.col(column) + F.lit(D(amount))).cast(MONEY)
+    )
+    if margin_too:  # keep margin = revenue - cost - paid, so only the tie-out breaks
+        df = df.withColumn("margin_usd", (F.col("margin_usd") - F.lit(D(amount))).cast(MONEY))
+    return _with(frames, "unit_margin_monthly", df)
+
+
+def margin_cost_a_cent_more(frames, ctx):
+    return _margin_moved(frames, "inference_cost_usd", "0.01")
+
+
+def margin_paid_a_cent_more(frames, ctx):
+    return _margin_moved(frames, "revshare_paid_usd", "0.01")
+
+
+def margin_off_by_last_place(frames, ctx):
+    return _margin_moved(frames, "margin_usd", "0.0000000001", margin_too=False)
 
 
 def summary_spend_off(frames, ctx):
@@ -278,6 +311,10 @@ CRITICAL = [
     (lake_total_a_cent_more, "staging.inference_spend_daily", "control_totals", "1"),
     (summary_spend_off, "staging.quarterly_summary", "control_totals", "1"),
     (unit_cost_a_cent_more, "staging.unit_cost_monthly", "control_totals", "1"),
+    (lake_revenue_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
+    (margin_cost_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
+    (margin_paid_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
+    (margin_off_by_last_place, "staging.unit_margin_monthly", "control_totals", "2"),
     (
         variance_off_by_last_place,
         "staging.revshare_reconciliation",
