@@ -224,8 +224,8 @@ def lake_total_a_cent_more(frames, ctx, table="inference_spend_daily"):
     totals = spark.read.parquet(path)
     tampered = totals.withColumn(
         "amount",
-        F.when(F.col("table_name") == table, F.col("amount") + F.lit(D("0.01")))
-        .otherwise(F.col("amount"))
+        F.when(F.col("table_name") == table, money("amount") + F.lit(D("0.01")))
+        .otherwise(money("amount"))
         .cast("decimal(38,10)"),
     )
     lake.write_run_output(tampered.localCheckpoint(), ctx.lake_dir, ctx.run_id, "control_totals")
@@ -237,11 +237,12 @@ def lake_revenue_a_cent_more(frames, ctx):
 
 
 def _margin_moved(frames, column, amount, margin_too=True):
+    # Operands narrowed (money()): decimal(38,10) + a literal would round to 9 places.
     df = frames["unit_margin_monthly"].withColumn(
-        column, (F.col(column) + F.lit(D(amount))).cast(MONEY)
+        column, (money(column) + F.lit(D(amount))).cast(MONEY)
     )
     if margin_too:  # keep margin = revenue - cost - paid, so only the tie-out breaks
-        df = df.withColumn("margin_usd", (F.col("margin_usd") - F.lit(D(amount))).cast(MONEY))
+        df = df.withColumn("margin_usd", (money("margin_usd") - F.lit(D(amount))).cast(MONEY))
     return _with(frames, "unit_margin_monthly", df)
 
 
@@ -342,7 +343,7 @@ def test_critical_failure_blocks_the_publish(
     with pytest.raises(QualityGateFailed, match=f"{suite}: {check} ") as failure:
         publish_batch(spark, quality_env, batch, tamper)
     assert marts_hash(conn) == before
-    assert [f.check_name for f in failure.value.failures] == [check]
+    assert [f.check_name for f in failure.value.failures] == [check], str(failure.value)
     run_id = _last_failed_run(conn)
     critical = [r for r in failed_checks(conn, run_id) if r[2] == "critical"]
     assert critical == [(suite, check, "critical", observed)]

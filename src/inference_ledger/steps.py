@@ -29,11 +29,12 @@ SOURCES = ("billing", "usage", "finance")
 SOURCE_FEEDS = {
     "billing": ("fx",),
     "usage": (),
-    "finance": ("fx", "prices", "contracts", "revenue", "settlements"),
+    "finance": ("fx", "prices", "contracts", "revenue", "settlements", "commitments"),
 }
 
-# Finance feeds every period's figures rest on whatever their dates (rates, prices, terms).
-FINANCE_EVERY_PERIOD = ("fx", "prices", "contracts")
+# Finance feeds every period's figures rest on whatever their dates (rates, prices, terms,
+# commitments).
+FINANCE_EVERY_PERIOD = ("fx", "prices", "contracts", "commitments")
 
 MARTS = (
     "inference_spend_daily",
@@ -258,6 +259,13 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         "settlements",
         lambda r: _checked_fx(
             finance.settlement_records(r, fx), "finance/settlements", "currency", "statement_date"
+        ),
+    )
+    feed(
+        "commitments",
+        "commitments",
+        lambda r: _checked_fx(
+            finance.commitment_records(r, fx), "finance/commitments", "currency", "start_date"
         ),
     )
 
