@@ -22,10 +22,11 @@ from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import finish, publish_step
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import load_settings
-from inference_ledger.transform import margin, reconcile, spend, summary
+from inference_ledger.transform import commitment, margin, reconcile, spend, summary
 from tests.helpers import lake_df, revenue, statement, term
 from tests.test_pipeline_e2e import marts_hash
 from tests.test_quality_lake import bill, use
+from tests.test_transform_commitment import commitment as commitment_row
 
 D = Decimal
 START, END, AS_OF = date(2024, 1, 1), date(2024, 4, 1), date(2024, 12, 31)
@@ -116,6 +117,14 @@ def batch(spark) -> dict[str, DataFrame]:
             unit, spend.usage_weights(usage), revenue_lines, settlements, terms
         ),
         "revenue": margin.first_party_revenue(revenue_lines, margin.MarginRule.load()),
+        "commitment_burndown": commitment.commitment_burndown(
+            lake_df(
+                spark, "commitments", [commitment_row("C", "100", "2024-01-01", "2024-07-01", "*")]
+            ),
+            billing,
+            START,
+            END,
+        ),
         "revshare_reconciliation": rec,
         "quarterly_summary": summary.quarterly_summary(periods, daily, rec),
         "billing": billing,
@@ -301,6 +310,16 @@ def unit_cost_a_cent_more(frames, ctx):
     return _with(frames, "unit_cost_monthly", df)
 
 
+def burndown_remaining_a_cent_off(frames, ctx):
+    df = frames["commitment_burndown"].withColumn(
+        "remaining_usd",
+        F.when(F.month("month_start") == 2, money("remaining_usd") + F.lit(D("0.01")))
+        .otherwise(money("remaining_usd"))
+        .cast(MONEY),
+    )
+    return _with(frames, "commitment_burndown", df)
+
+
 def unknown_month_status(frames, ctx):
     df = frames["inference_spend_daily"].withColumn("month_status", F.lit("complete"))
     return _with(frames, "inference_spend_daily", df)
@@ -316,6 +335,7 @@ CRITICAL = [
     (margin_cost_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
     (margin_paid_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
     (margin_off_by_last_place, "staging.unit_margin_monthly", "control_totals", "2"),
+    (burndown_remaining_a_cent_off, "staging.commitment_burndown", "control_totals", "1"),
     (
         variance_off_by_last_place,
         "staging.revshare_reconciliation",

@@ -40,6 +40,7 @@ MARTS = (
     "inference_spend_daily",
     "unit_cost_monthly",
     "unit_margin_monthly",
+    "commitment_burndown",
     "revshare_reconciliation",
     "quarterly_summary",
 )
@@ -698,6 +699,7 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
         ("inference_spend_daily", daily),
         ("unit_cost_monthly", unit),
         ("unit_margin_monthly", unit_margin),
+        ("commitment_burndown", _burndown(spark, ctx, start, end)),
         ("revshare_reconciliation", rec),
         ("quarterly_summary", quarterly),
     ):
@@ -741,6 +743,19 @@ def _unit_margin(
     weights = spend.usage_weights(usage_facts, prices)
     df = margin.unit_margin_monthly(unit, weights, revenue, settlements, terms, rule)
     return df, margin.first_party_revenue(revenue, rule)
+
+
+def _burndown(spark: SparkSession, ctx: RunContext, start: date, end: date) -> DataFrame:
+    """marts.commitment_burndown of the run's months: consumption accumulates from each
+    term's start, so the bill is read from the earliest one (not only the run's range)."""
+    from inference_ledger.transform import commitment
+
+    commitments = lake.read_table(spark, ctx.lake_dir, "commitments")
+    first = commitments.agg(F.min("start_date")).first()[0] or start
+    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(
+        (F.col("usage_date") >= F.lit(min(first, start))) & (F.col("usage_date") < F.lit(end))
+    )
+    return commitment.commitment_burndown(commitments, billing, start, end)
 
 
 def _control_totals(

@@ -125,6 +125,25 @@ FROM staging.unit_margin_monthly
 WHERE margin_usd IS DISTINCT FROM revenue_usd - inference_cost_usd - revshare_paid_usd
 """
 
+# Commitment burn-down: remaining = commitment - cumulative, and from one staged month to the
+# next of a commitment the cumulative grows by exactly the month's eligible spend.
+BURNDOWN_ARITHMETIC = """
+WITH rows AS (
+    SELECT commitment_id, month_start, commitment_usd, eligible_spend_usd,
+           cumulative_consumed_usd, remaining_usd,
+           lag(month_start) OVER w AS previous_month,
+           lag(cumulative_consumed_usd) OVER w AS previous_cumulative
+    FROM staging.commitment_burndown
+    WINDOW w AS (PARTITION BY commitment_id ORDER BY month_start)
+)
+SELECT commitment_id, month_start, commitment_usd, eligible_spend_usd, cumulative_consumed_usd,
+       remaining_usd, previous_cumulative
+FROM rows
+WHERE remaining_usd IS DISTINCT FROM commitment_usd - cumulative_consumed_usd
+   OR (previous_month = month_start - interval '1 month'
+       AND cumulative_consumed_usd IS DISTINCT FROM previous_cumulative + eligible_spend_usd)
+"""
+
 VARIANCE_ARITHMETIC = """
 SELECT period_label, agreement_id, direction, settled_usd, expected_usd, variance_usd
 FROM staging.revshare_reconciliation
@@ -251,6 +270,21 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
             E.ExpectColumnValuesToBeInSet(
                 column="revenue_basis",
                 value_set=["first_party_revenue", "revshare_received", "none"],
+                meta=_meta(cfg, "status_values"),
+            )
+        )
+    if mart == "commitment_burndown":
+        rows(
+            "control_totals",
+            "burn-down arithmetic: remaining = commitment - cumulative; cumulative grows by each"
+            " month's eligible spend",
+            BURNDOWN_ARITHMETIC,
+            "cumulative_consumed_usd",
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="projection_status",
+                value_set=["shortfall", "surplus", "met"],
                 meta=_meta(cfg, "status_values"),
             )
         )
