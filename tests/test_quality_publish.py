@@ -22,7 +22,7 @@ from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import finish, publish_step
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import load_settings
-from inference_ledger.transform import commitment, margin, reconcile, spend, summary
+from inference_ledger.transform import commitment, margin, outlook, reconcile, spend, summary
 from tests.helpers import lake_df, revenue, statement, term
 from tests.test_pipeline_e2e import marts_hash
 from tests.test_quality_lake import bill, use
@@ -110,7 +110,10 @@ def batch(spark) -> dict[str, DataFrame]:
     daily = spend.inference_spend_daily(billing)
     rec = reconcile.revshare_reconciliation(terms, revenue_lines, settlements, periods, AS_OF)
     unit = spend.unit_cost_monthly(usage, billing)
+    history = outlook.metric_history(periods, billing, rec)
     out = {
+        "quarterly_forecast": outlook.quarterly_forecast(history, terms, START, END),
+        "cap_projection": outlook.cap_projection(rec, terms, START, END),
         "inference_spend_daily": daily,
         "unit_cost_monthly": unit,
         "unit_margin_monthly": margin.unit_margin_monthly(

@@ -41,6 +41,8 @@ MARTS = (
     "unit_cost_monthly",
     "unit_margin_monthly",
     "commitment_burndown",
+    "quarterly_forecast",
+    "cap_projection",
     "revshare_reconciliation",
     "quarterly_summary",
 )
@@ -700,6 +702,7 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
         ("unit_cost_monthly", unit),
         ("unit_margin_monthly", unit_margin),
         ("commitment_burndown", _burndown(spark, ctx, start, end)),
+        *_outlook(spark, ctx, rec_all, terms, earliest, start, end),
         ("revshare_reconciliation", rec),
         ("quarterly_summary", quarterly),
     ):
@@ -756,6 +759,33 @@ def _burndown(spark: SparkSession, ctx: RunContext, start: date, end: date) -> D
         (F.col("usage_date") >= F.lit(min(first, start))) & (F.col("usage_date") < F.lit(end))
     )
     return commitment.commitment_burndown(commitments, billing, start, end)
+
+
+def _outlook(
+    spark: SparkSession,
+    ctx: RunContext,
+    rec_all: DataFrame,
+    terms: DataFrame,
+    earliest: date,
+    start: date,
+    end: date,
+) -> list[tuple[str, DataFrame]]:
+    """The projection marts made from each quarter of the run: the forecast from the history
+    of every quarter up to it (lake billing and the reconciliation since the first term), and
+    the cap projection of every capped agreement."""
+    from inference_ledger.transform import outlook, reconcile
+
+    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(
+        F.col("usage_date") < F.lit(end)
+    )
+    first = billing.agg(F.min("usage_date")).first()[0] or earliest
+    history_rec = rec_all.filter(F.col("period_start") < F.lit(end))
+    periods = reconcile.periods_frame(spark, min(first, earliest), end)
+    history = outlook.metric_history(periods, billing, history_rec)
+    return [
+        ("quarterly_forecast", outlook.quarterly_forecast(history, terms, start, end)),
+        ("cap_projection", outlook.cap_projection(history_rec, terms, start, end)),
+    ]
 
 
 def _control_totals(
