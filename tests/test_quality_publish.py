@@ -323,6 +323,11 @@ def burndown_remaining_a_cent_off(frames, ctx):
     return _with(frames, "commitment_burndown", df)
 
 
+def forecast_not_labelled(frames, ctx):
+    df = frames["quarterly_forecast"].withColumn("is_projection", F.lit(False))
+    return _with(frames, "quarterly_forecast", df)
+
+
 def unknown_month_status(frames, ctx):
     df = frames["inference_spend_daily"].withColumn("month_status", F.lit("complete"))
     return _with(frames, "inference_spend_daily", df)
@@ -339,6 +344,7 @@ CRITICAL = [
     (margin_paid_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
     (margin_off_by_last_place, "staging.unit_margin_monthly", "control_totals", "2"),
     (burndown_remaining_a_cent_off, "staging.commitment_burndown", "control_totals", "1"),
+    (forecast_not_labelled, "staging.quarterly_forecast", "status_values", "12"),
     (
         variance_off_by_last_place,
         "staging.revshare_reconciliation",

@@ -288,6 +288,15 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
                 meta=_meta(cfg, "status_values"),
             )
         )
+    if mart in ("quarterly_forecast", "cap_projection"):
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="is_projection",
+                value_set=[True],
+                description="every row of a projection mart is labelled a projection",
+                meta=_meta(cfg, "status_values"),
+            )
+        )
     if mart == "quarterly_summary":
         rows(
             "control_totals",
