@@ -33,6 +33,9 @@ MARTS = (
     "inference_spend_daily",
     "unit_cost_monthly",
     "workload_share_monthly",
+    "unit_margin_monthly",
+    "quarterly_forecast",
+    "cap_projection",
 )
 
 

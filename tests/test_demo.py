@@ -77,6 +77,7 @@ def test_demo_prints_the_public_figures(home, tmp_path):
         usage_conflicts=True,
         statement_chains=True,
         contract_changes=True,
+        commitments=True,
     )
     received = dict(sample.revshare_received_usd)
     # The receivable rate drops to 15% on 2024-11-15 (a reported basis takes the rate in
@@ -133,6 +134,10 @@ def test_demo_prints_the_public_figures(home, tmp_path):
         0,
     )
     assert handled("finance.contracts") == (3, 3, 0, 0, 0)
+    assert handled("finance.commitments") == (1, 1, 0, 0, 0)
+    # One line per commitment and per capped agreement, from the generator's ground truth.
+    for line in expected_outlook_lines(sample):
+        assert line in out.splitlines(), f"{line!r} missing from:\n{out}"
     assert handled("billing.azure")[4] == faults
     for line in (
         "  payable    OAI-MSFT-REVSHARE   rate 0.2 from 2023-01-01 to 2031-01-01 (exclusive)",
@@ -157,3 +162,81 @@ def test_demo_prints_the_public_figures(home, tmp_path):
         "$2,469.0M",
     ):
         assert f">{figure}</td>" in year, figure
+
+
+def _q10(x):
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return x.quantize(Decimal("1e-10"), ROUND_HALF_UP)
+
+
+def _commitment_line(sample) -> str:
+    """config/commitments.yaml on the scenario: every Azure charge burns the commitment, so
+    the consumption is the quarters' inference + training + other spend; the last quarter's
+    three months are the trailing run-rate window."""
+    from datetime import date
+    from decimal import Decimal
+
+    from inference_ledger.report.render import dollars_m, pct
+    from inference_ledger.sample import SCENARIO_QUARTERS
+
+    cid, party, amount, _, start, end, *_ = sample.commitments[0]
+    billed = [
+        t.inference_spend_usd + t.training_spend_usd + t.other_spend_usd
+        for q, t in SCENARIO_QUARTERS.items()
+        if q in sample.quarters
+    ]
+    consumed, amount = sum(billed), Decimal(amount)
+    last_end, start, end = date(2025, 10, 1), date.fromisoformat(start), date.fromisoformat(end)
+    assert sample.quarters[-1] == "2025-Q3" and start < date(2025, 7, 1)
+    daily = _q10(billed[-1] / 92)  # July..September
+    variance = consumed + _q10(daily * (end - last_end).days) - amount
+    elapsed = _q10(Decimal((last_end - start).days) / (end - start).days)
+    status = "shortfall" if variance < 0 else "surplus"
+    return (
+        f"commitment {cid} ({party}): {dollars_m(consumed)} of {dollars_m(amount)} consumed by"
+        f" 2025-09 ({pct(_q10(consumed / amount))} of the commitment, {pct(elapsed)} of the"
+        f" term); PROJECTION at the trailing run-rate: {status} of {dollars_m(abs(variance))}"
+        f" at the term end {end}"
+    )
+
+
+def _quarter_after(label: str, k: int) -> str:
+    year, q = int(label[:4]), int(label[-1]) - 1 + k
+    return f"{year + q // 4}-Q{q % 4 + 1}"
+
+
+def _cap_line(sample) -> str:
+    """config/outlook.yaml on the scenario: the payable share expected each quarter is what
+    was paid (every payable statement matched); growth = mean of the trailing four quarters'
+    three quarter-over-quarter ratios, compounded quarterly until the cap is filled, searched
+    no further than the agreement's last term (2031-01-01: 21 quarters after 2025-Q3)."""
+    from decimal import Decimal
+
+    from inference_ledger.report.render import dollars_m
+    from inference_ledger.sample import SCENARIO_QUARTERS
+
+    agreement, direction, *_, cap = next(t for t in sample.contract_terms if t[7])[:8]
+    paid = [SCENARIO_QUARTERS[q].revshare_paid_usd for q in sample.quarters]
+    ratios = [_q10(b / a) for a, b in zip(paid[-4:-1], paid[-3:], strict=True)]
+    mean, room = _q10(sum(ratios) / 3), Decimal(cap) - sum(paid)
+
+    def reached(growth):
+        amount, total = paid[-1], Decimal(0)
+        for k in range(1, 22):
+            amount = _q10(amount * growth)
+            total += amount
+            if total >= room:
+                return _quarter_after("2025-Q3", k)
+        return None
+
+    return (
+        f"cap {agreement} ({direction}): {dollars_m(sum(paid))} of {dollars_m(Decimal(cap))} used"
+        f" by 2025-Q3; PROJECTION at {mean:.4f}x a quarter (trailing four quarters' mean"
+        f" growth): reached in {reached(mean)} (band {reached(max(ratios))} .."
+        f" {reached(min(ratios)) or 'beyond the horizon'})"
+    )
+
+
+def expected_outlook_lines(sample) -> list[str]:
+    return [_commitment_line(sample), _cap_line(sample)]

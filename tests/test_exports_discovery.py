@@ -458,7 +458,7 @@ def test_a_landing_with_nothing_ingestible_says_what_it_found(tmp_path):
         "billing/azure/**/manifest.json (or _manifest.json) with its part_* blobs; "
         "billing/focus/<provider>/**/ data files (.csv, .csv.gz, .parquet), with or without a "
         "manifest; usage/<source>/<YYYY-MM-DD>/*.json[l][.gz]; "
-        "finance/{revenue,settlements,contracts,fx,prices}/*.csv[.gz]"
+        "finance/{revenue,settlements,contracts,fx,prices,commitments}/*.csv[.gz]"
     )
 
 

@@ -256,9 +256,10 @@ def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url
     path = lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals")
     totals = spark.read.parquet(path)
     first = totals.orderBy("period_label").first()["period_label"]
-    amount = F.col("amount") + F.when(
-        F.col("period_label") == first, F.lit(Decimal("0.01"))
-    ).otherwise(0)
+    # Only the billed-spend total (the lake also holds the unit margin's revenue totals), and
+    # the other rows untouched (a sum with a literal would round them to 9 places).
+    spend = (F.col("period_label") == first) & (F.col("table_name") == "inference_spend_daily")
+    amount = F.when(spend, F.col("amount") + F.lit(Decimal("0.01"))).otherwise(F.col("amount"))
     tmp = path + "_tampered"
     totals.withColumn("amount", amount.cast("decimal(38,10)")).write.parquet(tmp)
     shutil.rmtree(path)

@@ -22,10 +22,11 @@ from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import finish, publish_step
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.settings import load_settings
-from inference_ledger.transform import reconcile, spend, summary
+from inference_ledger.transform import commitment, margin, outlook, reconcile, spend, summary
 from tests.helpers import lake_df, revenue, statement, term
 from tests.test_pipeline_e2e import marts_hash
 from tests.test_quality_lake import bill, use
+from tests.test_transform_commitment import commitment as commitment_row
 
 D = Decimal
 START, END, AS_OF = date(2024, 1, 1), date(2024, 4, 1), date(2024, 12, 31)
@@ -108,9 +109,25 @@ def batch(spark) -> dict[str, DataFrame]:
     periods = reconcile.periods_frame(spark, START, END)
     daily = spend.inference_spend_daily(billing)
     rec = reconcile.revshare_reconciliation(terms, revenue_lines, settlements, periods, AS_OF)
+    unit = spend.unit_cost_monthly(usage, billing)
+    history = outlook.metric_history(periods, billing, rec)
     out = {
+        "quarterly_forecast": outlook.quarterly_forecast(history, terms, START, END),
+        "cap_projection": outlook.cap_projection(rec, terms, START, END),
         "inference_spend_daily": daily,
-        "unit_cost_monthly": spend.unit_cost_monthly(usage, billing),
+        "unit_cost_monthly": unit,
+        "unit_margin_monthly": margin.unit_margin_monthly(
+            unit, spend.usage_weights(usage), revenue_lines, settlements, terms
+        ),
+        "revenue": margin.first_party_revenue(revenue_lines, margin.MarginRule.load()),
+        "commitment_burndown": commitment.commitment_burndown(
+            lake_df(
+                spark, "commitments", [commitment_row("C", "100", "2024-01-01", "2024-07-01", "*")]
+            ),
+            billing,
+            START,
+            END,
+        ),
         "revshare_reconciliation": rec,
         "quarterly_summary": summary.quarterly_summary(periods, daily, rec),
         "billing": billing,
@@ -130,7 +147,7 @@ def publish_batch(spark, pg_url, batch, tamper=None):
     finally:
         conn.close()
     frames = dict(batch)
-    steps._control_totals(spark, ctx, frames.pop("billing"), START, END)
+    steps._control_totals(spark, ctx, frames.pop("billing"), START, END, frames.pop("revenue"))
     if tamper:
         frames = tamper(frames, ctx)
     for name, df in frames.items():
@@ -213,15 +230,44 @@ def null_fiscal_label(frames, ctx):
     return _with(frames, "quarterly_summary", df)
 
 
-def lake_total_a_cent_more(frames, ctx):
+def lake_total_a_cent_more(frames, ctx, table="inference_spend_daily"):
     path = lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals")
     spark = frames["unit_cost_monthly"].sparkSession
     totals = spark.read.parquet(path)
     tampered = totals.withColumn(
-        "amount", (F.col("amount") + F.lit(D("0.01"))).cast("decimal(38,10)")
+        "amount",
+        F.when(F.col("table_name") == table, money("amount") + F.lit(D("0.01")))
+        .otherwise(money("amount"))
+        .cast("decimal(38,10)"),
     )
     lake.write_run_output(tampered.localCheckpoint(), ctx.lake_dir, ctx.run_id, "control_totals")
     return frames
+
+
+def lake_revenue_a_cent_more(frames, ctx):
+    return lake_total_a_cent_more(frames, ctx, "unit_margin_monthly")
+
+
+def _margin_moved(frames, column, amount, margin_too=True):
+    # Operands narrowed (money()): decimal(38,10) + a literal would round to 9 places.
+    df = frames["unit_margin_monthly"].withColumn(
+        column, (money(column) + F.lit(D(amount))).cast(MONEY)
+    )
+    if margin_too:  # keep margin = revenue - cost - paid, so only the tie-out breaks
+        df = df.withColumn("margin_usd", (money("margin_usd") - F.lit(D(amount))).cast(MONEY))
+    return _with(frames, "unit_margin_monthly", df)
+
+
+def margin_cost_a_cent_more(frames, ctx):
+    return _margin_moved(frames, "inference_cost_usd", "0.01")
+
+
+def margin_paid_a_cent_more(frames, ctx):
+    return _margin_moved(frames, "revshare_paid_usd", "0.01")
+
+
+def margin_off_by_last_place(frames, ctx):
+    return _margin_moved(frames, "margin_usd", "0.0000000001", margin_too=False)
 
 
 def summary_spend_off(frames, ctx):
@@ -267,6 +313,21 @@ def unit_cost_a_cent_more(frames, ctx):
     return _with(frames, "unit_cost_monthly", df)
 
 
+def burndown_remaining_a_cent_off(frames, ctx):
+    df = frames["commitment_burndown"].withColumn(
+        "remaining_usd",
+        F.when(F.month("month_start") == 2, money("remaining_usd") + F.lit(D("0.01")))
+        .otherwise(money("remaining_usd"))
+        .cast(MONEY),
+    )
+    return _with(frames, "commitment_burndown", df)
+
+
+def forecast_not_labelled(frames, ctx):
+    df = frames["quarterly_forecast"].withColumn("is_projection", F.lit(False))
+    return _with(frames, "quarterly_forecast", df)
+
+
 def unknown_month_status(frames, ctx):
     df = frames["inference_spend_daily"].withColumn("month_status", F.lit("complete"))
     return _with(frames, "inference_spend_daily", df)
@@ -278,6 +339,12 @@ CRITICAL = [
     (lake_total_a_cent_more, "staging.inference_spend_daily", "control_totals", "1"),
     (summary_spend_off, "staging.quarterly_summary", "control_totals", "1"),
     (unit_cost_a_cent_more, "staging.unit_cost_monthly", "control_totals", "1"),
+    (lake_revenue_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
+    (margin_cost_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
+    (margin_paid_a_cent_more, "staging.unit_margin_monthly", "control_totals", "1"),
+    (margin_off_by_last_place, "staging.unit_margin_monthly", "control_totals", "2"),
+    (burndown_remaining_a_cent_off, "staging.commitment_burndown", "control_totals", "1"),
+    (forecast_not_labelled, "staging.quarterly_forecast", "status_values", "12"),
     (
         variance_off_by_last_place,
         "staging.revshare_reconciliation",
@@ -305,7 +372,7 @@ def test_critical_failure_blocks_the_publish(
     with pytest.raises(QualityGateFailed, match=f"{suite}: {check} ") as failure:
         publish_batch(spark, quality_env, batch, tamper)
     assert marts_hash(conn) == before
-    assert [f.check_name for f in failure.value.failures] == [check]
+    assert [f.check_name for f in failure.value.failures] == [check], str(failure.value)
     run_id = _last_failed_run(conn)
     critical = [r for r in failed_checks(conn, run_id) if r[2] == "critical"]
     assert critical == [(suite, check, "critical", observed)]

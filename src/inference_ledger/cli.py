@@ -87,6 +87,77 @@ def _print_summary() -> None:
         conn.close()
 
 
+# The latest published month of each commitment, the latest basis of each capped agreement.
+_LATEST_BURNDOWN = """
+SELECT DISTINCT ON (commitment_id) commitment_id, counterparty, month_start, term_end,
+       commitment_usd, cumulative_consumed_usd, consumed_ratio, term_elapsed_ratio,
+       projected_variance_usd, projection_status
+FROM marts.commitment_burndown ORDER BY commitment_id, month_start DESC"""
+_LATEST_CAP = """
+SELECT DISTINCT ON (agreement_id, direction) agreement_id, direction, basis_period_label, cap_usd,
+       cap_used_usd, growth_ratio, cap_reached_period_label, projected_cap_period_label,
+       projected_cap_period_label_early, projected_cap_period_label_late,
+       horizon_end_period_label
+FROM marts.cap_projection ORDER BY agreement_id, direction, basis_period_start DESC"""
+
+
+def outlook_lines(burndown: list[dict], caps: list[dict]) -> list[str]:
+    """One line per commitment and per capped agreement: where it stands (actual) and the
+    projection, labelled as one."""
+    from inference_ledger.report.render import dollars_m, pct
+
+    out = []
+    for r in burndown:
+        variance = r["projected_variance_usd"]
+        projected = (
+            "no run-rate yet"
+            if variance is None
+            else f"{r['projection_status']} of {dollars_m(abs(variance))} at the term end"
+            f" {r['term_end']}"
+        )
+        out.append(
+            f"commitment {r['commitment_id']} ({r['counterparty']}):"
+            f" {dollars_m(r['cumulative_consumed_usd'])} of {dollars_m(r['commitment_usd'])}"
+            f" consumed by {r['month_start']:%Y-%m} ({pct(r['consumed_ratio'])} of the"
+            f" commitment, {pct(r['term_elapsed_ratio'])} of the term); PROJECTION at the"
+            f" trailing run-rate: {projected}"
+        )
+    for r in caps:
+        head = (
+            f"cap {r['agreement_id']} ({r['direction']}): {dollars_m(r['cap_used_usd'])} of"
+            f" {dollars_m(r['cap_usd'])} used by {r['basis_period_label']}; "
+        )
+        if r["cap_reached_period_label"]:
+            out.append(head + f"reached in {r['cap_reached_period_label']}")
+        elif r["projected_cap_period_label"]:
+            out.append(
+                head + f"PROJECTION at {r['growth_ratio']:.4f}x a quarter (trailing four"
+                f" quarters' mean growth): reached in {r['projected_cap_period_label']} (band"
+                f" {r['projected_cap_period_label_early']} .."
+                f" {r['projected_cap_period_label_late'] or 'beyond the horizon'})"
+            )
+        else:
+            out.append(
+                head
+                + f"PROJECTION: not reached by {r['horizon_end_period_label'] or 'the term end'}"
+            )
+    return out
+
+
+def _print_outlook() -> None:
+    from inference_ledger.db import connect, database_url
+    from inference_ledger.report.queries import Query
+
+    conn = connect(database_url())
+    try:
+        burndown = Query("latest_burndown", _LATEST_BURNDOWN).run(conn)
+        caps = Query("latest_cap", _LATEST_CAP).run(conn)
+        conn.commit()
+    finally:
+        conn.close()
+    print("\n".join(outlook_lines(burndown, caps)))
+
+
 def _write_reports(out: Path, periods: list[str] | None = None) -> list[Path]:
     """The given periods' reports (default: every published quarter and year) + the index."""
     from inference_ledger.db import connect, database_url
@@ -187,6 +258,7 @@ def cmd_demo(args) -> int:
         usage_conflicts=True,
         statement_chains=True,
         contract_changes=True,
+        commitments=True,
     )
     print(
         f"generated sample landing data in {landing} ({summary.files} files) in {time.monotonic() - t0:.1f}s"
@@ -197,6 +269,8 @@ def cmd_demo(args) -> int:
     _print_inputs_handled(result.run_id, settings.lake_dir)
     print()
     _print_summary()
+    print()
+    _print_outlook()
     reports = _write_reports(settings.reports_dir)
     progress.stage("report", f"{len(reports)} periods")
     print(

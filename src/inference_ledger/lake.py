@@ -18,6 +18,7 @@ TABLES = {
     "contract_terms": None,
     "fx_rates": None,
     "prices": None,
+    "commitments": None,
 }
 
 

@@ -29,15 +29,20 @@ SOURCES = ("billing", "usage", "finance")
 SOURCE_FEEDS = {
     "billing": ("fx",),
     "usage": (),
-    "finance": ("fx", "prices", "contracts", "revenue", "settlements"),
+    "finance": ("fx", "prices", "contracts", "revenue", "settlements", "commitments"),
 }
 
-# Finance feeds every period's figures rest on whatever their dates (rates, prices, terms).
-FINANCE_EVERY_PERIOD = ("fx", "prices", "contracts")
+# Finance feeds every period's figures rest on whatever their dates (rates, prices, terms,
+# commitments).
+FINANCE_EVERY_PERIOD = ("fx", "prices", "contracts", "commitments")
 
 MARTS = (
     "inference_spend_daily",
     "unit_cost_monthly",
+    "unit_margin_monthly",
+    "commitment_burndown",
+    "quarterly_forecast",
+    "cap_projection",
     "revshare_reconciliation",
     "quarterly_summary",
 )
@@ -257,6 +262,13 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         "settlements",
         lambda r: _checked_fx(
             finance.settlement_records(r, fx), "finance/settlements", "currency", "statement_date"
+        ),
+    )
+    feed(
+        "commitments",
+        "commitments",
+        lambda r: _checked_fx(
+            finance.commitment_records(r, fx), "finance/commitments", "currency", "start_date"
         ),
     )
 
@@ -680,10 +692,17 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
             adjustments.join(periods.select("period_label"), "period_label", "left_semi")
         )
     quarterly = summary.quarterly_summary(periods, daily, rec)
+    unit_margin, revenue_totals = _unit_margin(
+        unit, usage_facts, prices, revenue.filter(in_range("revenue_date")),
+        settlements.filter(in_range("period_start")), terms,
+    )  # fmt: skip
     counts = {}
     for name, df in (
         ("inference_spend_daily", daily),
         ("unit_cost_monthly", unit),
+        ("unit_margin_monthly", unit_margin),
+        ("commitment_burndown", _burndown(spark, ctx, start, end)),
+        *_outlook(spark, ctx, rec_all, terms, earliest, start, end),
         ("revshare_reconciliation", rec),
         ("quarterly_summary", quarterly),
     ):
@@ -707,25 +726,102 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
         ctx.run_id,
         CLOSED_PERIODS_OUTPUT,
     )
-    _control_totals(spark, ctx, billing, start, end)
+    _control_totals(spark, ctx, billing, start, end, revenue_totals)
     return counts
 
 
+def _unit_margin(
+    unit: DataFrame,
+    usage_facts: DataFrame,
+    prices: DataFrame,
+    revenue: DataFrame,
+    settlements: DataFrame,
+    terms: DataFrame,
+) -> tuple[DataFrame, DataFrame]:
+    """marts.unit_margin_monthly of the run's months (revenue lines and statements of the
+    run's range), and the first-party revenue per month it must add up to."""
+    from inference_ledger.transform import margin, spend
+
+    rule = margin.MarginRule.load()
+    weights = spend.usage_weights(usage_facts, prices)
+    df = margin.unit_margin_monthly(unit, weights, revenue, settlements, terms, rule)
+    return df, margin.first_party_revenue(revenue, rule)
+
+
+def _burndown(spark: SparkSession, ctx: RunContext, start: date, end: date) -> DataFrame:
+    """marts.commitment_burndown of the run's months: consumption accumulates from each
+    term's start, so the bill is read from the earliest one (not only the run's range)."""
+    from inference_ledger.transform import commitment
+
+    commitments = lake.read_table(spark, ctx.lake_dir, "commitments")
+    first = commitments.agg(F.min("start_date")).first()[0] or start
+    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(
+        (F.col("usage_date") >= F.lit(min(first, start))) & (F.col("usage_date") < F.lit(end))
+    )
+    return commitment.commitment_burndown(commitments, billing, start, end)
+
+
+def _outlook(
+    spark: SparkSession,
+    ctx: RunContext,
+    rec_all: DataFrame,
+    terms: DataFrame,
+    earliest: date,
+    start: date,
+    end: date,
+) -> list[tuple[str, DataFrame]]:
+    """The projection marts made from each quarter of the run: the forecast from the history
+    of every quarter up to it (lake billing and the reconciliation since the first term), and
+    the cap projection of every capped agreement."""
+    from inference_ledger.transform import outlook, reconcile
+
+    billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(
+        F.col("usage_date") < F.lit(end)
+    )
+    first = billing.agg(F.min("usage_date")).first()[0] or earliest
+    history_rec = rec_all.filter(F.col("period_start") < F.lit(end))
+    periods = reconcile.periods_frame(spark, min(first, earliest), end)
+    history = outlook.metric_history(periods, billing, history_rec)
+    return [
+        ("quarterly_forecast", outlook.quarterly_forecast(history, terms, start, end)),
+        ("cap_projection", outlook.cap_projection(history_rec, terms, start, end)),
+    ]
+
+
 def _control_totals(
-    spark: SparkSession, ctx: RunContext, billing: DataFrame, start: date, end: date
+    spark: SparkSession,
+    ctx: RunContext,
+    billing: DataFrame,
+    start: date,
+    end: date,
+    first_party_revenue: DataFrame | None = None,
 ) -> None:
-    """Lake-side totals the staged marts must tie out to, per period and currency."""
+    """Lake-side totals the staged marts must tie out to, per period and currency: billed
+    cost per month (inference_spend_daily) and the first-party revenue per month the unit
+    margin allocates (unit_margin_monthly; margin.first_party_revenue)."""
     spend = billing.groupBy(F.date_format("usage_date", "yyyy-MM").alias("period_label")).agg(
         F.sum("billed_cost_usd").alias("amount"), F.count(F.lit(1)).alias("row_count")
     )
-    totals = spend.select(
-        F.lit("inference_spend_daily").alias("table_name"),
-        "period_label",
-        F.lit("USD").alias("currency"),
-        F.col("amount").cast("decimal(38,10)").alias("amount"),
-        F.col("row_count").cast("long").alias("row_count"),
-    )
-    lake.write_run_output(totals, ctx.lake_dir, ctx.run_id, "control_totals")
+    parts = [("inference_spend_daily", spend)]
+    if first_party_revenue is not None:
+        revenue = first_party_revenue.select(
+            F.date_format("usage_month", "yyyy-MM").alias("period_label"),
+            F.col("_amount").alias("amount"),
+            F.lit(1).alias("row_count"),
+        )
+        parts.append(("unit_margin_monthly", revenue))
+    totals = [
+        df.select(
+            F.lit(table).alias("table_name"),
+            "period_label",
+            F.lit("USD").alias("currency"),
+            F.col("amount").cast("decimal(38,10)").alias("amount"),
+            F.col("row_count").cast("long").alias("row_count"),
+        )
+        for table, df in parts
+    ]
+    out = totals[0] if len(totals) == 1 else totals[0].unionByName(totals[1])
+    lake.write_run_output(out, ctx.lake_dir, ctx.run_id, "control_totals")
 
 
 def closed_periods_used(spark: SparkSession, ctx: RunContext) -> list[str] | None:

@@ -1,4 +1,5 @@
-"""Finance feeds (DESIGN.md "Exact formats"): revenue ledger, settlements, contracts, FX, prices."""
+"""Finance feeds (DESIGN.md "Exact formats"): revenue ledger, settlements, contracts, FX, prices,
+cloud consumption commitments."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ FEEDS = {
     "contracts": ("finance_contracts", "contracts"),
     "fx": ("finance_fx", "fx"),
     "prices": ("finance_prices", "prices"),
+    "commitments": ("finance_commitments", "commitments"),
 }
 
 
@@ -209,6 +211,64 @@ def settlement_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
         .withColumn("source_run_id", F.lit(None).cast("string"))
     )
     return _finish(df, "finance.settlements", "settlements", F.col("status"), F.col("reason"))
+
+
+def commitment_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
+    """Cloud consumption commitments: a positive amount, a term that ends after it starts,
+    something eligible; one row per commitment_id (an exact duplicate is deduplicated, a
+    conflicting one quarantined). The amount converts to USD at the rate of start_date."""
+    from inference_ledger.fx import to_usd, with_fx_rate
+
+    nothing_eligible = R.is_blank("eligible_services") & R.is_blank("eligible_meters")
+    df = with_feed_checks(
+        rows,
+        "finance_commitments",
+        [
+            # Typed values (`_t_`): the raw columns are still strings here.
+            (F.col("_t_amount") <= 0, "amount", "amount must be greater than 0"),
+            (
+                F.col("_t_end_date") <= F.col("_t_start_date"),
+                "end_date",
+                "end_date must be after start_date",
+            ),
+            (
+                nothing_eligible,
+                "eligible_services",
+                "name eligible_services or eligible_meters (or * for every service)",
+            ),
+        ],
+    )
+    valid = F.col("_reason").isNull()
+    status, reason = R.first_wins_status(
+        valid,
+        ["commitment_id"],
+        [F.col("source_file")],
+        [
+            "counterparty",
+            "amount",
+            "currency",
+            "start_date",
+            "end_date",
+            "eligible_services",
+            "eligible_meters",
+            "provider",
+        ],  # fmt: skip
+        duplicate_why="exact duplicate row",
+        superseded_why="conflicting duplicate of ['commitment_id']",
+        conflict_on=["commitment_id"],
+        conflict_why="conflicting duplicate of ['commitment_id']",
+    )
+    df = df.withColumn("status", status).withColumn("reason", reason)
+    df = df.withColumn(
+        "_field",
+        F.when(F.col("status") == R.QUARANTINED, F.coalesce("_field", F.lit("commitment_id"))),
+    )
+    df = (
+        with_fx_rate(df, fx, "currency", "start_date")
+        .withColumn("amount_usd", to_usd("amount"))
+        .withColumn("source_run_id", F.lit(None).cast("string"))
+    )
+    return _finish(df, "finance.commitments", "commitments", F.col("status"), F.col("reason"))
 
 
 def simple_records(

@@ -23,7 +23,7 @@ EXPECTED = (
     "billing/azure/**/manifest.json (or _manifest.json) with its part_* blobs",
     "billing/focus/<provider>/**/ data files (.csv, .csv.gz, .parquet), with or without a manifest",
     "usage/<source>/<YYYY-MM-DD>/*.json[l][.gz]",
-    "finance/{revenue,settlements,contracts,fx,prices}/*.csv[.gz]",
+    "finance/{revenue,settlements,contracts,fx,prices,commitments}/*.csv[.gz]",
 )
 WHY = {
     "billing": "not claimed by any export manifest or FOCUS run",

@@ -76,6 +76,74 @@ FROM alloc a LEFT JOIN daily d USING (usage_month)
 WHERE a.allocated IS DISTINCT FROM coalesce(d.amount, 0)
 """
 
+# Unit margin, per month: the rows' inference cost adds up to the staged inference spend
+# (months unit cost allocates, as CONTROL_TOTALS_UNIT_COST), and the first-party revenue to the
+# lake's revenue ledger (staging.control_totals).
+CONTROL_TOTALS_MARGIN_MONTH = """
+WITH margin AS (
+    SELECT usage_month, sum(inference_cost_usd) AS cost,
+           sum(revenue_usd) FILTER (WHERE revenue_basis = 'first_party_revenue') AS revenue
+    FROM staging.unit_margin_monthly GROUP BY 1
+), daily AS (
+    SELECT date_trunc('month', usage_date)::date AS usage_month, sum(billed_cost_usd) AS cost
+    FROM staging.inference_spend_daily WHERE workload = 'inference'
+      AND date_trunc('month', usage_date)::date IN (SELECT usage_month FROM staging.unit_cost_monthly)
+    GROUP BY 1
+), lake AS (
+    SELECT to_date(period_label, 'YYYY-MM') AS usage_month, amount AS revenue
+    FROM staging.control_totals WHERE table_name = 'unit_margin_monthly'
+)
+SELECT usage_month, m.cost, d.cost AS daily_cost, m.revenue, l.revenue AS lake_revenue
+FROM margin m FULL JOIN daily d USING (usage_month) FULL JOIN lake l USING (usage_month)
+WHERE coalesce(m.cost, 0) IS DISTINCT FROM coalesce(d.cost, 0)
+   OR coalesce(m.revenue, 0) IS DISTINCT FROM coalesce(l.revenue, 0)
+"""
+
+# Unit margin, per quarter: revenue share paid and received add up to the settled amounts of
+# the reconciliation (its regular rows: statements by the quarter their period starts in).
+CONTROL_TOTALS_MARGIN_SHARE = """
+WITH margin AS (
+    SELECT to_char(usage_month, 'YYYY') || '-Q' || to_char(usage_month, 'Q') AS period_label,
+           sum(revshare_paid_usd) AS paid,
+           sum(revenue_usd) FILTER (WHERE revenue_basis = 'revshare_received') AS received
+    FROM staging.unit_margin_monthly GROUP BY 1
+), rec AS (
+    SELECT period_label,
+           sum(settled_usd) FILTER (WHERE direction = 'payable') AS paid,
+           sum(settled_usd) FILTER (WHERE direction = 'receivable') AS received
+    FROM staging.revshare_reconciliation WHERE NOT is_adjustment GROUP BY 1
+)
+SELECT period_label, m.paid, r.paid AS settled_paid, m.received, r.received AS settled_received
+FROM margin m FULL JOIN rec r USING (period_label)
+WHERE coalesce(m.paid, 0) IS DISTINCT FROM coalesce(r.paid, 0)
+   OR coalesce(m.received, 0) IS DISTINCT FROM coalesce(r.received, 0)
+"""
+
+MARGIN_ARITHMETIC = """
+SELECT usage_month, channel, model, revenue_usd, inference_cost_usd, revshare_paid_usd, margin_usd
+FROM staging.unit_margin_monthly
+WHERE margin_usd IS DISTINCT FROM revenue_usd - inference_cost_usd - revshare_paid_usd
+"""
+
+# Commitment burn-down: remaining = commitment - cumulative, and from one staged month to the
+# next of a commitment the cumulative grows by exactly the month's eligible spend.
+BURNDOWN_ARITHMETIC = """
+WITH rows AS (
+    SELECT commitment_id, month_start, commitment_usd, eligible_spend_usd,
+           cumulative_consumed_usd, remaining_usd,
+           lag(month_start) OVER w AS previous_month,
+           lag(cumulative_consumed_usd) OVER w AS previous_cumulative
+    FROM staging.commitment_burndown
+    WINDOW w AS (PARTITION BY commitment_id ORDER BY month_start)
+)
+SELECT commitment_id, month_start, commitment_usd, eligible_spend_usd, cumulative_consumed_usd,
+       remaining_usd, previous_cumulative
+FROM rows
+WHERE remaining_usd IS DISTINCT FROM commitment_usd - cumulative_consumed_usd
+   OR (previous_month = month_start - interval '1 month'
+       AND cumulative_consumed_usd IS DISTINCT FROM previous_cumulative + eligible_spend_usd)
+"""
+
 VARIANCE_ARITHMETIC = """
 SELECT period_label, agreement_id, direction, settled_usd, expected_usd, variance_usd
 FROM staging.revshare_reconciliation
@@ -176,6 +244,58 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
             "control totals: a month's unit-cost allocations equal its staged inference spend",
             CONTROL_TOTALS_UNIT_COST,
             "allocated_spend_usd",
+        )
+    if mart == "unit_margin_monthly":
+        rows(
+            "control_totals",
+            "control totals: a month's unit-margin cost equals its staged inference spend, its"
+            " first-party revenue the revenue ledger",
+            CONTROL_TOTALS_MARGIN_MONTH,
+            "inference_cost_usd",
+        )
+        rows(
+            "control_totals",
+            "control totals: a quarter's unit-margin revenue share paid and received equal the"
+            " settled amounts",
+            CONTROL_TOTALS_MARGIN_SHARE,
+            "revshare_paid_usd",
+        )
+        rows(
+            "control_totals",
+            "control totals: margin = revenue - inference cost - revenue share paid, exactly",
+            MARGIN_ARITHMETIC,
+            "margin_usd",
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="revenue_basis",
+                value_set=["first_party_revenue", "revshare_received", "none"],
+                meta=_meta(cfg, "status_values"),
+            )
+        )
+    if mart == "commitment_burndown":
+        rows(
+            "control_totals",
+            "burn-down arithmetic: remaining = commitment - cumulative; cumulative grows by each"
+            " month's eligible spend",
+            BURNDOWN_ARITHMETIC,
+            "cumulative_consumed_usd",
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="projection_status",
+                value_set=["shortfall", "surplus", "met"],
+                meta=_meta(cfg, "status_values"),
+            )
+        )
+    if mart in ("quarterly_forecast", "cap_projection"):
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="is_projection",
+                value_set=[True],
+                description="every row of a projection mart is labelled a projection",
+                meta=_meta(cfg, "status_values"),
+            )
         )
     if mart == "quarterly_summary":
         rows(

@@ -20,6 +20,7 @@ from inference_ledger import close as closing
 from inference_ledger.periods import Quarter
 from inference_ledger.report import queries as Q
 from inference_ledger.report.charts import bar_chart
+from inference_ledger.report.outlook import OUTLOOK_CSVS, outlook_section
 from inference_ledger.report.render import (
     STATUS_MEANING,
     Col,
@@ -243,6 +244,7 @@ QUARTER_CSVS = (
     "data_quality.csv",
     "input_files.csv",
     "quarantine.csv",
+    *OUTLOOK_CSVS,
 )
 
 
@@ -588,6 +590,9 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
             )
             + sql_block(Q.UNIT_COST, label),
             "unit-cost",
+        ),
+        outlook_section(
+            conn, label, "quarter", folder, summary_all, lambda d: Quarter.of(d).label == label
         ),
         section(
             "Charts",
@@ -976,14 +981,19 @@ def write_year_report(conn, year: str, out_dir: Path) -> Path:
             + sql_block(Q.VARIANCE_BY_PERIOD),
             "charts",
         ),
+        outlook_section(conn, year, "year", folder, summary_all, lambda d: str(d.year) == year),
         section(
             "Reconciliation status by quarter",
             matrix + sql_block(Q.STATUS_BY_PERIOD, note=f"rows of {year}"),
             "status",
         ),
     ]
-    nav = '<a href="../index.html">All periods</a>' + "".join(
-        f'<a href="../{r["period_label"]}/index.html">{r["period_label"]}</a>' for r in quarters
+    nav = (
+        '<a href="../index.html">All periods</a>'
+        + "".join(
+            f'<a href="../{r["period_label"]}/index.html">{r["period_label"]}</a>' for r in quarters
+        )
+        + "".join(f'<a href="{f}">{f}</a>' for f in OUTLOOK_CSVS)
     )
     sub = "Calendar year; partner fiscal quarters in the quarter pages"
     path = folder / "index.html"

@@ -130,3 +130,39 @@ def bar_chart(
         lx += 24 + 7 * len(name)
     out.append("</svg>")
     return "".join(out)
+
+
+def gauge(
+    title: str,
+    used: Decimal,
+    total: Decimal,
+    *,
+    label: Callable[[Decimal], str],
+    note: str,
+    chart_id: str = "gauge",
+    width: int = 630,
+    height: int = 92,
+) -> str:
+    """A horizontal gauge: `used` of `total` filled, both labelled exactly, and a `note` (e.g.
+    when it is projected to fill) under it."""
+    left, right, top, bar_h = 14, 14, 30, 22
+    plot_w = width - left - right
+    share = 0.0 if total <= 0 else max(0.0, min(1.0, float(used / total)))
+    filled = plot_w * share
+    text = f"{label(used)} of {label(total)} ({share * 100:.1f}%)"
+    return "".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="chart gauge" '
+            f'id="{html.escape(chart_id)}" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-labelledby="{html.escape(chart_id)}-title">',
+            f'<title id="{html.escape(chart_id)}-title">{html.escape(title)}</title>',
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+            f'<text x="{left}" y="18" class="ct">{html.escape(title)}</text>',
+            f'<rect x="{left}" y="{top}" width="{plot_w}" height="{bar_h}" fill="#e5e7eb"/>',
+            f'<rect x="{left}" y="{top}" width="{filled:.1f}" height="{bar_h}" fill="#b45309">'
+            f"<title>{html.escape(text)}</title></rect>",
+            f'<text x="{left}" y="{top + bar_h + 16}" class="ax">{html.escape(text)}</text>',
+            f'<text x="{left}" y="{top + bar_h + 32}" class="ax">{html.escape(note)}</text>',
+            "</svg>",
+        ]
+    )

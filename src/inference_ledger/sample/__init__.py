@@ -6,7 +6,7 @@
 Layout under out_dir (only these three folders are wiped and rewritten):
   billing/azure/<export>/<YYYYMMDD-YYYYMMDD>/<runId>/manifest.json + part_<n>_<runId[:8]>.csv[.gz]
   usage/<channel>/<YYYY-MM-DD>/page-<nnnn>.json | .json.gz | .jsonl
-  finance/{revenue,settlements,contracts,fx,prices}/*.csv
+  finance/{revenue,settlements,contracts,fx,prices}/*.csv (+ commitments/ with `commitments`)
 """
 
 from inference_ledger.sample.generator import GenerationSummary, generate_landing

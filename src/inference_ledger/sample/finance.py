@@ -28,6 +28,16 @@ CONTRACT_COLUMNS = (
     "payment_terms_days",
 )  # fmt: skip
 FX_COLUMNS = ("rate_date", "currency", "usd_per_unit")
+COMMITMENT_COLUMNS = (
+    "commitment_id", "counterparty", "amount", "currency", "start_date", "end_date",
+    "eligible_services", "eligible_meters", "provider",
+)  # fmt: skip
+# With `commitments`: a two-year cloud consumption commitment every Azure service burns (the
+# sample's whole bill), sized so that the trailing run-rate leaves a shortfall at its end.
+COMMITMENT_ROWS = (
+    ("MACC-MSFT-2024", "Microsoft", "25000000000.00", "USD", "2024-01-01", "2026-01-01", "*", "",
+     "Microsoft"),
+)  # fmt: skip
 PRICE_COLUMNS = (
     "channel", "model", "token_type", "unit_tokens", "unit_price", "currency",
     "effective_from", "effective_to",
@@ -73,6 +83,7 @@ class FinanceStats:
     received_usd: dict[str, Decimal] = field(default_factory=dict)
     received_basis_usd: dict[str, Decimal] = field(default_factory=dict)
     contract_rows: tuple[tuple, ...] = ()
+    commitment_rows: tuple[tuple, ...] = ()
 
 
 def _days(start: date, end: date) -> list[date]:
@@ -303,8 +314,14 @@ def write_finance(
     *,
     statement_chains: bool = False,
     contract_changes: bool = False,
+    commitments: bool = False,
 ) -> FinanceStats:
     stats = FinanceStats()
+    if commitments:
+        stats.commitment_rows = COMMITMENT_ROWS
+        sink.write(
+            "finance/commitments/commitments.csv", csv_bytes(COMMITMENT_COLUMNS, COMMITMENT_ROWS)
+        )
     terms = contract_rows(quarters, contract_changes)
     stats.contract_rows = terms
     write_revenue(sink, quarters, seed, scale, stats)

@@ -66,6 +66,8 @@ class GenerationSummary:
     revshare_received_usd: dict[str, Decimal] = field(default_factory=dict)
     received_basis_usd: dict[str, Decimal] = field(default_factory=dict)
     contract_terms: tuple[tuple, ...] = ()
+    # With `commitments`: the finance/commitments rows written (CSV values).
+    commitments: tuple[tuple, ...] = ()
 
 
 def generate_landing(
@@ -86,6 +88,7 @@ def generate_landing(
     usage_unfinished_pull: bool = False,
     statement_chains: bool = False,
     contract_changes: bool = False,
+    commitments: bool = False,
 ) -> GenerationSummary:
     """Write the sample landing data for the inclusive quarter range [start, end].
 
@@ -110,9 +113,10 @@ def generate_landing(
     (same bucket keys, smaller numbers, older files); `statement_chains` makes one correction
     wrong again and superseded in turn; `contract_changes` changes the receivable rate mid-
     quarter with a second, non-overlapping term, which moves the amounts received (see
-    `revshare_received_usd`) but no spend, payable or implied-revenue figure. Each one only
-    adds or rewrites its own files (partial pulls; settlements; contracts and settlements):
-    the rest stay byte-identical to a run without it.
+    `revshare_received_usd`) but no spend, payable or implied-revenue figure; `commitments`
+    writes a cloud consumption commitment (finance/commitments) every Azure charge burns. Each
+    one only adds or rewrites its own files (partial pulls; settlements; contracts and
+    settlements; the commitments file): the rest stay byte-identical to a run without it.
     """
     quarters = quarter_range(start, end)
     if not scale > 0:
@@ -151,6 +155,7 @@ def generate_landing(
         scale,
         statement_chains=statement_chains,
         contract_changes=contract_changes,
+        commitments=commitments,
     )
     labels = [q.label for q in quarters]
     return GenerationSummary(
@@ -188,4 +193,5 @@ def generate_landing(
         revshare_received_usd=finance.received_usd,
         received_basis_usd=finance.received_basis_usd,
         contract_terms=finance.contract_rows,
+        commitments=finance.commitment_rows,
     )

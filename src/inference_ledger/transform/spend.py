@@ -315,6 +315,21 @@ def _allocate(df: DataFrame) -> DataFrame:
     )
 
 
+def usage_weights(
+    usage_facts: DataFrame, prices: DataFrame | None = None, rule: AllocationRule | None = None
+) -> DataFrame:
+    """Per month, channel and model: the month's usage (tokens, requests) and `_weight`, what
+    it weighs in an allocation under the rule (config/unit_cost_allocation.yaml): by default
+    the usage priced at the price sheet. Unit cost and unit margin allocate by it."""
+    rule = rule or AllocationRule.load()
+    key = ["usage_month", "channel", "model"]
+    return (
+        _month_usage(usage_facts)
+        .join(priced_usage(usage_facts, prices), key, "left")
+        .transform(lambda df: _weights(df, rule))
+    )
+
+
 def unit_cost_monthly(
     usage_facts: DataFrame,
     billing_lines: DataFrame,
@@ -326,13 +341,7 @@ def unit_cost_monthly(
     model_id matching a usage model) to that model, the rest by weight — by default the usage
     priced at the price sheet, so models with different prices get different costs per 1M
     tokens (config/unit_cost_allocation.yaml, docs/reports.md "Unit cost")."""
-    rule = rule or AllocationRule.load()
-    key = ["usage_month", "channel", "model"]
-    usage = (
-        _month_usage(usage_facts)
-        .join(priced_usage(usage_facts, prices), key, "left")
-        .transform(lambda df: _weights(df, rule))
-    )
+    usage = usage_weights(usage_facts, prices, rule)
     spend, direct = _month_spend(billing_lines, usage)
     out = (
         usage.join(spend, "usage_month", "left")
