@@ -516,7 +516,7 @@ def _billing_control_totals(spark: SparkSession, ctx: RunContext, records: DataF
         .groupBy(*key)
         .agg(F.sum("billed_cost").alias("billed_cost_lake"))
     )
-    totals = [r.asDict() for r in inp.join(out, key, "full").collect()]
+    totals = [r.asDict() for r in inp.join(out, key, how="full").collect()]
     wrong = [t for t in totals if t["billed_cost_in"] != t["billed_cost_lake"]]
     if wrong:
         raise RuntimeError(f"billing control totals differ between input and lake: {wrong[:3]}")
@@ -686,10 +686,10 @@ def aggregate(spark: SparkSession, ctx: RunContext, url: str | None = None) -> d
             " allocation fallback (config/unit_cost_allocation.yaml)",
             r["usage_month"], r["channel"], r["model"], r["unpriced_tokens"],
         )  # fmt: skip
-    rec = rec_all.join(periods.select("period_label"), "period_label", "left_semi")
+    rec = rec_all.join(periods.select("period_label"), "period_label", how="left_semi")
     if adjustments is not None:
         rec = rec.unionByName(
-            adjustments.join(periods.select("period_label"), "period_label", "left_semi")
+            adjustments.join(periods.select("period_label"), "period_label", how="left_semi")
         )
     quarterly = summary.quarterly_summary(periods, daily, rec)
     unit_margin, revenue_totals = _unit_margin(

@@ -170,8 +170,8 @@ def settlement_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
     )
     known = df.filter(valid).select(F.col("statement_id").alias("_known_id")).distinct()
     df = (
-        df.join(targets, F.col("statement_id") == F.col("_superseded_id"), "left")
-        .join(known, F.col("supersedes_statement_id") == F.col("_known_id"), "left")
+        df.join(targets, F.col("statement_id") == F.col("_superseded_id"), how="left")
+        .join(known, F.col("supersedes_statement_id") == F.col("_known_id"), how="left")
         .withColumn(
             "_reason",
             F.when(
@@ -307,7 +307,7 @@ def contract_overlaps(terms: DataFrame) -> list[str]:
         & (F.coalesce(F.col("a.effective_to"), far) > F.col("b.effective_from"))
     )
     rows = (
-        a.join(b, overlap)
+        a.join(b, overlap, how="inner")
         .select("a.agreement_id", "a.direction", "a.effective_from", "b.effective_from")
         .collect()
     )
@@ -334,7 +334,7 @@ def price_overlaps(prices: DataFrame) -> list[str]:
         & (F.coalesce(F.col("a.effective_to"), far) > F.col("b.effective_from"))
     )
     rows = (
-        a.join(b, overlap)
+        a.join(b, overlap, how="inner")
         .select(
             "a.channel",
             "a.model",
@@ -370,7 +370,7 @@ def unpriced_usage(usage_facts: DataFrame, prices: DataFrame, terms: DataFrame) 
         F.broadcast(rep),
         (F.col("usage_date") >= F.col("_t_from"))
         & (F.col("usage_date") < F.coalesce("_t_to", far)),
-        "left_semi",
+        how="left_semi",
     )
     tokens = in_terms.select(
         "channel",
@@ -399,7 +399,7 @@ def unpriced_usage(usage_facts: DataFrame, prices: DataFrame, terms: DataFrame) 
         & (F.col("token_type") == F.col("_p_type"))
         & (F.col("usage_date") >= F.col("_p_from"))
         & (F.col("usage_date") < F.coalesce("_p_to", far)),
-        "left_anti",
+        how="left_anti",
     )
 
 

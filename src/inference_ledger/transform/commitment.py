@@ -72,7 +72,7 @@ def eligible_spend(commitments: DataFrame, billing_lines: DataFrame) -> DataFram
     provider = F.col("_provider").isNull() | (F.col("_provider") == F.col("provider_name"))
     return (
         billing_lines.join(
-            F.broadcast(terms), in_term & provider & F.coalesce(eligible, F.lit(False))
+            F.broadcast(terms), in_term & provider & F.coalesce(eligible, F.lit(False)), how="inner"
         )
         .groupBy("commitment_id", F.trunc("usage_date", "month").alias("month_start"))
         .agg(F.sum("billed_cost_usd").alias("eligible_spend_usd"))
@@ -152,7 +152,7 @@ def commitment_burndown(
             "_from",
             "_to",
         )
-        .join(spend, ["commitment_id", "month_start"], "left")
+        .join(spend, ["commitment_id", "month_start"], how="left")
         .withColumn("eligible_spend_usd", F.coalesce("eligible_spend_usd", F.lit(0).cast(_AMT)))
         .transform(lambda d: with_projection(d, rule))
         .filter(F.col("month_start") >= F.lit(start))

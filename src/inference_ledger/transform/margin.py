@@ -73,7 +73,7 @@ def split(
     largest = by_amount.orderBy(F.abs("_raw").desc(), F.col("_weight").desc(), *targets)
     share = (F.col("_weight").cast(WEIGHT) / F.col("_total")).cast(SHARE)
     parts = (
-        amounts.join(positive, on, "inner")
+        amounts.join(positive, on, how="inner")
         .withColumn("_total", F.sum("_weight").over(by_amount).cast(WEIGHT))
         .withColumn("_raw", F.round(F.col("_amount").cast(WEIGHT) * share, 10))
         .withColumn(
@@ -90,7 +90,7 @@ def split(
         .select(*keys, *targets, "_part")
     )
     unweighted = (
-        amounts.join(positive.select(*on).distinct(), on, "left_anti")
+        amounts.join(positive.select(*on).distinct(), on, how="left_anti")
         .filter(F.col("_amount") != 0)
         .select(
             *keys,
@@ -126,7 +126,7 @@ def _statements(settlements: DataFrame, terms: DataFrame, rule: MarginRule) -> D
         F.lit(rule.partner_channel)
     )
     quarter_end = F.add_months(F.trunc("period_start", "quarter"), 3)
-    return settlements.join(basis, ["agreement_id", "direction"], "left").select(
+    return settlements.join(basis, ["agreement_id", "direction"], how="left").select(
         "statement_id",
         "direction",
         channel.alias("channel"),
@@ -156,7 +156,7 @@ def _statement_month_weights(
             "_to",
             F.explode(F.array_distinct(F.split("_lines", r"\|"))).alias("product_line"),
         )
-        .join(by_line, "product_line", "inner")
+        .join(by_line, "product_line", how="inner")
         .filter(in_period)
         .groupBy("statement_id", "usage_month")
         .agg(F.sum("_rev").alias("_weight"))
@@ -164,7 +164,7 @@ def _statement_month_weights(
     by_channel = usage.groupBy("usage_month", "channel").agg(F.sum("_weight").alias("_weight"))
     usage_weights = (
         statements.filter(~F.col("_revenue_basis"))
-        .join(by_channel, "channel", "inner")
+        .join(by_channel, "channel", how="inner")
         .filter(in_period)
         .select("statement_id", "usage_month", "_weight")
     )
@@ -241,7 +241,7 @@ def unit_margin_monthly(
     )
     zero = F.lit(0).cast(AMOUNT)
     out = (
-        cost.join(amounts, KEY, "full")
+        cost.join(amounts, KEY, how="full")
         .withColumn("total_tokens", F.coalesce("total_tokens", F.lit(0)))
         .withColumn("revenue_usd", F.coalesce(F.col("revenue_usd").cast(AMOUNT), zero))
         .withColumn("inference_cost_usd", F.coalesce(F.col("inference_cost_usd"), zero))

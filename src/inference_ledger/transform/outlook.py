@@ -120,7 +120,7 @@ def metric_history(
     metrics = periods.sparkSession.createDataFrame([(m,) for m in METRICS], "metric string")
     return (
         periods.crossJoin(metrics)
-        .join(spend.unionByName(share), ["period_label", "metric"], "left")
+        .join(spend.unionByName(share), ["period_label", "metric"], how="left")
         .select(
             "metric",
             "period_label",
@@ -164,7 +164,7 @@ def quarterly_forecast(
         .crossJoin(horizons)
         .withColumn("forecast_start", F.add_months("period_start", F.col("horizon_quarters") * 3))
         .withColumn("direction", direction[F.col("metric")])
-        .join(ends, "direction", "left")
+        .join(ends, "direction", how="left")
         .select(
             F.col("period_label").alias("basis_period_label"),
             F.col("period_start").alias("basis_period_start"),
@@ -239,7 +239,7 @@ def cap_projection(
     reached = F.col("cap_used_usd") >= F.col("cap_usd")
     history = (
         reconciliation.filter(~F.col("is_adjustment"))
-        .join(capped, key, "inner")
+        .join(capped, key, how="inner")
         .select(*key, "period_label", "period_start", "cap_usd", "_terms_end",
                 F.coalesce("expected_usd", F.lit(0)).cast(AMT).alias("value_usd"),
                 F.coalesce("cap_used_usd", F.lit(0)).alias("cap_used_usd"))  # fmt: skip

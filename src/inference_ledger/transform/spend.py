@@ -250,13 +250,13 @@ def _month_spend(billing_lines: DataFrame, usage: DataFrame) -> tuple[DataFrame,
         lines.filter(F.col("_norm").isNotNull())
         .groupBy("usage_month", "_norm")
         .agg(F.sum("billed_cost_usd").alias("_direct"))
-        .join(used, ["usage_month", "_norm"], "left_semi")
+        .join(used, ["usage_month", "_norm"], how="left_semi")
     )
     direct_total = direct.groupBy("usage_month").agg(F.sum("_direct").alias("_direct_total"))
     spend = (
         lines.groupBy("usage_month")
         .agg(F.sum("billed_cost_usd").alias("_month_spend"))
-        .join(direct_total, "usage_month", "left")
+        .join(direct_total, "usage_month", how="left")
         .withColumn("_pool", minus("_month_spend", F.coalesce("_direct_total", F.lit(0))))
     )
     return spend, direct
@@ -325,7 +325,7 @@ def usage_weights(
     key = ["usage_month", "channel", "model"]
     return (
         _month_usage(usage_facts)
-        .join(priced_usage(usage_facts, prices), key, "left")
+        .join(priced_usage(usage_facts, prices), key, how="left")
         .transform(lambda df: _weights(df, rule))
     )
 
@@ -344,8 +344,8 @@ def unit_cost_monthly(
     usage = usage_weights(usage_facts, prices, rule)
     spend, direct = _month_spend(billing_lines, usage)
     out = (
-        usage.join(spend, "usage_month", "left")
-        .join(direct, ["usage_month", "_norm"], "left")
+        usage.join(spend, "usage_month", how="left")
+        .join(direct, ["usage_month", "_norm"], how="left")
         .withColumn("_month_spend", F.coalesce("_month_spend", F.lit(0).cast(MONEY)))
         .withColumn("_pool", F.coalesce("_pool", F.lit(0).cast(MONEY)))
         .transform(_allocate)
