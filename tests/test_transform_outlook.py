@@ -159,3 +159,25 @@ def test_outlook_rule_rejects_bad_config(tmp_path, text):
     with pytest.raises(ValueError):
         OutlookRule.load(cfg)
     assert OutlookRule.load().trailing_quarters == 4
+
+
+def test_a_thousandfold_quarter_or_a_projection_past_the_range_is_null_not_a_failure(spark):
+    """A late $1M entry after a $843 quarter is a 1186x "growth": no fit (and no run that
+    fails on a decimal overflow); a fit that compounds past 10^14 USD projects null there."""
+    history = _history(spark, {
+        "inference_spend_usd": ["800", "843", "1000000", "1000000"],  # 1186.2396204033x
+        "revshare_paid_usd": ["1", "999", "998001", "997002999"],  # x999 each quarter
+        "revshare_received_usd": ["10", "10", "10", "10"],
+    })  # fmt: skip
+    terms = lake_df(spark, "contract_terms", [
+        term("P", "payable", "revenue:api", "0.2", "2023-01-01"),
+        term("R", "receivable", "reported", "0.2", "2023-01-01"),
+    ])  # fmt: skip
+    rows = quarterly_forecast(history, terms, date(2024, 10, 1), date(2025, 1, 1)).collect()
+    got = {(r["metric"], r["period_label"]): (r["growth_ratio"], r["projected_usd"]) for r in rows}
+    assert got[("inference_spend_usd", "2025-Q1")] == (None, None)
+    # 997002999 x 999 = 996005996001 in 2025-Q1; x 999 again = 995009990004999, past 10^14
+    # USD: null from 2025-Q2 on.
+    assert got[("revshare_paid_usd", "2025-Q1")] == (D("999"), D("996005996001"))
+    assert got[("revshare_paid_usd", "2025-Q2")] == (D("999"), None)
+    assert got[("revshare_received_usd", "2025-Q4")] == (D("1"), D("10"))

@@ -18,6 +18,10 @@ from inference_ledger.transform.reconcile import quarter_label
 
 DEFAULT_RULE = Path(__file__).resolve().parent.parent / "config" / "outlook.yaml"
 AMT = T.DecimalType(24, 10)
+# A quarter-over-quarter ratio of 1000x or more (a quarter after a near-empty one: a late
+# entry, a first month of usage) is no growth measure: try_cast makes it null, so the fit is
+# not measurable rather than the run failing on an overflow. Likewise a projection past AMT's
+# range (10^14 USD) is null, not an error.
 GROWTH = T.DecimalType(13, 10)
 METRICS = ("inference_spend_usd", "revshare_paid_usd", "revshare_received_usd")
 # The direction of the agreements whose terms bound each revenue-share metric.
@@ -70,7 +74,7 @@ def with_growth(history: DataFrame, keys: list[str], rule: OutlookRule) -> DataF
     vals = F.collect_list("value_usd").over(window)
     ratios = F.transform(
         F.sequence(F.lit(2), F.lit(n)),
-        lambda i: ratio(F.element_at("_vals", i), F.element_at("_vals", i - 1)).cast(GROWTH),
+        lambda i: ratio(F.element_at("_vals", i), F.element_at("_vals", i - 1)).try_cast(GROWTH),
     )
     total = F.aggregate("_ratios", F.lit(0).cast(AMT), lambda acc, x: (acc + x).cast(AMT))
     measurable = (F.size("_vals") == n) & ~F.exists("_ratios", lambda x: x.isNull())
@@ -89,7 +93,7 @@ def compounded(base: Column, growth: Column, quarters: Column) -> Column:
     return F.aggregate(
         F.sequence(F.lit(1), quarters),
         base.cast(AMT),
-        lambda acc, _: F.round(acc * growth.cast(GROWTH), 10).cast(AMT),
+        lambda acc, _: F.round(acc * growth.try_cast(GROWTH), 10).try_cast(AMT),
     )
 
 
@@ -197,8 +201,8 @@ def quarters_to_cap(expected: Column, growth: Column, room: Column, horizon: Col
     )
 
     def step(acc: Column, k: Column) -> Column:
-        amount = F.round(acc["amount"] * growth.cast(GROWTH), 10).cast(AMT)
-        cum = (acc["cum"] + amount).cast(AMT)
+        amount = F.round(acc["amount"] * growth.try_cast(GROWTH), 10).try_cast(AMT)
+        cum = (acc["cum"] + amount).try_cast(AMT)
         return F.when(acc["found"].isNotNull(), acc).otherwise(
             F.struct(
                 amount.alias("amount"),
