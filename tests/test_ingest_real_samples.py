@@ -706,7 +706,9 @@ def test_focus_samples_that_say_token_type(spark, tmp_path, fx):
     ]  # fmt: skip
 
 
-def test_a_focus_contract_commitment_file_beside_the_costs_is_named_not_read(tmp_path):
+def test_a_focus_contract_commitment_file_beside_the_costs_is_a_run_of_its_own(tmp_path):
+    """Found by its header (ContractCommitmentId, no BilledCost): read by
+    ingest/contract_commitments.py, never as cost rows."""
     cost = focus_run(tmp_path, AURA.name, AURA.read_bytes(), provider="aura-web")
     commitments = cost.parent / "contract_commitment_scenario_1.csv"
     commitments.write_bytes((REAL / commitments.name).read_bytes())
@@ -714,8 +716,7 @@ def test_a_focus_contract_commitment_file_beside_the_costs_is_named_not_read(tmp
     assert [(r.run_id, r.dataset, r.blobs, r.not_read_reason) for r in runs] == [
         ("run-1", "FocusCost", ((cost, None),), None),
         ("run-1:FOCUS Contract Commitment", "FOCUS Contract Commitment", ((commitments, None),),
-         "a FOCUS Contract Commitment export is not cost data (the ledger reads ActualCost and"
-         " FocusCost exports) -- not read"),
+         None),
     ]  # fmt: skip
 
 

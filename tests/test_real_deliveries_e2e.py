@@ -200,7 +200,7 @@ def published(spark, pg_url, tmp_path_factory):
         run_dir.mkdir(parents=True)
         focus[provider] = run_dir / name
         focus[provider].write_bytes((REAL / name).read_bytes())
-    # FOCUS 1.3's Contract Commitment dataset delivered beside the cost file: named, not read.
+    # FOCUS 1.3's Contract Commitment dataset delivered beside the cost file.
     commitments = focus["aura-web"].parent / "contract_commitment_scenario_1.csv"
     commitments.write_bytes((REAL / commitments.name).read_bytes())
     stray = landing / "billing" / "azure" / CONTAINER_ROOT / "costs-copied-by-hand.csv"
@@ -248,12 +248,20 @@ def test_every_file_is_accounted_for(published):
     *counts, warning = by_path[str(published["amortized"])]
     assert counts == [0, 0, 0, 0]
     assert warning.startswith("an AmortizedCost export: ")
-    *counts, warning = by_path[str(published["commitments"])]
-    assert (counts, warning.split(" -- ")[0]) == (
-        [0, 0, 0, 0],
-        "a FOCUS Contract Commitment export is not cost data (the ledger reads ActualCost and"
-        " FocusCost exports)",
+    # FOCUS 1.3's Contract Commitment dataset is read: its three commitments are in euros and
+    # the landing delivers no FX feed, so each waits in the quarantine for its rate.
+    assert by_path[str(published["commitments"])] == (3, 0, 0, 3, None)
+    reasons = query(
+        published["url"],
+        "SELECT line_number, field, reason FROM audit.quarantine WHERE path = %s ORDER BY 1",
+        (str(published["commitments"]),),
     )
+    assert [(line, field) for line, field, _ in reasons] == [
+        (2, "BillingCurrency"),
+        (3, "BillingCurrency"),
+        (4, "BillingCurrency"),
+    ]
+    assert reasons[0][2].startswith("no FX rate to USD for EUR on 2025-12-01")
     read, loaded, superseded, quarantined, warning = by_path[str(published["stray"])]
     assert (read, loaded, superseded, quarantined) == (0, 0, 0, 0)
     assert "manifest" in warning

@@ -43,7 +43,7 @@ def _burn(month, spend, cumulative):
         "consumed_ratio": D(cumulative) / D("1000000"), "daily_run_rate_usd": D("1000"),
         "days_left_in_term": 200, "projected_consumed_usd": D("900000"),
         "projected_variance_usd": D("-100000"), "projection_status": "shortfall",
-        "projection_method": "trailing 3 months",
+        "projection_method": "trailing 3 months", "consumption_basis": "ContractApplied",
     }  # fmt: skip
 
 

@@ -106,3 +106,80 @@ def test_burndown_rule_rejects_bad_config(tmp_path, text):
     with pytest.raises(ValueError):
         BurndownRule.load(cfg)
     assert BurndownRule.load().trailing_months == 3
+
+
+def _focus(cid, amount, start, end, category="Spend", status="Active", provider="Acme"):
+    return {
+        "commitment_id": cid, "category": category, "lifecycle_status": status,
+        "provider": provider, "amount": D(amount), "currency": "USD", "fx_rate": D(1),
+        "amount_usd": D(amount), "start_date": date.fromisoformat(start),
+        "end_date": date.fromisoformat(end), "source_file": "cc.csv",
+    }  # fmt: skip
+
+
+def _applied(*elements) -> str:
+    """A lake `lineage` value holding the charge's ContractApplied as delivered."""
+    import json
+
+    return json.dumps({"ContractApplied": json.dumps({"Elements": list(elements)})})
+
+
+def test_the_bills_own_commitments_burn_down_by_what_contract_applied_says(spark):
+    feed = lake_df(spark, "commitments", [
+        commitment("C2", "10.00", "2024-01-15", "2024-03-01", "*", provider="Amazon"),
+        # Every Microsoft service is eligible, but the bill names C3 in ContractApplied: only
+        # what it applies counts.
+        commitment("C3", "50.00", "2024-01-01", "2024-03-01", "*", provider="Microsoft"),
+    ])  # fmt: skip
+    focus = lake_df(spark, "contract_commitments", [
+        _focus("CMT-1", "100.00", "2024-01-01", "2024-03-01"),
+        _focus("CMT-P", "50.00", "2024-01-01", "2024-03-01", status="Proposed"),  # no effect yet
+        _focus("CMT-U", "7.00", "2024-01-01", "2024-03-01", category="Usage"),  # a quantity
+        _focus("C2", "999.00", "2024-01-15", "2024-03-01"),  # the feed's C2 restates it
+    ])  # fmt: skip
+    eur = {**line("2024-01-05", "40.00"), "billing_currency": "EUR", "fx_rate": D("1.1"),
+           "billed_cost_usd": D("44.00")}  # fmt: skip
+    billing = lake_df(spark, "billing_lines", [
+        {**eur, "lineage": _applied(
+            {"ContractCommitmentId": "CMT-1", "ContractCommitmentAppliedCost": 30.5},
+            # The spec text's spelling of the id is read too.
+            {"ContractCommitmentID": "C3", "ContractCommitmentAppliedCost": 5},
+            {"ContractCommitmentId": "CMT-P", "ContractCommitmentAppliedCost": 9.5},
+        )},
+        {**line("2024-02-03", "20.00"), "lineage": _applied(
+            {"ContractCommitmentId": "CMT-1", "ContractCommitmentAppliedCost": "20.0000000001"},
+        )},
+        _bill("2024-01-20", "8.50", provider="Amazon", sku="x"),
+    ])  # fmt: skip
+    from inference_ledger.transform.commitment import binding_commitments
+
+    rows = commitment_burndown(
+        binding_commitments(feed, focus), billing, date(2024, 1, 1), date(2024, 3, 1)
+    ).collect()
+    got = {
+        (r["commitment_id"], r["month_start"].month): (
+            r["consumption_basis"], r["counterparty"], r["commitment_usd"],
+            *(r[c] for c in COLS),
+        )
+        for r in rows
+    }  # fmt: skip
+    applied, rule = "ContractApplied", "eligible services and meters"
+    assert got == {
+        # 30.5 EUR at the line's 1.1 = 33.55; 33.55 / 31 days x 29 days left.
+        ("CMT-1", 1): (applied, "Acme", D("100"), D("33.55"), D("33.55"), D("66.45"),
+                       D("0.5166666667"), D("0.3355"), D("1.0822580645"), 29,
+                       D("64.9354838705"), D("-35.0645161295"), "shortfall"),
+        ("CMT-1", 2): (applied, "Acme", D("100"), D("20.0000000001"), D("53.5500000001"),
+                       D("46.4499999999"), D("1"), D("0.5355"), D("0.8925"), 0,
+                       D("53.5500000001"), D("-46.4499999999"), "shortfall"),
+        ("C2", 1): (rule, "Cloud", D("10"), D("8.5"), D("8.5"), D("1.5"), D("0.3695652174"),
+                    D("0.85"), D("0.5"), 29, D("23"), D("13"), "surplus"),
+        ("C2", 2): (rule, "Cloud", D("10"), D("0"), D("8.5"), D("1.5"), D("1"), D("0.85"),
+                    D("0.1847826087"), 0, D("8.5"), D("-1.5"), "shortfall"),
+        # 5 EUR at 1.1; the Microsoft lines C3's "*" would match do not count.
+        ("C3", 1): (applied, "Cloud", D("50"), D("5.5"), D("5.5"), D("44.5"), D("0.5166666667"),
+                    D("0.11"), D("0.1774193548"), 29, D("10.6451612892"), D("-39.3548387108"),
+                    "shortfall"),
+        ("C3", 2): (applied, "Cloud", D("50"), D("0"), D("5.5"), D("44.5"), D("1"), D("0.11"),
+                    D("0.0916666667"), 0, D("5.5"), D("-44.5"), "shortfall"),
+    }  # fmt: skip

@@ -19,6 +19,7 @@ TABLES = {
     "fx_rates": None,
     "prices": None,
     "commitments": None,
+    "contract_commitments": None,
 }
 
 

@@ -32,9 +32,9 @@ SOURCE_FEEDS = {
     "finance": ("fx", "prices", "contracts", "revenue", "settlements", "commitments"),
 }
 
-# Finance feeds every period's figures rest on whatever their dates (rates, prices, terms,
+# Inputs every period's figures rest on whatever their dates (rates, prices, terms,
 # commitments).
-FINANCE_EVERY_PERIOD = ("fx", "prices", "contracts", "commitments")
+EVERY_PERIOD_INPUTS = ("fx", "prices", "contracts", "commitments", "contract_commitments")
 
 MARTS = (
     "inference_spend_daily",
@@ -121,7 +121,7 @@ def _account(
             "rows_read": 0,
             **{f"rows_{s}": 0 for s in R.STATUSES},
         }
-        row["is_every_period"] = month is None and name in FINANCE_EVERY_PERIOD
+        row["is_every_period"] = month is None and name in EVERY_PERIOD_INPUTS
         if month is not None:
             row.setdefault(f"months_{R.LOADED}", [])
             row.setdefault(f"months_{R.QUARANTINED}", [])
@@ -280,7 +280,8 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         if run.not_read_reason
         for p in run.claimed_files
     )
-    cost_runs = [r for r in all_runs if not r.not_read_reason]
+    commitment_runs = [r for r in all_runs if r.dataset == exports.CONTRACT_COMMITMENT]
+    cost_runs = [r for r in all_runs if not r.not_read_reason and r not in commitment_runs]
     # Billing: month-to-date runs of every dialect; the newest good run per (scope, month) wins.
     runs, skipped = _unchanged_billing_months(spark, ctx, cost_runs)
     accounting.extend(skipped)
@@ -307,6 +308,8 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
         _billing_control_totals(spark, ctx, records)
         records.unpersist()
 
+    if "billing" in ctx.sources:
+        accounting.extend(_contract_commitments(spark, ctx, commitment_runs, fx))
     clock = _lap(ctx, "ingest.billing", clock)
     files = usage.usage_files(landing) if "usage" in ctx.sources else []
     cached, records, files, skipped = _usage_records(spark, ctx, files)
@@ -320,6 +323,26 @@ def _ingest(spark: SparkSession, ctx: RunContext, rules: WorkloadRules | None) -
     claimed = {r["source_file"] for r in accounting}
     claimed |= {str(p) for r in all_runs for p in r.claimed_files}
     accounting.extend(unclaimed(landing, claimed, ctx.sources))
+    return accounting
+
+
+def _contract_commitments(
+    spark: SparkSession, ctx: RunContext, runs: list[exports.ExportRun], fx: DataFrame
+) -> list[dict]:
+    """FOCUS Contract Commitment deliveries -> lake `contract_commitments`. Every delivery is
+    read again each run (a few rows): the newest one of a commitment must win, and a row that
+    waited for its FX rate loads once the rate is there."""
+    from inference_ledger.ingest import contract_commitments as CC
+
+    rows = CC.read_rows(spark, runs)
+    if rows is None:
+        if runs:
+            return _account(spark, ctx, CC.LAKE_TABLE, _empty_records(spark), CC.files_of(runs))
+        return []
+    records = CC.commitment_records(rows, fx).persist()
+    accounting = _account(spark, ctx, CC.LAKE_TABLE, records, CC.files_of(runs))
+    lake.write_table(_loaded(records), ctx.lake_dir, CC.LAKE_TABLE)
+    records.unpersist()
     return accounting
 
 
@@ -749,11 +772,15 @@ def _unit_margin(
 
 
 def _burndown(spark: SparkSession, ctx: RunContext, start: date, end: date) -> DataFrame:
-    """marts.commitment_burndown of the run's months: consumption accumulates from each
+    """marts.commitment_burndown of the run's months, for the finance feed's commitments and
+    the bill's own (FOCUS Contract Commitment dataset): consumption accumulates from each
     term's start, so the bill is read from the earliest one (not only the run's range)."""
     from inference_ledger.transform import commitment
 
-    commitments = lake.read_table(spark, ctx.lake_dir, "commitments")
+    commitments = commitment.binding_commitments(
+        lake.read_table(spark, ctx.lake_dir, "commitments"),
+        lake.read_table(spark, ctx.lake_dir, "contract_commitments"),
+    )
     first = commitments.agg(F.min("start_date")).first()[0] or start
     billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(
         (F.col("usage_date") >= F.lit(min(first, start))) & (F.col("usage_date") < F.lit(end))

@@ -72,6 +72,7 @@ AZURE_ALIASES: dict[str, list[str]] = {
     "provider_name_legacy": [],
     "host_provider": [],
     "invoice_issuer": [],
+    "contract_applied": [],
 }
 FOCUS_ALIASES: dict[str, list[str]] = {
     "account_id": ["BillingAccountId"],
@@ -109,6 +110,9 @@ FOCUS_ALIASES: dict[str, list[str]] = {
     "provider_name_legacy": ["ProviderName"],
     "host_provider": ["HostProviderName"],
     "invoice_issuer": ["InvoiceIssuerName"],
+    # 1.3: which contract commitments the charge consumed (kept verbatim in `lineage`; checked
+    # here, burnt down by transform/commitment.py).
+    "contract_applied": ["ContractApplied"],
 }
 ALIASES = {"azure": AZURE_ALIASES, "focus": FOCUS_ALIASES}
 # Both families map to the same intermediate columns, in the same order: one union.
@@ -412,6 +416,47 @@ def _parse_day(c: str) -> Column:
     )
 
 
+# FOCUS 1.3 ContractApplied. The spec text spells the id ContractCommitmentID, its erratum and
+# generators ContractCommitmentId: both are read (the JSON parser matches keys exactly; the
+# struct is then cast by position, as Spark resolves field names ignoring case). Amounts parse
+# straight to decimal: a JSON number read as text would go through a double and lose digits.
+_CONTRACT_APPLIED = (
+    "struct<Elements:array<struct<ContractCommitmentId:string,ContractCommitmentID:string,"
+    "ContractCommitmentAppliedCost:decimal(38,10)>>>"
+)
+_ELEMENTS = "array<struct<id:string,id_spec:string,applied_cost:decimal(38,10)>>"
+_CONTRACT_APPLIED_TEXT = "struct<Elements:array<struct<ContractCommitmentAppliedCost:string>>>"
+
+
+def contract_applied_elements(text: Column) -> Column:
+    """array<struct<commitment_id, applied_cost>> of a ContractApplied value (null when it is
+    not a ContractApplied object)."""
+    parsed = F.from_json(F.trim(text), _CONTRACT_APPLIED).getField("Elements").cast(_ELEMENTS)
+    return F.transform(
+        parsed,
+        lambda e: F.struct(
+            F.coalesce(e["id"], e["id_spec"]).alias("commitment_id"),
+            e["applied_cost"].alias("applied_cost"),
+        ),
+    )
+
+
+def contract_applied_ok(text: Column) -> Column:
+    """True when the value is empty or a ContractApplied object whose every element names a
+    commitment and whose applied costs are decimal numbers (or null)."""
+    elements = contract_applied_elements(text)
+    as_text = F.from_json(F.trim(text), _CONTRACT_APPLIED_TEXT).getField("Elements")
+
+    def costs(array: Column, key: str) -> Column:
+        return F.size(F.filter(array, lambda e: e[key].isNotNull()))
+
+    named = ~F.exists(elements, lambda e: e["commitment_id"].isNull())
+    same = costs(elements, "applied_cost") == costs(as_text, "ContractCommitmentAppliedCost")
+    return F.when(text.isNull() | (F.trim(text) == ""), F.lit(True)).otherwise(
+        F.coalesce(elements.isNotNull() & named & same, F.lit(False))
+    )
+
+
 def _parsed_tags(c: str) -> Column:
     """Tags come as JSON or as Azure `"k": "v","k2": "v2"` fragments without braces."""
     txt = F.trim(F.col(c))
@@ -471,6 +516,7 @@ def with_billing_parsed(rows: DataFrame) -> DataFrame:
         rows.withColumn("_p_tags_map", _parsed_tags("tags"))
         .withColumn("_p_spd", F.from_json(F.trim(F.col("sku_price_details")), "map<string,string>"))
         .withColumn("_p_meter", _token_meter(F.col("source_format").startswith("focus")))
+        .withColumn("_p_contract_applied_ok", contract_applied_ok(F.col("contract_applied")))
     )
     tags_map = F.col("_p_tags_map")
     tags_json = F.when(R.is_blank("tags"), F.lit(None)).otherwise(F.to_json(tags_map))
@@ -613,6 +659,12 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
             ~R.is_blank("sku_price_details") & F.col("_p_spd").isNull(),
             "SkuPriceDetails",
             "SkuPriceDetails is not a JSON object",
+        ),
+        (
+            ~F.col("_p_contract_applied_ok"),
+            "ContractApplied",
+            "ContractApplied is not a FOCUS ContractApplied object (an Elements array, each"
+            " element with a ContractCommitmentId and a decimal ContractCommitmentAppliedCost)",
         ),
     ]
     reason, field = R.first_failure(checks)

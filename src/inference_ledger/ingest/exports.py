@@ -70,8 +70,8 @@ def dataset_name(export_type: str) -> str:
 
 def dataset_not_read(dataset: str) -> str | None:
     """None for a dataset the ledger reads, else why its files are not read."""
-    if dataset in DATASET_RANK:
-        return None
+    if dataset in DATASET_RANK or dataset == CONTRACT_COMMITMENT:
+        return None  # (Contract Commitment: ingest/contract_commitments.py, not as cost rows)
     if dataset == "AWS CUR 2.0":
         return (
             "an AWS CUR 2.0 export: its columns are not FOCUS; the ledger reads the FOCUS 1.0"
@@ -501,8 +501,8 @@ def _other_dataset(path: Path) -> str | None:
 
 
 def _other_datasets_run(run: ExportRun, files: list[Path]) -> ExportRun:
-    """The files of another FOCUS dataset in a run's folder, as a run of their own that is
-    named, not read."""
+    """The files of another FOCUS dataset in a run's folder, as a run of their own (read by
+    ingest/contract_commitments.py, never as cost rows)."""
     return replace(
         run,
         run_id=f"{run.run_id}:{CONTRACT_COMMITMENT}",
@@ -519,7 +519,7 @@ def _folder_runs(run_dir: Path, provider_dir: Path, rule: StatusRule) -> list[Ex
     if not cost:
         if not others:
             return []
-        # Nothing of it is read: its billing period (if any) only labels it.
+        # Its billing period (if any) only labels it.
         first, end = _period_from_path(run_dir, provider_dir) or (date.min, date.min)
         only = ExportRun(
             source="billing.focus",

@@ -288,6 +288,13 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
                 meta=_meta(cfg, "status_values"),
             )
         )
+        exps.append(
+            E.ExpectColumnValuesToBeInSet(
+                column="consumption_basis",
+                value_set=["ContractApplied", "eligible services and meters"],
+                meta=_meta(cfg, "status_values"),
+            )
+        )
     if mart in ("quarterly_forecast", "cap_projection"):
         exps.append(
             E.ExpectColumnValuesToBeInSet(

@@ -12,6 +12,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from inference_ledger.fx import to_usd
+from inference_ledger.ingest.billing import contract_applied_elements
+from inference_ledger.ingest.contract_commitments import BINDING
 from inference_ledger.transform.contract import minus, ratio, select_mart
 
 DEFAULT_RULE = Path(__file__).resolve().parent.parent / "config" / "commitments.yaml"
@@ -79,6 +82,78 @@ def eligible_spend(commitments: DataFrame, billing_lines: DataFrame) -> DataFram
     )
 
 
+BY_CONTRACT_APPLIED = "ContractApplied"
+BY_ELIGIBILITY = "eligible services and meters"
+_COMMITMENT_COLUMNS = (
+    "commitment_id", "counterparty", "amount_usd", "start_date", "end_date",
+    "eligible_services", "eligible_meters", "provider",
+)  # fmt: skip
+
+
+def binding_commitments(feed: DataFrame, contract_commitments: DataFrame) -> DataFrame:
+    """The finance feed's commitments, and the bill's own binding Spend commitments (FOCUS
+    Contract Commitment dataset) that the feed does not name: a feed row restates one."""
+    from_bill = contract_commitments.filter(
+        (F.col("category") == "Spend")
+        & F.col("lifecycle_status").isin(*BINDING)
+        & F.col("amount_usd").isNotNull()
+    ).select(
+        "commitment_id",
+        F.coalesce("provider", "contract_id", F.lit("(not named in the delivery)")).alias(
+            "counterparty"
+        ),
+        "amount_usd",
+        "start_date",
+        "end_date",
+        F.lit(None).cast("string").alias("eligible_services"),
+        F.lit(None).cast("string").alias("eligible_meters"),
+        "provider",
+    )
+    named = feed.select("commitment_id")
+    return feed.select(*_COMMITMENT_COLUMNS).unionByName(
+        from_bill.join(named, "commitment_id", how="left_anti")
+    )
+
+
+def applied_spend(billing_lines: DataFrame) -> DataFrame:
+    """(commitment_id, month_start, eligible_spend_usd): what the bill's ContractApplied says
+    each charge consumed of each commitment (ContractCommitmentAppliedCost, in the line's
+    billing currency, converted at the line's rate)."""
+    text = F.get_json_object("lineage", "$.ContractApplied")
+    applied = (
+        billing_lines.filter(text.isNotNull())
+        .select(
+            F.trunc("usage_date", "month").alias("month_start"),
+            "fx_rate",
+            F.explode(contract_applied_elements(text)).alias("_e"),
+        )
+        .select(
+            F.col("_e.commitment_id").alias("commitment_id"),
+            "month_start",
+            F.col("_e.applied_cost").alias("_applied"),
+            "fx_rate",
+        )
+        .filter(F.col("_applied").isNotNull())
+    )
+    return applied.groupBy("commitment_id", "month_start").agg(
+        F.sum(to_usd("_applied")).alias("eligible_spend_usd")
+    )
+
+
+def consumed_spend(commitments: DataFrame, billing_lines: DataFrame) -> DataFrame:
+    """(commitment_id, month_start, eligible_spend_usd, consumption_basis): a commitment that
+    any charge's ContractApplied names is consumed by exactly what the bill applied to it;
+    one no charge names, by the billed cost its eligible services or meters match."""
+    applied = applied_spend(billing_lines)
+    named = applied.select("commitment_id").distinct()
+    by_rule = eligible_spend(commitments, billing_lines).join(
+        named, "commitment_id", how="left_anti"
+    )
+    return by_rule.withColumn("consumption_basis", F.lit(BY_ELIGIBILITY)).unionByName(
+        applied.withColumn("consumption_basis", F.lit(BY_CONTRACT_APPLIED))
+    )
+
+
 def term_months(commitments: DataFrame, end: date) -> DataFrame:
     """Every month of every term that starts before `end` (exclusive), with the part of the
     month inside the term (`_from` .. `_to`)."""
@@ -139,7 +214,8 @@ def commitment_burndown(
     """Grain: commitment and month, for the months of each term inside [start, end).
     `billing_lines` must reach back to the terms' starts: consumption accumulates from there."""
     rule = rule or BurndownRule.load()
-    spend = eligible_spend(commitments, billing_lines)
+    spend = consumed_spend(commitments, billing_lines)
+    basis = spend.select("commitment_id", "consumption_basis").distinct()
     df = (
         term_months(commitments, end)
         .select(
@@ -152,8 +228,10 @@ def commitment_burndown(
             "_from",
             "_to",
         )
-        .join(spend, ["commitment_id", "month_start"], how="left")
+        .join(spend.drop("consumption_basis"), ["commitment_id", "month_start"], how="left")
+        .join(basis, "commitment_id", how="left")
         .withColumn("eligible_spend_usd", F.coalesce("eligible_spend_usd", F.lit(0).cast(_AMT)))
+        .withColumn("consumption_basis", F.coalesce("consumption_basis", F.lit(BY_ELIGIBILITY)))
         .transform(lambda d: with_projection(d, rule))
         .filter(F.col("month_start") >= F.lit(start))
     )
