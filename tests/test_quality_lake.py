@@ -246,6 +246,24 @@ def test_config_is_typed_and_complete(tmp_path):
         QualityConfig.load(
             write_config(tmp_path, default.replace('max_rate: "0.05"', "max_rate: 0.05"))
         )
+    # schemas/config/quality.schema.json names every broken setting at once.
+    broken = (
+        default.replace("max_lag_days: 3", "max_lag_days: -1\n    max_age: 2")
+        .replace("reference: data", "reference: today")
+        .replace("max_tokens: 100000000000000", 'max_tokens: "many"')
+    )
+    with pytest.raises(QualityConfigError) as error:
+        QualityConfig.load(write_config(tmp_path, broken))
+    assert str(error.value).split(": ", 1)[1].split("; ") == [
+        "checks.freshness: unknown setting(s) ['max_age']",
+        "checks.freshness.max_lag_days must be a whole number >= 0, got -1",
+        "checks.freshness.reference must be one of ('data', 'as_of'), got 'today'",
+        "checks.token_bounds.max_tokens must be a whole number >= 0, got 'many'",
+    ]
+    with pytest.raises(QualityConfigError, match="max_factor must be > 1"):
+        QualityConfig.load(
+            write_config(tmp_path, default.replace('max_factor: "3"', 'max_factor: "1"'))
+        )
     relaxed = QualityConfig.load(
         write_config(
             tmp_path,

@@ -36,7 +36,7 @@ class Column:
 
 @cache
 def load_schema(kind: str, name: str) -> dict[str, Any]:
-    """kind is `inputs`, `lake` or `marts`."""
+    """kind is `inputs`, `lake`, `marts` or `config`."""
     path = resource_dir("schemas") / kind / f"{name}.schema.json"
     return json.loads(path.read_text())
 

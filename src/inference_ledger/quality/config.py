@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
+
+from inference_ledger import contracts
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "quality.yaml"
 SEVERITIES = ("critical", "warning")
-# check name -> the thresholds it takes (name -> type).
+# check name -> the thresholds it takes (name -> type); their rules are in
+# schemas/config/quality.schema.json.
 CHECKS: dict[str, dict[str, type]] = {
     "keys": {},
     "required": {},
@@ -29,7 +33,6 @@ CHECKS: dict[str, dict[str, type]] = {
     "freshness": {"max_lag_days": int, "reference": str},
     "spend_jump": {"max_factor": Decimal},
 }
-FRESHNESS_REFERENCES = ("data", "as_of")
 
 
 class QualityConfigError(ValueError):
@@ -54,42 +57,20 @@ class QualityConfig:
     def load(cls, path: Path | None = None) -> QualityConfig:
         path = path or DEFAULT_PATH
         doc = yaml.safe_load(Path(path).read_text()) or {}
-        checks = doc.get("checks")
-        if not isinstance(checks, dict):
-            raise QualityConfigError(f"{path}: a `checks` mapping is required")
-        missing = sorted(set(CHECKS) - set(checks))
-        unknown = sorted(set(checks) - set(CHECKS))
-        if missing or unknown:
-            raise QualityConfigError(
-                f"{path}: checks missing {missing or 'none'}, unknown {unknown or 'none'}"
-            )
-        values: dict[str, Any] = {}
-        severities = {}
-        for name, spec in checks.items():
-            spec = spec or {}
-            severity = spec.get("severity")
-            if severity not in SEVERITIES:
-                raise QualityConfigError(
-                    f"{path}: checks.{name}.severity must be one of {SEVERITIES}, got {severity!r}"
-                )
-            severities[name] = severity
-            extra = sorted(set(spec) - {"severity"} - set(CHECKS[name]))
-            if extra:
-                raise QualityConfigError(f"{path}: checks.{name}: unknown setting(s) {extra}")
-            for key, kind in CHECKS[name].items():
-                if key not in spec:
-                    raise QualityConfigError(f"{path}: checks.{name}.{key} is required")
-                values[key] = _typed(path, f"checks.{name}.{key}", spec[key], kind)
-        if values["reference"] not in FRESHNESS_REFERENCES:
-            raise QualityConfigError(
-                f"{path}: checks.freshness.reference must be one of {FRESHNESS_REFERENCES}"
-            )
-        if values["max_rate"] < 0 or values["max_factor"] <= 1 or values["max_lag_days"] < 0:
-            raise QualityConfigError(
-                f"{path}: need max_rate >= 0, max_factor > 1 and max_lag_days >= 0"
-            )
+        problems = schema_problems(doc)
+        if problems:
+            raise QualityConfigError(f"{path}: " + "; ".join(problems))
+        checks = doc["checks"]
+        values: dict[str, Any] = {
+            key: Decimal(str(spec[key])) if kind is Decimal else spec[key]
+            for name, spec in checks.items()
+            for key, kind in CHECKS[name].items()
+        }
+        # Relations between values JSON Schema cannot state on decimal strings.
+        if values["max_factor"] <= 1:
+            raise QualityConfigError(f"{path}: checks.spend_jump.max_factor must be > 1")
         return cls(
-            severities=MappingProxyType(severities),
+            severities=MappingProxyType({n: spec["severity"] for n, spec in checks.items()}),
             max_abs_amount=values["max_abs_amount"],
             max_tokens=values["max_tokens"],
             max_quarantine_rate=values["max_rate"],
@@ -100,19 +81,20 @@ class QualityConfig:
         )
 
 
-def _typed(path, where: str, value: Any, kind: type):
-    # Decimals are written as strings in YAML so no float ever carries a threshold.
-    if kind is Decimal:
-        if isinstance(value, float):
-            raise QualityConfigError(f"{path}: {where} must be quoted (exact decimal)")
-        try:
-            return Decimal(str(value))
-        except InvalidOperation as exc:
-            raise QualityConfigError(f"{path}: {where} is not a decimal: {value!r}") from exc
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise QualityConfigError(f"{path}: {where} must be an integer, got {value!r}")
-        return value
-    if not isinstance(value, str):
-        raise QualityConfigError(f"{path}: {where} must be text, got {value!r}")
-    return value
+def schema_problems(doc: Any) -> list[str]:
+    """What breaks schemas/config/quality.schema.json, each naming its setting."""
+    validator = Draft202012Validator(contracts.load_schema("config", "quality"))
+    out = []
+    for error in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required":
+            missing = sorted(k for k in error.validator_value if k not in error.instance)
+            out.append(f"{where or 'the file'}: missing {missing}")
+        elif error.validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            unknown = sorted(k for k in error.instance if k not in known)
+            out.append(f"{where or 'the file'}: unknown setting(s) {unknown}")
+        else:
+            why = error.schema.get("x-message", error.message)
+            out.append(f"{where} {why}, got {error.instance!r}")
+    return out
