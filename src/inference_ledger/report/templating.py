@@ -47,7 +47,9 @@ def environment() -> Environment:
         extensions=[_JoinLines],
     )
     env.globals.update(
-        css=Markup(files("inference_ledger.report").joinpath("templates/report.css").read_text("utf-8")),
+        css=Markup(
+            files("inference_ledger.report").joinpath("templates/report.css").read_text("utf-8")
+        ),
         pill_colours=_pill_colours,
         status_meaning=STATUS_MEANING,
     )
