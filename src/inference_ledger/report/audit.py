@@ -131,16 +131,13 @@ def data_quality(conn, label: str, dq: list[dict]) -> dict:
     failed checks, then all of them."""
     failed = [r for r in dq if not r["success"]]
     critical = sum(1 for r in failed if r["severity"] == "critical")
+    suites = Q.DQ_SUITES.run(conn, label) if dq else []  # shown only when there are results
     return {
         "checks": len(dq),
         "failed": len(failed),
         "critical": critical,
         "warnings": len(failed) - critical,
-        "suites": table(
-            DQ_SUITE_COLS, Q.DQ_SUITES.run(conn, label), query=Q.DQ_SUITES, table_id="dq-suites"
-        )
-        if dq
-        else None,
+        "suites": table(DQ_SUITE_COLS, suites, query=Q.DQ_SUITES, table_id="dq-suites"),
         "suites_sql": sql(Q.DQ_SUITES, label),
         "failed_table": table(
             DQ_COLS,

@@ -135,12 +135,18 @@ def write_quarter_report(conn, period: str, out_dir: Path) -> Path:
     folder = out_dir / label
     folder.mkdir(parents=True, exist_ok=True)
     _write_csvs(conn, folder, label, data)
-    in_quarter = lambda d: Quarter.of(d).label == label  # noqa: E731
     context = {
         **_page(label, data["row"]),
         "overview": _overview(data, folder),
         **_spend(label, data),
-        "outlook": outlook_part(conn, label, "quarter", folder, data["summary_all"], in_quarter),
+        "outlook": outlook_part(
+            conn,
+            label,
+            "quarter",
+            folder,
+            data["summary_all"],
+            lambda d: Quarter.of(d).label == label,
+        ),
         "charts": trend_charts(data["summary_all"], data["variance"], label),
         "charts_sql": [
             sql(Q.SUMMARY_ALL, note="spend, implied revenue, paid, received"),

@@ -31,7 +31,6 @@ def write_year_report(conn, year: str, out_dir: Path) -> Path:
     summary_all = Q.SUMMARY_ALL.run(conn)
     folder = out_dir / year
     folder.mkdir(parents=True, exist_ok=True)
-    in_year = lambda d: str(d.year) == year  # noqa: E731
     context = {
         "title": f"Inference Ledger {year}",
         "heading": f"Inference Ledger — {year}",
@@ -52,7 +51,9 @@ def write_year_report(conn, year: str, out_dir: Path) -> Path:
             labels={r["period_label"] for r in quarters},
         ),
         "charts_sql": [sql(Q.SUMMARY_ALL), sql(Q.VARIANCE_BY_PERIOD)],
-        "outlook": outlook_part(conn, year, "year", folder, summary_all, in_year),
+        "outlook": outlook_part(
+            conn, year, "year", folder, summary_all, lambda d: str(d.year) == year
+        ),
         "matrix": _status_matrix(conn, year),
     }
     path = folder / "index.html"
