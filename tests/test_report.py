@@ -375,6 +375,30 @@ def _query_values(conn, text):
 # ---------------------------------------------------------------- tests
 
 
+def test_templates_escape_every_value_as_html_escape_does_and_keep_marked_svg():
+    """Autoescaped like the pages always were (html.escape: &quot; and &#x27;, not
+    markupsafe's &#34; and &#39;); an SVG chart marked safe is written as it is."""
+    import html
+
+    from markupsafe import Markup
+
+    from inference_ledger.report.templating import environment
+
+    env = environment()
+    assert {"base.html.j2", "quarter.html.j2", "year.html.j2", "index.html.j2"} <= set(
+        env.list_templates()
+    )
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)  # every template (package data) parses
+    text = "A & B <C> \"q\" 'x'"
+    page = env.get_template("base.html.j2").render(title=text, heading=text, nav=[])
+    assert f"<title>{html.escape(text)}</title>" in page
+    assert "&#x27;x&#x27;" in page and "&quot;q&quot;" in page
+    macros = env.get_template("macros.html.j2").module
+    svg = Markup('<svg id="c"><title>a &amp; b</title></svg>')
+    assert str(macros.charts([svg])) == f'<div class="charts">{svg}</div>'
+
+
 def test_the_2024_page_shows_the_public_figures_table(reports):
     page = Page((reports / "2024" / "index.html").read_text())
     cells = page.table("year-quarters")

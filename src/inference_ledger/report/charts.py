@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 Series = tuple[str, str, Sequence[Decimal | None]]  # name, colour, one value per category
@@ -31,6 +32,34 @@ def _tick(v: float) -> str:
     return f"{v:,.2f}".rstrip("0").rstrip(".")
 
 
+@dataclass(frozen=True)
+class _Plot:
+    """Where the bars go: the plot area inside the chart and the value range of its axis."""
+
+    left: int
+    top: int
+    width: float
+    height: float
+    lo: float  # the lowest and highest ticks
+    hi: float
+    step: float
+
+    def y(self, v: float) -> float:
+        return self.top + (self.hi - v) / (self.hi - self.lo) * self.height
+
+
+def _value_range(vals: list[float]) -> tuple[float, float, float]:
+    """(lowest tick, highest tick, tick step) for the values and zero."""
+    lo, hi = min([0.0, *vals]), max([0.0, *vals])
+    if hi == lo:
+        hi = lo + 1.0
+    # Room for the value labels above positive bars and below negative ones.
+    span = hi - lo
+    hi, lo = (hi + 0.06 * span if hi > 0 else hi), (lo - 0.1 * span if lo < 0 else lo)
+    step = _nice_step((hi - lo) / 5)
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step, step
+
+
 def bar_chart(
     title: str,
     categories: Sequence[str],
@@ -46,23 +75,9 @@ def bar_chart(
 ) -> str:
     """`scale` divides values for the axis (e.g. 1e6 for $M); `label` formats exact values."""
     left, right, top, bottom = 70, 14, 44, 46
-    plot_w, plot_h = width - left - right, height - top - bottom
     vals = [float(v / scale) for _, _, vs in series for v in vs if v is not None]
-    lo, hi = min([0.0, *vals]), max([0.0, *vals])
-    if hi == lo:
-        hi = lo + 1.0
-    # Room for the value labels above positive bars and below negative ones.
-    span = hi - lo
-    hi, lo = (hi + 0.06 * span if hi > 0 else hi), (lo - 0.1 * span if lo < 0 else lo)
-    step = _nice_step((hi - lo) / 5)
-    lo_t, hi_t = math.floor(lo / step) * step, math.ceil(hi / step) * step
-
-    def y(v: float) -> float:
-        return top + (hi_t - v) / (hi_t - lo_t) * plot_h
-
-    n = max(len(categories), 1)
-    group_w = plot_w / n
-    bar_w = min(34.0, group_w * 0.74 / max(len(series), 1))
+    plot = _Plot(left, top, width - left - right, height - top - bottom, *_value_range(vals))
+    group_w = plot.width / max(len(categories), 1)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{html.escape(chart_id)}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
@@ -75,34 +90,59 @@ def bar_chart(
         i = list(categories).index(highlight)
         out.append(
             f'<rect x="{left + i * group_w:.1f}" y="{top - 6}" width="{group_w:.1f}" '
-            f'height="{plot_h + 6}" fill="#fef3c7"/>'
+            f'height="{plot.height + 6}" fill="#fef3c7"/>'
         )
+    out += _grid(plot, width - right)
+    out.append(
+        f'<text x="14" y="{top + plot.height / 2:.1f}" class="ax" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top + plot.height / 2:.1f})">{html.escape(unit)}</text>'
+    )
+    out += _bars(plot, categories, series, scale, label, highlight)
+    out += _legend(series, left, height)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _grid(plot: _Plot, right_x: int) -> list[str]:
+    """A line and a label per tick, the zero line darker."""
+    out = []
     k = 0
-    while lo_t + k * step <= hi_t + step / 1000:
-        v = lo_t + k * step
-        yy = y(v)
-        colour = "#9ca3af" if abs(v) < step / 1000 else "#e5e7eb"
+    while plot.lo + k * plot.step <= plot.hi + plot.step / 1000:
+        v = plot.lo + k * plot.step
+        yy = plot.y(v)
+        colour = "#9ca3af" if abs(v) < plot.step / 1000 else "#e5e7eb"
         out.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{colour}"/>'
+            f'<line x1="{plot.left}" x2="{right_x}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{colour}"/>'
         )
         out.append(
-            f'<text x="{left - 6}" y="{yy + 4:.1f}" class="ax" text-anchor="end">{_tick(v)}</text>'
+            f'<text x="{plot.left - 6}" y="{yy + 4:.1f}" class="ax" text-anchor="end">{_tick(v)}</text>'
         )
         k += 1
-    out.append(
-        f'<text x="14" y="{top + plot_h / 2:.1f}" class="ax" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{html.escape(unit)}</text>'
-    )
-    zero = y(0.0)
+    return out
+
+
+def _bars(
+    plot: _Plot,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    scale: Decimal,
+    label: Callable[[Decimal], str],
+    highlight: str | None,
+) -> list[str]:
+    """Each category's group of bars (labelled when there is room) and its name under them."""
+    group_w = plot.width / max(len(categories), 1)
+    bar_w = min(34.0, group_w * 0.74 / max(len(series), 1))
+    zero = plot.y(0.0)
     show_values = group_w / max(len(series), 1) >= 34
+    out = []
     for i, cat in enumerate(categories):
-        gx = left + i * group_w + (group_w - bar_w * len(series)) / 2
+        gx = plot.left + i * group_w + (group_w - bar_w * len(series)) / 2
         for j, (name, colour, vs) in enumerate(series):
             v = vs[i]
             if v is None:
                 continue
             fv = float(v / scale)
-            yv = y(fv)
+            yv = plot.y(fv)
             x = gx + j * bar_w
             h = abs(zero - yv)
             out.append(
@@ -118,9 +158,14 @@ def bar_chart(
                 )
         weight = ' font-weight="700"' if cat == highlight else ""
         out.append(
-            f'<text x="{left + (i + 0.5) * group_w:.1f}" y="{top + plot_h + 18}" class="ax" '
-            f'text-anchor="middle"{weight}>{html.escape(cat)}</text>'
+            f'<text x="{plot.left + (i + 0.5) * group_w:.1f}" y="{plot.top + plot.height + 18}" '
+            f'class="ax" text-anchor="middle"{weight}>{html.escape(cat)}</text>'
         )
+    return out
+
+
+def _legend(series: Sequence[Series], left: int, height: int) -> list[str]:
+    out = []
     lx = left
     for name, colour, _ in series:
         out.append(
@@ -128,8 +173,7 @@ def bar_chart(
             f'<text x="{lx + 14}" y="{height - 7}" class="ax">{html.escape(name)}</text>'
         )
         lx += 24 + 7 * len(name)
-    out.append("</svg>")
-    return "".join(out)
+    return out
 
 
 def gauge(

@@ -1,13 +1,15 @@
-"""The "Margin and outlook" section of the quarter and year pages: unit margin by channel and
-model (actuals), the commitment burn-down, the cap gauge with its projected exhaustion and the
-forecast band (projections, labelled as such and shown apart). Figures from `marts` only,
-each table with its query; one CSV per part."""
+"""The "Margin and outlook" section of the quarter and year pages (templates/outlook.html.j2):
+unit margin by channel and model (actuals), the commitment burn-down, the cap gauge with its
+projected exhaustion and the forecast band (projections, labelled as such and shown apart).
+Figures from `marts` only, each table with its query; one CSV per part."""
 
 from __future__ import annotations
 
 import html
 from decimal import Decimal
 from pathlib import Path
+
+from markupsafe import Markup
 
 from inference_ledger.report import queries as Q
 from inference_ledger.report.charts import bar_chart, gauge
@@ -17,18 +19,12 @@ from inference_ledger.report.render import (
     integer,
     money,
     ratio_text,
-    section,
-    sql_block,
+    sql,
     table,
     write_csv,
 )
 
 OUTLOOK_CSVS = ("unit_margin.csv", "commitment_burndown.csv", "cap_projection.csv", "forecast.csv")
-PROJECTION_NOTE = (
-    '<p class="muted"><strong>Projection</strong>, not a published actual: made from the'
-    " published history with the method stated on each row (config/outlook.yaml,"
-    " config/commitments.yaml); kept in its own marts.</p>"
-)
 
 
 def _per_m(v: Decimal | None) -> str:
@@ -110,25 +106,20 @@ CSV_COLUMNS = {
 }  # fmt: skip
 
 
-def _margin_part(rows: list[dict], query: Q.Query, label: str) -> str:
-    return (
-        "<h3>Unit margin by channel and model</h3>"
-        '<p class="muted">Actuals: revenue attributed to the model (first-party revenue by '
-        "usage weight; the partner channel's revenue share received) minus its inference cost "
-        "and the revenue share paid on it (marts.unit_margin_monthly summed over the period; "
-        "rules in config/unit_margin_allocation.yaml).</p>"
-        + table(
+def _margin_part(rows: list[dict], query: Q.Query, label: str) -> dict:
+    return {
+        "table": table(
             MARGIN_COLS,
             rows,
             query=query,
             table_id="unit-margin",
             empty="No unit margin published for this period.",
-        )  # fmt: skip
-        + sql_block(query, label)
-    )
+        ),
+        "sql": sql(query, label),
+    }
 
 
-def _burndown_part(rows: list[dict], query: Q.Query, label: str, in_period) -> str:
+def _burndown_part(rows: list[dict], query: Q.Query, label: str, in_period) -> dict:
     charts = []
     for cid in sorted({r["commitment_id"] for r in rows}):
         mine = [r for r in rows if r["commitment_id"] == cid]
@@ -151,64 +142,62 @@ def _burndown_part(rows: list[dict], query: Q.Query, label: str, in_period) -> s
             )  # fmt: skip
         )
     shown = [r for r in rows if in_period(r["month_start"])]
-    return (
-        "<h3>Commitment burn-down</h3>"
-        '<p class="muted">Actuals: eligible spend, cumulative and remaining against each cloud '
-        "consumption commitment (finance/commitments). The projected columns are a "
-        "<strong>projection</strong> at the trailing run-rate.</p>"
-        + "".join(charts)
-        + table(
+    return {
+        # bar_chart escapes every text it draws: its SVG is safe as it is.
+        "charts": [Markup(c) for c in charts],
+        "table": table(
             BURNDOWN_COLS,
             shown,
             query=query,
             table_id="burndown",
             empty="No commitment in effect in this period.",
-        )  # fmt: skip
-        + sql_block(query, label)
-    )
+        ),
+        "sql": sql(query, label),
+    }
 
 
-def _caps_part(rows: list[dict], query: Q.Query, label: str) -> str:
-    gauges = []
-    for r in rows:
-        if r["cap_reached_period_label"]:
-            note = f"Reached in {r['cap_reached_period_label']} (actual)."
-        elif r["projected_cap_period_label"]:
-            note = (
-                f"PROJECTION: reached in {r['projected_cap_period_label']} (band "
-                f"{r['projected_cap_period_label_early']} .. "
-                f"{r['projected_cap_period_label_late'] or 'not within the horizon'})."
-            )
-        else:
-            note = f"PROJECTION: not reached by {r['horizon_end_period_label'] or 'the term end'}."
-        gauges.append(
-            gauge(
-                f"Cap of {r['agreement_id']} ({r['direction']}) as of {r['basis_period_label']}",
-                r["cap_used_usd"],
-                r["cap_usd"],
-                label=dollars_m,
-                note=note,
-                chart_id=f"cap-{html.escape(r['agreement_id'])}-{r['direction']}",
-            )  # fmt: skip
+def _cap_note(r: dict) -> str:
+    if r["cap_reached_period_label"]:
+        return f"Reached in {r['cap_reached_period_label']} (actual)."
+    if r["projected_cap_period_label"]:
+        return (
+            f"PROJECTION: reached in {r['projected_cap_period_label']} (band "
+            f"{r['projected_cap_period_label_early']} .. "
+            f"{r['projected_cap_period_label_late'] or 'not within the horizon'})."
         )
-    return (
-        "<h3>Revenue-share caps</h3>"
-        + "".join(gauges)
-        + table(CAP_COLS, rows, query=query, table_id="caps", empty="No capped agreement.")
-        + (f'<p class="muted">{html.escape(rows[0]["method"])}</p>' if rows else "")
-        + sql_block(query, label)
-    )
+    return f"PROJECTION: not reached by {r['horizon_end_period_label'] or 'the term end'}."
 
 
-def _forecast_part(rows: list[dict], query: Q.Query, label: str, summary: list[dict]) -> str:
+def _caps_part(rows: list[dict], query: Q.Query, label: str) -> dict:
+    gauges = [
+        gauge(
+            f"Cap of {r['agreement_id']} ({r['direction']}) as of {r['basis_period_label']}",
+            r["cap_used_usd"],
+            r["cap_usd"],
+            label=dollars_m,
+            note=_cap_note(r),
+            chart_id=f"cap-{html.escape(r['agreement_id'])}-{r['direction']}",
+        )
+        for r in rows
+    ]
+    return {
+        # gauge escapes every text it draws: its SVG is safe as it is.
+        "charts": [Markup(g) for g in gauges],
+        "table": table(CAP_COLS, rows, query=query, table_id="caps", empty="No capped agreement."),
+        "method": rows[0]["method"] if rows else None,
+        "sql": sql(query, label),
+    }
+
+
+def _forecast_part(rows: list[dict], query: Q.Query, label: str, summary: list[dict]) -> dict:
     spend = [r for r in rows if r["metric"] == "inference_spend_usd"]
-    chart = ""
+    charts = []
     if spend:
         basis = spend[0]["basis_period_label"]
         actual = [s for s in summary if s["period_label"] <= basis][-4:]
         cats = [s["period_label"] for s in actual] + [r["period_label"] for r in spend]
         pad = [None] * len(actual)
-        chart = bar_chart(
+        charts.append(bar_chart(
             "Inference spend: actuals, then the PROJECTION with its band",
             cats,
             [
@@ -218,38 +207,35 @@ def _forecast_part(rows: list[dict], query: Q.Query, label: str, summary: list[d
                 ("projection high", "#b45309", pad + [r["projected_high_usd"] for r in spend]),
             ],
             unit="$M", scale=Decimal(1_000_000), label=dollars_m, chart_id="forecast-band",
-        )  # fmt: skip
-    return (
-        "<h3>Forecast of the next four quarters</h3>"
-        + PROJECTION_NOTE
-        + chart
-        + table(
+        ))  # fmt: skip
+    return {
+        # bar_chart escapes every text it draws: its SVG is safe as it is.
+        "charts": [Markup(c) for c in charts],
+        "table": table(
             FORECAST_COLS,
             rows,
             query=query,
             table_id="forecast",
             empty="No forecast made from this period.",
-        )  # fmt: skip
-        + (f'<p class="muted">{html.escape(rows[0]["method"])}</p>' if rows else "")
-        + sql_block(query, label)
-    )
+        ),
+        "method": rows[0]["method"] if rows else None,
+        "sql": sql(query, label),
+    }
 
 
-def outlook_section(
-    conn, label: str, kind: str, folder: Path, summary: list[dict], in_period
-) -> str:
-    """The section and its CSVs (OUTLOOK_CSVS) for a quarter or year `label` (`kind`)."""
+def outlook_part(conn, label: str, kind: str, folder: Path, summary: list[dict], in_period) -> dict:
+    """The section's parts (the `outlook` of outlook.html.j2) for a quarter or year `label`
+    (`kind`), and its CSVs (OUTLOOK_CSVS) written to `folder`."""
     qs = Q.OUTLOOK[kind]
     found = {name: query.run(conn, label) for name, query in qs.items()}
     for (name, columns), csv_name in zip(CSV_COLUMNS.items(), OUTLOOK_CSVS, strict=True):
         write_csv(folder / csv_name, found[name], columns)
-    body = (
-        _margin_part(found["unit_margin"], qs["unit_margin"], label)
-        + _burndown_part(found["burndown"], qs["burndown"], label, in_period)
-        + _caps_part(found["caps"], qs["caps"], label)
-        + _forecast_part(found["forecast"], qs["forecast"], label, summary)
-    )
-    return section("Margin and outlook", body, "outlook")
+    return {
+        "margin": _margin_part(found["unit_margin"], qs["unit_margin"], label),
+        "burndown": _burndown_part(found["burndown"], qs["burndown"], label, in_period),
+        "caps": _caps_part(found["caps"], qs["caps"], label),
+        "forecast": _forecast_part(found["forecast"], qs["forecast"], label, summary),
+    }
 
 
-__all__ = ["OUTLOOK_CSVS", "outlook_section"]
+__all__ = ["OUTLOOK_CSVS", "outlook_part"]
