@@ -101,7 +101,8 @@ def test_outlook_section_tables_and_csvs(outlook_page, db):  # noqa: F811
         "openai", "gpt-4o", "3,000,000", "160.00", "50.00", "32.00", "78.00", "26.0000",
     ]  # fmt: skip
     burndown = [c["text"] for c in page.table("burndown")]
-    assert burndown[:2] == ["MACC-1", "2024-10-01"] and len(burndown) == 3 * 10
+    assert burndown[:2] == ["MACC-1", "2024-10-01"] and len(burndown) == 3 * 11
+    assert burndown[10] == "ContractApplied"  # how the month's spend was measured
     assert "2024-09-01" not in burndown  # September is before the quarter: chart only
     caps = [c["text"] for c in page.table("caps")]
     assert caps[:3] == ["PAY", "payable", "2024-Q4"] and "2026-Q2" in caps and "2027-Q1" not in caps

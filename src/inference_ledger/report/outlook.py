@@ -5,7 +5,6 @@ Figures from `marts` only, each table with its query; one CSV per part."""
 
 from __future__ import annotations
 
-import html
 from decimal import Decimal
 from pathlib import Path
 
@@ -52,6 +51,7 @@ BURNDOWN_COLS = [
     Col("Projected at term end $", "projected_consumed_usd", money, True),
     Col("Projected shortfall (-) / surplus $", "projected_variance_usd", money, True),
     Col("Projection", "projection_status"),
+    Col("Measured by", "consumption_basis"),
 ]
 CAP_COLS = [
     Col("Agreement", "agreement_id"),
@@ -89,7 +89,7 @@ CSV_COLUMNS = {
         "commitment_usd", "eligible_spend_usd", "cumulative_consumed_usd", "remaining_usd",
         "term_elapsed_ratio", "consumed_ratio", "daily_run_rate_usd", "days_left_in_term",
         "projected_consumed_usd", "projected_variance_usd", "projection_status",
-        "projection_method",
+        "projection_method", "consumption_basis",
     ],
     "caps": [
         "agreement_id", "direction", "basis_period_label", "cap_usd", "cap_used_usd",
@@ -138,7 +138,7 @@ def _burndown_part(rows: list[dict], query: Q.Query, label: str, in_period) -> d
                 unit="$M",
                 scale=Decimal(1_000_000),
                 label=dollars_m,
-                chart_id=f"burndown-{html.escape(cid)}",
+                chart_id=f"burndown-{cid}",
             )  # fmt: skip
         )
     shown = [r for r in rows if in_period(r["month_start"])]
@@ -176,7 +176,7 @@ def _caps_part(rows: list[dict], query: Q.Query, label: str) -> dict:
             r["cap_usd"],
             label=dollars_m,
             note=_cap_note(r),
-            chart_id=f"cap-{html.escape(r['agreement_id'])}-{r['direction']}",
+            chart_id=f"cap-{r['agreement_id']}-{r['direction']}",
         )
         for r in rows
     ]

@@ -351,7 +351,7 @@ def _burndown(kind: str) -> Query:
         f"""SELECT commitment_id, counterparty, month_start, term_start, term_end, commitment_usd,
        eligible_spend_usd, cumulative_consumed_usd, remaining_usd, term_elapsed_ratio,
        consumed_ratio, daily_run_rate_usd, days_left_in_term, projected_consumed_usd,
-       projected_variance_usd, projection_status, projection_method
+       projected_variance_usd, projection_status, projection_method, consumption_basis
 FROM marts.commitment_burndown
 WHERE commitment_id IN (SELECT commitment_id FROM marts.commitment_burndown
                         WHERE {_in("month_start", kind)})
