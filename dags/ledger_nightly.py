@@ -125,8 +125,9 @@ def ledger_nightly():
     run = prepare()
     # Lake -> the four marts of the run's quarters (spend, unit cost, reconciliation, summary).
     aggregate = LedgerSparkSubmitOperator(task_id="aggregate", job="aggregate")
-    # Stage (COPY) -> audit (Great Expectations) -> publish in one transaction.
-    publish = LedgerSparkSubmitOperator(task_id="publish", job="publish")
+    # Stage (COPY) -> audit (Great Expectations) -> publish in one transaction. The run stays
+    # open: `finish` records how it ended, once, after the report.
+    publish = LedgerSparkSubmitOperator(task_id="publish", job="publish", job_args=["--keep-open"])
     run >> aggregate >> publish >> report(run) >> finish()
 
 

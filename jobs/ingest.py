@@ -1,12 +1,13 @@
 """spark-submit jobs/ingest.py --run-id R --landing DIR: landing files -> lake, with accounting.
 
-The first job of a run records it in audit.runs (the later ones find it there)."""
+The run is recorded in audit.runs once, by whichever driver opens it first (the DAG's `prepare`
+task, or this job when it runs on its own); the ingest holds the ledger's lake lock."""
 
 import argparse
 
 from _args import parser, record_master, run
-from inference_ledger.ingest.records import InputError
 from inference_ledger.pipeline import ingest_step, prepare
+from inference_ledger.run import RunStore
 from inference_ledger.steps import SOURCES
 
 
@@ -42,12 +43,9 @@ def main(argv=None) -> int:
     ctx.sources = args.sources
     rows = ingest_step(ctx, url)
     print(f"ingested {len(rows)} files, {sum(r['rows_read'] for r in rows)} rows read")
-    failed = getattr(ctx, "failed_months", None)
-    if args.fail_on_failed_months and failed:
-        raise InputError(
-            "billing: month(s) not loaded: "
-            + "; ".join(f"{m}: {', '.join(v[:3])}" for m, v in sorted(failed.items()))
-        )
+    if args.fail_on_failed_months and ctx.failed_months:
+        months = sorted(ctx.failed_months.items())
+        raise RunStore.failed_months_error([(m, ", ".join(v[:3])) for m, v in months])
     return 0
 
 

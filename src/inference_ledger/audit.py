@@ -41,14 +41,18 @@ def set_run_range(conn, run_id: str, start: date, end: date) -> None:
     conn.commit()
 
 
-def finish_run(conn, run_id: str, error: str | None = None) -> None:
+def finish_run(conn, run_id: str, error: str | None = None) -> bool:
+    """Finish a running run; False (nothing changed) when it is not running."""
     conn.rollback()
     with conn.cursor() as cur:
         cur.execute(
-            "UPDATE audit.runs SET status = %s, finished_at = now(), error = %s WHERE run_id = %s",
+            "UPDATE audit.runs SET status = %s, finished_at = now(), error = %s"
+            " WHERE run_id = %s AND status = 'running'",
             ("failed" if error else "succeeded", error, run_id),
         )
+        finished = cur.rowcount == 1
     conn.commit()
+    return finished
 
 
 def ingested_files(conn) -> dict[str, str]:

@@ -462,26 +462,22 @@ def prepare(
     as_of: date,
     command: str,
 ) -> RunInfo:
-    """Migrate the database, record the run as running; returns the XCom for the other tasks.
-    Light: no Spark (the Spark work is in the spark-submit jobs)."""
-    from inference_ledger import audit, steps
-    from inference_ledger.db import connect, database_url, migrate
+    """Record the run as running (the run store migrates the database first); returns the
+    XCom for the other tasks. Light: no Spark (the Spark work is in the spark-submit jobs)."""
+    from inference_ledger import steps
+    from inference_ledger.db import database_url
+    from inference_ledger.run import RunStore
 
     settings = load_settings()
     url = database_url(settings)
-    migrate(url)
     from inference_ledger.ingest.remote import local_landing
 
     folder = local_landing(landing, settings.home) if landing else default_landing()
     run_id = steps.new_run_id()
     master = spark_connection().master
-    conn = connect(url)
-    try:
-        audit.start_run(
-            conn, run_id, command, str(folder.resolve()), master, start, end, as_of=as_of
-        )
-    finally:
-        conn.close()
+    RunStore(url, run_id, str(settings.lake_dir)).open(
+        command, str(folder.resolve()), master, start, end, as_of
+    )
     run = {
         "run_id": run_id,
         "landing": str(folder.resolve()),

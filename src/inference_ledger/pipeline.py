@@ -1,31 +1,30 @@
-"""One nightly run end to end: ingest -> aggregate + reconcile -> stage -> audit -> publish.
+"""The steps of a ledger run: ingest -> aggregate + reconcile -> stage -> audit -> publish.
 
-The CLI calls `run_pipeline`; the Airflow DAG calls the same steps one task each.
+The CLI calls `run_pipeline`; the spark-submit jobs (and so the Airflow DAGs) and the benchmark
+call the same steps one at a time. A run's state is the run store's (run/store.py): every step
+records through it, and the steps that write the lake hold its lake lock.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from inference_ledger import audit, faults, lake, progress, steps
-from inference_ledger.db import connect, database_url, migrate
+from inference_ledger.db import connect, database_url
 from inference_ledger.db.copy import copy_parquet
-from inference_ledger.ingest.records import InputError
 from inference_ledger.publish import PublishOutcome, publish
 from inference_ledger.quality import gate as quality_gate
+from inference_ledger.run.store import LAKE_LOCK_KEY, RunStore, lake_lock
 from inference_ledger.settings import load_settings
 from inference_ledger.spark import get_spark
 
 log = logging.getLogger(__name__)
 
-# Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
-# folders would collide): a run ingests and aggregates only while no other run does.
-# Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with close and reopen.
-RUN_LOCK_KEY = 7_420_002
+# The lake lock's key (run/store.py), under the name the reliability tests know.
+RUN_LOCK_KEY = LAKE_LOCK_KEY
 
 QUARANTINE_COLUMNS = [
     "run_id",
@@ -66,10 +65,10 @@ def prepare(
     as_of: date | None = None,
     run_id: str | None = None,
 ):
-    """Database ready (migrated), run recorded as running. Returns (ctx, url)."""
+    """The run's context; the run recorded as running unless a driver already recorded it
+    (the DAG's `prepare` task before its jobs). Returns (ctx, url)."""
     settings = load_settings()
     url = database_url(settings)
-    migrate(url)
     ctx = steps.RunContext(
         run_id=run_id or steps.new_run_id(),
         landing=Path(landing).resolve(),
@@ -79,46 +78,36 @@ def prepare(
     )
     if as_of:
         ctx.as_of = as_of
-    conn = connect(url)
-    try:
-        audit.start_run(
-            conn,
-            ctx.run_id,
-            command,
-            str(ctx.landing),
-            settings.spark_master,
-            start,
-            end,
-            as_of=ctx.as_of,
-        )
-    finally:
-        conn.close()
+    store(ctx, url).open(
+        command, str(ctx.landing), settings.spark_master, start, end, as_of=ctx.as_of
+    )
     return ctx, url
+
+
+def store(ctx: steps.RunContext, url: str) -> RunStore:
+    return RunStore(url, ctx.run_id, str(ctx.lake_dir))
 
 
 def ingest_step(ctx: steps.RunContext, url: str, incremental: bool = True) -> list[dict]:
     """Safe to retry within a run: what an earlier attempt recorded is cleared first.
     Incremental: billing months whose files were all ingested before are not read again."""
     spark = get_spark()
-    lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
-    lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "failed_months"))
-    conn = connect(url)
-    try:
-        if incremental:
-            ctx.known_files = audit.ingested_files(conn)
-        accounting = steps.ingest(spark, ctx)
-        if ctx.failed_months:
-            # Kept with the run, so the publish step (maybe another process) fails the run.
-            rows = [(m, ", ".join(v[:3])) for m, v in sorted(ctx.failed_months.items())]
-            failed = spark.createDataFrame(rows, "billing_month string, reason string")
-            lake.write_run_output(failed, ctx.lake_dir, ctx.run_id, "failed_months")
-        audit.clear_ingest(conn, ctx.run_id)
-        audit.record_billing_control_totals(conn, ctx.run_id, ctx.billing_control_totals)
-        audit.record_input_files(conn, ctx.run_id, accounting)
-        _record_quarantine(ctx, conn)
-    finally:
-        conn.close()
-    quality_gate.input_files_gate(spark, ctx, url, accounting)
+    run = store(ctx, url)
+    with run.lake_lock():
+        lake.delete(spark, lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
+        conn = connect(url)
+        try:
+            if incremental:
+                ctx.known_files = audit.ingested_files(conn)
+            accounting = steps.ingest(spark, ctx)
+            run.record_failed_months(spark, ctx.failed_months)
+            audit.clear_ingest(conn, ctx.run_id)
+            audit.record_billing_control_totals(conn, ctx.run_id, ctx.billing_control_totals)
+            audit.record_input_files(conn, ctx.run_id, accounting)
+            _record_quarantine(ctx, conn)
+        finally:
+            conn.close()
+        quality_gate.input_files_gate(spark, ctx, url, accounting)
     return accounting
 
 
@@ -141,15 +130,13 @@ def _record_quarantine(ctx: steps.RunContext, conn) -> None:
 
 def aggregate_step(ctx: steps.RunContext, url: str) -> dict[str, int]:
     spark = get_spark()
-    # The lake suites check the inputs before anything is computed from them.
-    quality_gate.lake_gate(spark, ctx, url, *steps.resolve_range(spark, ctx))
-    counts = steps.aggregate(spark, ctx)
-    start, end = steps.run_range(spark, ctx)
-    conn = connect(url)
-    try:
-        audit.set_run_range(conn, ctx.run_id, start, end)
-    finally:
-        conn.close()
+    run = store(ctx, url)
+    with run.lake_lock():
+        # The lake suites check the inputs before anything is computed from them.
+        quality_gate.lake_gate(spark, ctx, url, *steps.resolve_range(spark, ctx))
+        counts = steps.aggregate(spark, ctx)
+        start, end = steps.run_range(spark, ctx)
+    run.set_range(start, end)
     return counts
 
 
@@ -158,40 +145,19 @@ def publish_step(ctx: steps.RunContext, url: str) -> PublishOutcome:
     naming them: the other months are published, those keep their previous figures."""
     spark = get_spark()
     outcome = publish(spark, ctx, url)
-    path = lake.run_path(ctx.lake_dir, ctx.run_id, "failed_months")
-    if lake.exists(spark, path):
-        failed = sorted(
-            (r["billing_month"], r["reason"]) for r in spark.read.parquet(path).collect()
-        )
-        raise InputError(
-            "billing: month(s) not loaded: " + "; ".join(f"{m}: {why}" for m, why in failed)
-        )
+    failed = store(ctx, url).failed_months(spark)
+    if failed:
+        raise RunStore.failed_months_error(failed)
     return outcome
 
 
 def finish(ctx: steps.RunContext, url: str, error: str | None = None) -> None:
-    conn = connect(url)
-    try:
-        audit.finish_run(conn, ctx.run_id, error)
-    finally:
-        conn.close()
+    store(ctx, url).finish(error)
 
 
-@contextmanager
 def one_run_at_a_time(url: str):
-    """Hold the run lock for the block; a second run waits for it, saying so. The lock is the
-    session's: a killed run's is released with its connection."""
-    conn = connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,))
-            if not cur.fetchone()[0]:
-                log.warning("another run is in progress on this ledger; waiting for it to finish")
-                cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
-        yield
-    finally:
-        conn.close()
+    """The lake lock (run/store.py) for a whole run: its steps take it again (re-entrant)."""
+    return lake_lock(url)
 
 
 def run_pipeline(

@@ -1,0 +1,178 @@
+"""The run store: the one owner of a ledger run's state, whichever driver runs it (the `ledger`
+CLI, a `spark-submit` job, an Airflow task, the benchmark).
+
+- the run's row in `audit.runs`: recorded once (`open`), its range once known (`set_range`),
+  finished once (`finish`; a second finish is refused, so one task can never overwrite what
+  another concluded);
+- the billing months its ingest could not load (`record_failed_months` / `failed_months`), kept
+  under the run in the lake so a later step in another process fails the run naming them;
+- the lake lock (`lake_lock`): a run ingests or aggregates only while no other run writes the
+  lake, whether the other is a CLI run, an ingest DAG's job or the nightly DAG's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+from psycopg2.errors import UndefinedTable
+
+from inference_ledger import audit
+from inference_ledger.db import connect, migrate
+
+log = logging.getLogger(__name__)
+
+# Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
+# folders would collide). Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with
+# close and reopen.
+LAKE_LOCK_KEY = 7_420_002
+WAITING = "another run is in progress on this ledger; waiting for it to finish"
+FAILED_MONTHS = "failed_months"
+
+
+class RunStateError(RuntimeError):
+    """A run asked to do what its recorded state forbids (finish twice, resume a finished run)."""
+
+
+@dataclass(frozen=True)
+class RunStore:
+    url: str
+    run_id: str
+    lake_dir: str
+
+    # ------------------------------------------------------------------ audit.runs
+
+    def open(
+        self,
+        command: str,
+        landing: str | None,
+        spark_master: str,
+        start: date | None,
+        end: date | None,
+        as_of: date | None,
+    ) -> bool:
+        """Record the run as running, once: the first driver to open it (Airflow's `prepare`
+        task, the CLI, a stand-alone `spark-submit` job) records it and migrates the database;
+        a later job of the same run finds it there. True when this call recorded it. A run
+        already finished cannot be opened again."""
+        status = self.status()
+        if status is None:
+            migrate(self.url)
+            conn = connect(self.url)
+            try:
+                audit.start_run(
+                    conn, self.run_id, command, landing, spark_master, start, end, as_of=as_of
+                )
+            finally:
+                conn.close()
+            return True
+        if status != "running":
+            raise RunStateError(f"run {self.run_id} is already {status}: start a new run")
+        return False
+
+    def status(self) -> str | None:
+        conn = connect(self.url)
+        try:
+            with conn.cursor() as cur:
+                try:
+                    cur.execute("SELECT status FROM audit.runs WHERE run_id = %s", (self.run_id,))
+                except UndefinedTable:  # a database never migrated
+                    return None
+                row = cur.fetchone()
+            return row[0] if row else None
+        finally:
+            conn.close()
+
+    def set_range(self, start: date, end: date) -> None:
+        conn = connect(self.url)
+        try:
+            audit.set_run_range(conn, self.run_id, start, end)
+        finally:
+            conn.close()
+
+    def finish(self, error: str | None = None) -> None:
+        """Mark the run succeeded (or failed with `error`), once."""
+        conn = connect(self.url)
+        try:
+            if not audit.finish_run(conn, self.run_id, error):
+                raise RunStateError(
+                    f"run {self.run_id} is not running (already finished, or never recorded):"
+                    " not finished again"
+                )
+        finally:
+            conn.close()
+
+    # ------------------------------------------------------------------ failed months
+
+    def record_failed_months(self, spark, failed: dict[str, list[str]]) -> None:
+        """Kept with the run, so its publish step (maybe another process) fails the run."""
+        from inference_ledger import lake
+
+        path = lake.run_path(self.lake_dir, self.run_id, FAILED_MONTHS)
+        lake.delete(spark, path)
+        if failed:
+            rows = [(m, ", ".join(v[:3])) for m, v in sorted(failed.items())]
+            df = spark.createDataFrame(rows, "billing_month string, reason string")
+            lake.write_run_output(df, self.lake_dir, self.run_id, FAILED_MONTHS)
+
+    def failed_months(self, spark) -> list[tuple[str, str]]:
+        from inference_ledger import lake
+
+        path = lake.run_path(self.lake_dir, self.run_id, FAILED_MONTHS)
+        if not lake.exists(spark, path):
+            return []
+        return sorted((r["billing_month"], r["reason"]) for r in spark.read.parquet(path).collect())
+
+    @staticmethod
+    def failed_months_error(failed: list[tuple[str, str]]):
+        """The run's failure (an InputError) naming each month left out and why."""
+        from inference_ledger.ingest.records import InputError
+
+        return InputError(
+            "billing: month(s) not loaded: " + "; ".join(f"{m}: {why}" for m, why in failed)
+        )
+
+    # ------------------------------------------------------------------ the lake lock
+
+    def lake_lock(self):
+        return lake_lock(self.url)
+
+
+_held = threading.local()
+
+
+@contextmanager
+def lake_lock(url: str) -> Iterator[None]:
+    """Hold the ledger's lake lock for the block; another run waits for it, saying so.
+
+    A session-level Postgres advisory lock: a killed run's lock goes with its connection.
+    Re-entrant within a thread, so a whole CLI run and each of its steps take the same lock;
+    two threads (two runs in one process) still wait for each other."""
+    depth = getattr(_held, "depth", {})
+    _held.depth = depth
+    if depth.get(url):
+        depth[url] += 1
+        try:
+            yield
+        finally:
+            depth[url] -= 1
+        return
+    conn = connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (LAKE_LOCK_KEY,))
+            if not cur.fetchone()[0]:
+                log.warning(WAITING)
+                cur.execute("SELECT pg_advisory_lock(%s)", (LAKE_LOCK_KEY,))
+        depth[url] = 1
+        try:
+            yield
+        finally:
+            depth[url] = 0
+    finally:
+        conn.close()
