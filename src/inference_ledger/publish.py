@@ -4,6 +4,7 @@ replaces the run's periods in `marts`. A failure anywhere leaves `marts` as it w
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -185,7 +186,9 @@ def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
                 f"{', '.join(used) or 'none'}; now: {', '.join(now) or 'none'}); nothing "
                 "published: run again so adjustments are computed against the current close"
             )
+        clock = time.monotonic()
         staged = stage(spark, ctx, conn)
+        ctx.timings["publish.stage"] = time.monotonic() - clock
         faults.checkpoint("publish:after_stage")
         # Records every result, then raises QualityGateFailed on a critical failure.
         staging_gate(ctx, url, list(MARTS), conn)
