@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
-from inference_ledger.db import connect
+from inference_ledger.db import connect, locks
 from inference_ledger.db.copy import copy_parquet, truncate
 from inference_ledger.periods import Quarter, months_between
 from inference_ledger.quality.gate import staging_gate
@@ -173,10 +173,7 @@ def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
     conn = connect(url)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
-            if not cur.fetchone()[0]:
-                log.warning("another run is publishing; waiting for it to finish")
-                cur.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK_KEY,))
+            locks.take(cur, PUBLISH_LOCK_KEY, "another run is publishing; waiting for it to finish")
         conn.commit()
         used = closed_periods_used(spark, ctx)
         now = closed_periods(conn)

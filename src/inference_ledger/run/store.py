@@ -12,7 +12,6 @@ CLI, a `spark-submit` job, an Airflow task, the benchmark).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,7 @@ from psycopg2.errors import UndefinedTable
 
 from inference_ledger import audit
 from inference_ledger.db import connect, migrate
-
-log = logging.getLogger(__name__)
+from inference_ledger.db.locks import advisory_lock
 
 # Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
 # folders would collide). Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with
@@ -161,18 +159,9 @@ def lake_lock(url: str) -> Iterator[None]:
         finally:
             depth[url] -= 1
         return
-    conn = connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (LAKE_LOCK_KEY,))
-            if not cur.fetchone()[0]:
-                log.warning(WAITING)
-                cur.execute("SELECT pg_advisory_lock(%s)", (LAKE_LOCK_KEY,))
+    with advisory_lock(url, LAKE_LOCK_KEY, WAITING):
         depth[url] = 1
         try:
             yield
         finally:
             depth[url] = 0
-    finally:
-        conn.close()
