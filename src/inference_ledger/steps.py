@@ -18,6 +18,7 @@ from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
 from inference_ledger.ingest.landing import named, nothing_to_ingest, unclaimed
 from inference_ledger.periods import Quarter, quarters_between
+from inference_ledger.run import plan
 from inference_ledger.settings import Settings, load_settings
 from inference_ledger.workload import WorkloadRules
 
@@ -354,19 +355,12 @@ def _lap(ctx: RunContext, name: str, since: float) -> float:
 
 
 def _finance_unchanged(ctx: RunContext) -> bool:
-    """Incremental ingest: when no finance file is new, changed or gone since a succeeded run
-    ingested it, the (small, unpartitioned) finance tables in the lake are current and are not
-    rebuilt. Any change rebuilds them all: revenue and settlements convert with the FX feed."""
+    """Incremental ingest: the finance tables in the lake are current (run/plan.py)."""
     if not ctx.known_files:
         return False
     root = ctx.landing / "finance"
-    current = {str(p) for p in root.glob("*/*") if p.is_file()}
-    known = {p for p in ctx.known_files if p.startswith(f"{root}/")}
-    return (
-        bool(current)
-        and current == known
-        and all(ctx.known_files[p] == R.sha256_file(Path(p)) for p in current)
-    )
+    current = {str(p): R.sha256_file(p) for p in root.glob("*/*") if p.is_file()}
+    return plan.finance_unchanged(str(root), current, ctx.known_files)
 
 
 def _skipped(source: str, files: list[Path], sums: dict[str, str]) -> list[dict]:
@@ -396,12 +390,6 @@ def _flag_partial_pulls(rows: list[dict]) -> list[dict]:
             row["warning"] = warning
             log.warning("%s: %s", row["source_file"], warning)
     return rows
-
-
-# A usage re-pull may land up to this many days after the buckets it covers (in a later
-# day's folder); incremental ingest re-reads that window. Anything further out makes the run
-# fall back to reading every usage file, which is always right.
-USAGE_REPULL_DAYS = 3
 
 
 def _usage_records(
@@ -438,43 +426,27 @@ def _usage_months_to_read(
     spark: SparkSession, ctx: RunContext, files: list[Path]
 ) -> tuple[list[Path], list[dict], list[str], list[str]] | None:
     """(files to read, skipped accounting rows, months to rewrite, new files), or None to read
-    everything (a first or `--full` run)."""
+    everything (a first or `--full` run); decided by run/plan.py."""
     if not ctx.known_files or not files:
         return None
     sums = {str(p): R.sha256_file(p) for p in files}
-    new = [str(p) for p in files if ctx.known_files.get(str(p)) != sums[str(p)]]
-
-    def folder_day(path: Path) -> date | None:
-        try:
-            return date.fromisoformat(path.parent.name)
-        except ValueError:
-            return None
-
-    months: set[str] = set()
-    for p in map(Path, new):
-        day = folder_day(p)
-        if day is None:
-            return None
-        back = date.fromordinal(day.toordinal() - USAGE_REPULL_DAYS)
-        months |= {f"{day:%Y-%m}", f"{back:%Y-%m}"}
+    todo = plan.usage_months_to_rewrite([str(p) for p in files], sums, ctx.known_files)
+    if todo is None:
+        return None
     fed = set()
-    if months:
+    if todo.months:
         fed = {
             r[0]
             for r in lake.read_table(spark, ctx.lake_dir, "usage_facts")
-            .filter(F.col("usage_month").isin(sorted(months)))
+            .filter(F.col("usage_month").isin(list(todo.months)))
             .select("source_file")
             .distinct()
             .collect()
         }
-    read, skipped = [], []
-    for p in files:
-        day = folder_day(p)
-        if str(p) in new or str(p) in fed or (day is not None and f"{day:%Y-%m}" in months):
-            read.append(p)
-            continue
-        skipped.extend(_skipped(usage.SOURCE, [p], sums))
-    return read, skipped, sorted(months), new
+    wanted = set(plan.usage_files_to_read([str(p) for p in files], todo, fed))
+    read = [p for p in files if str(p) in wanted]
+    skipped = _skipped(usage.SOURCE, [p for p in files if str(p) not in wanted], sums)
+    return read, skipped, list(todo.months), list(todo.new)
 
 
 def _unchanged_billing_months(
@@ -496,18 +468,19 @@ def _unchanged_billing_months(
     by_month: dict[str, list[exports.ExportRun]] = {}
     for r in runs:
         by_month.setdefault(r.billing_month, []).append(r)
-    keep, skipped = [], []
-    for month, month_runs in sorted(by_month.items()):
-        paths = [str(p) for r in month_runs for p, _ in r.blobs]
-        unchanged = (
-            month in in_lake
-            and not any(r.missing_blobs for r in month_runs)
-            and all(ctx.known_files.get(p) == sums[p] for p in paths)
+    months = [
+        plan.BillingMonth(
+            month,
+            tuple(str(p) for r in month_runs for p, _ in r.blobs),
+            any(r.missing_blobs for r in month_runs),
         )
-        if not unchanged:
-            keep.extend(month_runs)
-            continue
-        for r in month_runs:
+        for month, month_runs in sorted(by_month.items())
+    ]
+    skip = plan.billing_months_to_skip(months, sums, ctx.known_files, in_lake)
+    keep = [r for r in runs if r.billing_month not in skip]
+    skipped = []
+    for r in runs:
+        if r.billing_month in skip:
             for path, _ in r.blobs:
                 skipped.append(
                     {
