@@ -14,6 +14,18 @@ from tests.tmpdirs import private_tmp_dir
 pytest_plugins = ["tests.fixtures_pg", "tests.airflow_support"]
 
 
+# Modules that are slow as a whole (Airflow: `airflow dags test` runs, the scheduler, the DAG
+# bag) but whose files are not marked here: the fast tier (`make test-fast`, -m "not slow")
+# leaves them to the full run.
+SLOW_MODULES = {"test_dags.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ledger_home():
     home = private_tmp_dir("ledger-test-")

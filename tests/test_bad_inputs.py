@@ -128,6 +128,7 @@ def audit_rows(ledger):
     return files, quarantine
 
 
+@pytest.mark.slow
 def test_bad_rows_move_no_published_figure(ledger):
     # The baseline publishes figures (so "unchanged" is not two empty marts) ...
     assert all(ledger["before"][t][1] > 0 for t in ("quarterly_summary", "inference_spend_daily"))
@@ -135,6 +136,7 @@ def test_bad_rows_move_no_published_figure(ledger):
     assert ledger["after"] == ledger["before"]
 
 
+@pytest.mark.slow
 def test_every_row_of_the_run_is_accounted_for(ledger, audit_rows):
     files, quarantine = audit_rows
     assert accounting_balances(ledger["url"]) == []
@@ -143,6 +145,7 @@ def test_every_row_of_the_run_is_accounted_for(ledger, audit_rows):
     assert all(reason for rows in quarantine.values() for _, _, reason in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c.name for c in ACCEPTED])
 def test_case_outcome(ledger, audit_rows, case):
     files, quarantine = audit_rows
@@ -178,6 +181,7 @@ def test_case_outcome(ledger, audit_rows, case):
         assert (read, loaded, quarantined, superseded, deduplicated) == (0, 0, 0, 0, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", FAILING, ids=[c.name for c in FAILING])
 def test_failing_case_stops_ingest_naming_file_and_field(spark, base, tmp_path, case):
     """Alone in a landing, through the ingest step, with a lake of its own."""
@@ -198,6 +202,7 @@ def test_failing_case_stops_ingest_naming_file_and_field(spark, base, tmp_path, 
         assert fragment in message, message
 
 
+@pytest.mark.slow
 def test_an_erroring_run_publishes_nothing(ledger, base, capsys):
     from inference_ledger import cli
 
@@ -220,6 +225,7 @@ def test_an_erroring_run_publishes_nothing(ledger, base, capsys):
     assert accounting_balances(url) == []
 
 
+@pytest.mark.slow
 def test_late_corrections_to_a_closed_quarter(ledger, own_ledger, base):
     """After 2024-Q1 is closed: a late revenue entry for February is posted as a prior-period
     adjustment in 2024-Q2 (the first open quarter); a restated January bill (one line $1,000
@@ -288,6 +294,7 @@ def test_late_corrections_to_a_closed_quarter(ledger, own_ledger, base):
     assert accounting_balances(url) == []
 
 
+@pytest.mark.slow
 def test_settlement_for_an_unknown_agreement_shows_as_unexpected(ledger, own_ledger, base):
     url = own_ledger
     landing = copy_landing(ledger["combined"], ledger["root"] / "unknown_agreement")

@@ -156,6 +156,7 @@ def test_progress_lines(capsys):
     assert all(line.startswith("ledger: ") for line in err)
 
 
+@pytest.mark.slow
 def test_run_json_is_one_object_matching_the_audit(cli_baseline, pg_url, tmp_path, capsys):
     """The baseline's landing run again into a fresh database with --json: stdout is exactly
     one JSON object, and its counts are those the baseline run recorded and published."""

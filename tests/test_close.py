@@ -19,6 +19,9 @@ from inference_ledger import cli
 from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import aggregate_step, ingest_step, prepare, run_pipeline
 
+# End to end: pipeline and CLI runs, closes and reopens on one ledger.
+pytestmark = pytest.mark.slow
+
 AS_OF = date(2026, 11, 27)
 
 CONTRACTS = """agreement_id,direction,counterparty,basis,rate,effective_from,effective_to,cap_amount,cap_currency,tolerance_abs,tolerance_pct,payment_terms_days

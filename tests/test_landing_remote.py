@@ -229,6 +229,7 @@ def test_pending_runs_are_complete_runs_not_synced_yet():
     assert remote.pending_runs(restated, read, synced, prefix)[0] == [f"{RUN}/manifest.json"]
 
 
+@pytest.mark.slow  # Airflow (its sensor and trigger classes)
 def test_the_sensor_fires_on_a_complete_run_and_not_on_a_partial_one(store, tmp_path, monkeypatch):
     fs, conn = store
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
@@ -263,6 +264,7 @@ def test_the_sensor_fires_on_a_complete_run_and_not_on_a_partial_one(store, tmp_
     assert ExportRunSensor(task_id="local", landing=str(tmp_path)).poke({}) is True
 
 
+@pytest.mark.slow  # Airflow (its sensor and trigger classes)
 def test_the_deferred_trigger_waits_for_the_run_to_complete(store, tmp_path, monkeypatch):
     """The sensor's trigger, as the triggerer runs it: no event while the run is half
     written, a success event once its blob is whole."""

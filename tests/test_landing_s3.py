@@ -198,6 +198,7 @@ def _put_run(fs, parts: list[str], manifest: bool) -> None:
                      json.dumps(doc).encode())  # fmt: skip
 
 
+@pytest.mark.slow  # Airflow (its sensor and trigger classes)
 def test_the_sensor_fires_on_a_complete_aws_run_and_not_on_a_partial_one(
     store, tmp_path, monkeypatch
 ):
@@ -215,6 +216,7 @@ def test_the_sensor_fires_on_a_complete_aws_run_and_not_on_a_partial_one(
     assert sensor.poke({}) is False  # synced: nothing new
 
 
+@pytest.mark.slow  # Airflow (its sensor and trigger classes)
 def test_the_deferred_trigger_waits_for_the_aws_run_to_complete(store, tmp_path, monkeypatch):
     _aws_conn(monkeypatch, tmp_path)
     from inference_ledger.airflow_triggers import ExportRunTrigger

@@ -14,6 +14,9 @@ from inference_ledger.pipeline import aggregate_step, finish, ingest_step, prepa
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.sample import SCENARIO_QUARTERS, generate_landing
 
+# End to end: generated quarters run, rerun and closed through the pipeline and the CLI.
+pytestmark = pytest.mark.slow
+
 AS_OF = date(2026, 11, 27)
 MARTS = [
     "quarterly_summary",

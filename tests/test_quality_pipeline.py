@@ -15,6 +15,9 @@ from inference_ledger.settings import load_settings
 from tests.test_pipeline_e2e import marts_hash
 from tests.test_quality_publish import batch, conn, publish_batch, quality_env  # noqa: F401
 
+# End to end: a pipeline run stopped by the lake's quality gate.
+pytestmark = pytest.mark.slow
+
 
 def result(project: str, input_tokens: int, cached: int) -> dict:
     return {

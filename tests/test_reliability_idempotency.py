@@ -22,6 +22,9 @@ from tests.reliability_support import (
     query,
 )
 
+# End to end: five pipeline runs over generated data.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
