@@ -355,19 +355,8 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
         resolve_dialect(header, str(path))
         csv_groups[header].append(str(path))
     for header, paths in sorted(csv_groups.items()):
-        schema = T.StructType(
-            [T.StructField(h, T.StringType(), True) for h in header]
-            + [T.StructField(R.CORRUPT, T.StringType(), True)]
-        )
-        df = (
-            spark.read.schema(schema)
-            .option("header", True)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", R.CORRUPT)
-            .option("quote", '"')
-            .option("escape", '"')
-            .csv(paths)
-            .withColumn("_row_id", F.monotonically_increasing_id())
+        df = R.read_csv_strings(spark, paths, header).withColumn(
+            "_row_id", F.monotonically_increasing_id()
         )
         dialect = resolve_dialect(header, paths[0])
         frames.append(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from inference_ledger import contracts
 from inference_ledger.fx import to_usd, with_fx_rate
@@ -84,19 +83,7 @@ def _read_file(spark: SparkSession, path: Path) -> DataFrame | None:
         header = R.read_header(path)
         if not header:
             return None  # no rows to account for; the file is still checksummed and counted
-        schema = T.StructType(
-            [T.StructField(h, T.StringType(), True) for h in header]
-            + [T.StructField(R.CORRUPT, T.StringType(), True)]
-        )
-        df = (
-            spark.read.schema(schema)
-            .option("header", True)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", R.CORRUPT)
-            .option("quote", '"')
-            .option("escape", '"')
-            .csv(str(path))
-        )
+        df = R.read_csv_strings(spark, [str(path)], header)
         line, is_csv = F.monotonically_increasing_id(), F.lit(True)
         corrupt = F.col(R.CORRUPT)
     by_lower = {h.lower().lstrip("\ufeff"): h for h in header}

@@ -126,6 +126,25 @@ def read_header(path: Path) -> tuple[str, ...]:
         raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
+def read_csv_strings(spark: SparkSession, paths: list[str], header: tuple[str, ...]) -> DataFrame:
+    """CSV files sharing `header`, every column a string, malformed rows kept in
+    `_corrupt_record` (the one way the ledger reads delivered CSV)."""
+    schema = T.StructType(
+        [T.StructField(h, T.StringType(), True) for h in header]
+        + [T.StructField(CORRUPT, T.StringType(), True)]
+    )
+    return (
+        spark.read.schema(schema)
+        .option("header", True)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("multiLine", False)
+        .option("quote", '"')
+        .option("escape", '"')
+        .csv(paths)
+    )
+
+
 def read_csv_by_header(
     spark: SparkSession,
     files: Iterable[Path],
@@ -149,20 +168,7 @@ def read_csv_by_header(
         groups[header].append(str(path))
     frames = []
     for header, paths in sorted(groups.items()):
-        schema = T.StructType(
-            [T.StructField(h, T.StringType(), True) for h in header]
-            + [T.StructField(CORRUPT, T.StringType(), True)]
-        )
-        df = (
-            spark.read.schema(schema)
-            .option("header", True)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT)
-            .option("multiLine", False)
-            .option("quote", '"')
-            .option("escape", '"')
-            .csv(paths)
-        )
+        df = read_csv_strings(spark, paths, header)
         frames.append(
             df.select(
                 *[
