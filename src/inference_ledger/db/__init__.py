@@ -7,6 +7,7 @@ when set, else the embedded server of LEDGER_HOME (started on first use, then re
 from inference_ledger.db.connection import (
     connect,
     connect_params,
+    connection,
     database_url,
     redact,
     sqlalchemy_engine,
@@ -19,6 +20,7 @@ __all__ = [
     "MigrationError",
     "connect",
     "connect_params",
+    "connection",
     "copy_csv",
     "copy_parquet",
     "database_url",

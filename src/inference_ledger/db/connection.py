@@ -7,6 +7,8 @@ anything logged goes through `redact()`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
@@ -66,6 +68,24 @@ def _with_utc(options: str | None) -> str:
 def connect(url: str | URL | None = None):
     """A new psycopg2 connection (autocommit off); the caller commits and closes it."""
     return psycopg2.connect(**connect_params(url or database_url()))
+
+
+@contextmanager
+def connection(url: str | URL | None = None, *, autocommit: bool = False) -> Iterator[Any]:
+    """A connection for the block: committed when the block ends, rolled back if it raises,
+    closed either way. With `autocommit` every statement commits on its own (locks, reads)."""
+    conn = connect(url)
+    conn.autocommit = autocommit
+    try:
+        yield conn
+        if not autocommit:
+            conn.commit()
+    except BaseException:
+        if not autocommit and not conn.closed:
+            conn.rollback()
+        raise
+    finally:
+        conn.close()
 
 
 def sqlalchemy_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:

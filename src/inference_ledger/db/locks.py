@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from inference_ledger.db.connection import connect
+from inference_ledger.db.connection import connection
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +24,6 @@ def take(cur, key: int, waiting: str) -> None:
 @contextmanager
 def advisory_lock(url: str, key: int, waiting: str) -> Iterator[None]:
     """Hold advisory lock `key` for the block, in a session of its own."""
-    conn = connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            take(cur, key, waiting)
+    with connection(url, autocommit=True) as conn, conn.cursor() as cur:
+        take(cur, key, waiting)
         yield
-    finally:
-        conn.close()
