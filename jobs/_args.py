@@ -31,15 +31,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def context(args):
-    from inference_ledger.steps import RunContext
+def open_run(args):
+    """The job's run (run/runner.py `Run`), recorded as running unless a driver already did
+    (the DAG's `prepare` task); a run already finished is refused."""
+    from inference_ledger.pipeline import prepare
 
-    ctx = RunContext(
-        run_id=args.run_id, landing=args.landing.resolve(), start=args.start, end=args.end
+    return prepare(
+        args.landing, args.start, args.end, "spark-submit", args.as_of, run_id=args.run_id
     )
-    if args.as_of:
-        ctx.as_of = args.as_of
-    return ctx
 
 
 def record_master() -> None:

@@ -5,10 +5,10 @@ task, or this job when it runs on its own); the ingest holds the ledger's lake l
 
 import argparse
 
-from _args import parser, record_master, run
-from inference_ledger.pipeline import ingest_step, prepare
-from inference_ledger.run import RunStore
-from inference_ledger.steps import SOURCES
+from _args import open_run, parser, record_master, run
+from inference_ledger.run.context import SOURCES
+from inference_ledger.run.store import RunStore
+from inference_ledger.steps.ingest import IngestStep
 
 
 def _sources(value: str) -> tuple[str, ...]:
@@ -37,11 +37,10 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     record_master()
-    ctx, url = prepare(
-        args.landing, args.start, args.end, "spark-submit", args.as_of, run_id=args.run_id
-    )
+    ledger_run = open_run(args)
+    ctx = ledger_run.ctx
     ctx.sources = args.sources
-    rows = ingest_step(ctx, url)
+    rows = IngestStep().run(ledger_run)
     print(f"ingested {len(rows)} files, {sum(r['rows_read'] for r in rows)} rows read")
     if args.fail_on_failed_months and ctx.failed_months:
         months = sorted(ctx.failed_months.items())

@@ -3,9 +3,8 @@
 The run is finished here (succeeded, or failed with the error) unless `--keep-open` says a
 later step finishes it: the nightly DAG's `finish` task, after the report."""
 
-from _args import context, parser, run
-from inference_ledger.db import database_url
-from inference_ledger.pipeline import finish, publish_step
+from _args import open_run, parser, run
+from inference_ledger.steps.publish import PublishStep
 
 
 def main(argv=None) -> int:
@@ -16,15 +15,15 @@ def main(argv=None) -> int:
         help="leave the run running: a later step of the same run records how it ended",
     )
     args = p.parse_args(argv)
-    ctx, url = context(args), database_url()
+    ledger_run = open_run(args)
     try:
-        outcome = publish_step(ctx, url)
+        outcome = PublishStep().run(ledger_run)
     except BaseException as exc:
         if not args.keep_open:
-            finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
+            ledger_run.store.finish(error=f"{type(exc).__name__}: {exc}")
         raise
     if not args.keep_open:
-        finish(ctx, url)
+        ledger_run.store.finish()
     print(
         f"published {sum(outcome.rows.values())} rows; {outcome.checks} checks, {outcome.warnings} warnings"
     )

@@ -14,11 +14,12 @@ from decimal import Decimal
 
 import pytest
 
-from inference_ledger import steps
 from inference_ledger.close import close_period
 from inference_ledger.ingest.records import InputError
 from inference_ledger.pipeline import run_pipeline
+from inference_ledger.run.context import RunContext, new_run_id
 from inference_ledger.settings import Settings
+from inference_ledger.steps.ingest import ingest_landing
 from tests.bad_inputs.cases import (
     CASES,
     JAN,
@@ -188,13 +189,13 @@ def test_failing_case_stops_ingest_naming_file_and_field(spark, base, tmp_path, 
     landing = tmp_path / "landing"
     landing.mkdir()
     path = case.write(base, landing)
-    ctx = steps.RunContext(
-        run_id=steps.new_run_id(),
+    ctx = RunContext(
+        run_id=new_run_id(),
         landing=landing,
         settings=Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]"),
     )
     with pytest.raises(InputError) as exc:
-        steps.ingest(spark, ctx)
+        ingest_landing(spark, ctx)
     message = str(exc.value)
     named = case.expect.names_feed or str(path)
     assert named in message, message

@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from inference_ledger import __version__, cli, progress
+from inference_ledger.run.context import MARTS
 
 
 def _ledger(args: list[str], home, **env) -> subprocess.CompletedProcess:
@@ -160,7 +161,6 @@ def test_progress_lines(capsys):
 def test_run_json_is_one_object_matching_the_audit(cli_baseline, pg_url, tmp_path, capsys):
     """The baseline's landing run again into a fresh database with --json: stdout is exactly
     one JSON object, and its counts are those the baseline run recorded and published."""
-    from inference_ledger import steps
     from inference_ledger.db import connect
     from tests.cli_baseline import PERIOD_ARGS, database_on
     from tests.reliability_support import current_ledger
@@ -182,7 +182,7 @@ def test_run_json_is_one_object_matching_the_audit(cli_baseline, pg_url, tmp_pat
             }
             marts = {}
             # Every mart the publish step writes (its row count is the progress line's).
-            for mart in steps.MARTS:
+            for mart in MARTS:
                 cur.execute(f"SELECT count(*) FROM marts.{mart}")
                 marts[mart] = cur.fetchone()[0]
         conn.commit()

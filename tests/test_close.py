@@ -17,7 +17,10 @@ from sqlalchemy.engine import make_url
 
 from inference_ledger import cli
 from inference_ledger.db import connect, migrate
-from inference_ledger.pipeline import aggregate_step, ingest_step, prepare, run_pipeline
+from inference_ledger.pipeline import prepare, run_pipeline
+from inference_ledger.steps.aggregate import AggregateStep
+from inference_ledger.steps.ingest import IngestStep
+from inference_ledger.steps.publish import PublishStep
 
 # End to end: pipeline and CLI runs, closes and reopens on one ledger.
 pytestmark = pytest.mark.slow
@@ -393,13 +396,12 @@ def test_a_period_with_exceptions_closes_only_with_a_recorded_signoff(env, capsy
 
 
 def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
-    from inference_ledger.pipeline import finish, publish_step
     from inference_ledger.publish import ClosedPeriodsChanged
 
     before = marts(env)
-    ctx, url = prepare(env["late"], None, None, "test", AS_OF)
-    ingest_step(ctx, url)
-    aggregate_step(ctx, url)
+    run = prepare(env["late"], None, None, "test", AS_OF)
+    IngestStep().run(run)
+    AggregateStep().run(run)
     # Q2's receivable statement never came (missing_settlement): closed with a sign-off.
     signoff = ["--accept-exceptions", "--reason", "RCV Q2 statement chased with Partner"]
     assert cli.main(["close", "--period", "2024-Q2", *signoff]) == 0
@@ -409,8 +411,8 @@ def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
         " FROM audit.closed_periods WHERE period_label = '2024-Q2'",
     ) == [(1, "missing_settlement")]
     with pytest.raises(ClosedPeriodsChanged, match="closed then: 2024-Q1; now: 2024-Q1, 2024-Q2"):
-        publish_step(ctx, url)
-    finish(ctx, url, error="ClosedPeriodsChanged")
+        PublishStep().run(run)
+    run.store.finish(error="ClosedPeriodsChanged")
     assert marts(env) == before
 
 

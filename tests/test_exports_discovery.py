@@ -16,6 +16,8 @@ import pytest
 from inference_ledger.ingest import exports
 from inference_ledger.ingest import records as R
 from inference_ledger.ingest.landing import nothing_to_ingest, unclaimed
+from inference_ledger.run.context import RunContext
+from inference_ledger.steps.ingest import ingest_landing
 from tests.helpers import D
 
 SCOPE = "/providers/Microsoft.Billing/billingAccounts/8611537"
@@ -463,26 +465,25 @@ def test_a_landing_with_nothing_ingestible_says_what_it_found(tmp_path):
 
 
 def test_ingest_of_an_unrelated_landing_is_an_error_naming_what_it_found(spark, tmp_path):
-    from inference_ledger import steps
     from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
     (landing / "downloads").mkdir(parents=True)
     (landing / "downloads" / "invoice.pdf").write_bytes(b"%PDF")
     settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
-    ctx = steps.RunContext(run_id="r", landing=landing, settings=settings)
+    ctx = RunContext(run_id="r", landing=landing, settings=settings)
     with pytest.raises(
         R.InputError,
         match=r"nothing to ingest under .*landing: .*\(files found: billing/: 0, usage/: 0, "
         r"finance/: 0, elsewhere: 1\); expected billing/azure/\*\*/manifest\.json",
     ):
-        steps.ingest(spark, ctx)
+        ingest_landing(spark, ctx)
 
 
 def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
     spark, tmp_path, caplog
 ):
-    from inference_ledger import lake, steps
+    from inference_ledger import lake
     from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
@@ -513,9 +514,9 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
     days = [date(2024, 1, 1) + timedelta(days=i) for i in range(60)]
     fx.write_text("rate_date,currency,usd_per_unit\n" + "".join(f"{d},USD,1\n" for d in days))
     settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
-    ctx = steps.RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
+    ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
     with caplog.at_level("WARNING", logger="inference_ledger.ingest.landing"):
-        rows = steps.ingest(spark, ctx)
+        rows = ingest_landing(spark, ctx)
     got = {
         str(Path(r["source_file"]).relative_to(landing)): (
             r["source"], r["rows_read"], r["rows_loaded"], r["rows_superseded"],

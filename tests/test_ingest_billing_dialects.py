@@ -13,6 +13,8 @@ import pytest
 
 from inference_ledger.ingest import billing, exports
 from inference_ledger.ingest import records as R
+from inference_ledger.run.context import RunContext
+from inference_ledger.steps.ingest import ingest_landing
 from inference_ledger.workload import WorkloadRules
 from tests.helpers import D, lake_df
 
@@ -463,7 +465,6 @@ def test_unknown_file_is_an_error_naming_it(spark, tmp_path, fx):
 def test_truncated_gzip_fails_naming_the_file(spark, tmp_path):
     import gzip
 
-    from inference_ledger import steps
     from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
@@ -474,8 +475,8 @@ def test_truncated_gzip_fails_naming_the_file(spark, tmp_path):
     (run / "part_1.csv.gz").write_bytes(packed[: len(packed) // 2])
     _manifest(run, "r1", "2024-02-02T03:00:00Z", {"part_1.csv.gz": 2999})
     settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
-    ctx = steps.RunContext(run_id="r", landing=landing, settings=settings)
+    ctx = RunContext(run_id="r", landing=landing, settings=settings)
     with pytest.raises(
         R.InputError, match=r"part_1\.csv\.gz: cannot be read \(java\.io\.EOFException"
     ):
-        steps.ingest(spark, ctx)
+        ingest_landing(spark, ctx)

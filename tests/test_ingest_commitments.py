@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference_ledger import steps
 from inference_ledger.ingest import finance
 from inference_ledger.ingest import records as R
+from inference_ledger.steps.ingest_finance import checked_fx
 from tests.helpers import D
 from tests.test_ingest_finance import _csv, _outcomes, eur_january  # noqa: F401
 
@@ -78,7 +78,7 @@ def test_commitment_without_fx_rate_names_currency_and_date(spark, tmp_path, eur
     with pytest.raises(
         R.InputError, match="finance/commitments: no FX rate to USD for GBP on 2024-01-01"
     ):
-        steps._checked_fx(records, "finance/commitments", "currency", "start_date")
+        checked_fx(records, "finance/commitments", "currency", "start_date")
 
 
 def test_commitment_file_without_a_required_column_is_an_error(spark, tmp_path):

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from inference_ledger import audit, steps
+from inference_ledger import audit
 from inference_ledger.ingest import finance
 from inference_ledger.ingest import records as R
-from inference_ledger.pipeline import finish, prepare
+from inference_ledger.pipeline import prepare
 from inference_ledger.sample import generate_landing
 from inference_ledger.sample.catalog import price_rows
+from inference_ledger.steps.ingest import ingest_landing
+from inference_ledger.steps.ingest_finance import checked_fx
 from tests.helpers import D, lake_df
 
 
@@ -124,7 +126,7 @@ def test_missing_fx_rate_for_revenue_names_currency_and_date(spark, tmp_path, eu
     )
     rev = finance.revenue_records(finance.read_feed(spark, tmp_path, "revenue"), eur_january)
     with pytest.raises(R.InputError) as err:
-        steps._checked_fx(rev, "finance/revenue", "currency", "revenue_date")
+        checked_fx(rev, "finance/revenue", "currency", "revenue_date")
     assert str(err.value) == (
         "finance/revenue: no FX rate to USD for EUR on 2024-02-01, GBP on 2024-02-03"
     )
@@ -224,15 +226,16 @@ def test_every_file_balances_with_all_input_faults_on(spark, pg_url, pg_conn, tm
     )
     assert sample.conflicting_usage_results > 0 and sample.chained_supersessions == 1
     shutil.rmtree(sample.out_dir / "billing")
-    ctx, url = prepare(sample.out_dir, None, None, "test")
+    run = prepare(sample.out_dir, None, None, "test")
+    ctx = run.ctx
     # Its own lake: the session's lake belongs to the end-to-end tests.
     ctx.settings = dataclasses.replace(ctx.settings, lake_uri=str(tmp_path / "lake"))
     try:
         # What the ingest step records, without its data-quality gate (tested elsewhere).
-        audit.record_input_files(pg_conn, ctx.run_id, steps.ingest(spark, ctx))
+        audit.record_input_files(pg_conn, ctx.run_id, ingest_landing(spark, ctx))
         pg_conn.commit()
     finally:
-        finish(ctx, url)
+        run.store.finish()
     with pg_conn.cursor() as cur:
         cur.execute(
             "SELECT source, path, rows_read, rows_loaded, rows_deduplicated, rows_superseded,"

@@ -12,6 +12,8 @@ from pyspark.sql import functions as F
 from inference_ledger import lake
 from inference_ledger.ingest import records as R
 from inference_ledger.ingest import usage
+from inference_ledger.run.context import RunContext
+from inference_ledger.steps.ingest import ingest_landing
 
 DAY = 1704153600  # 2024-01-02T00:00:00Z
 
@@ -335,7 +337,6 @@ def _pull(results, more, cursor, start=DAY):
 
 
 def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path, caplog):
-    from inference_ledger import steps
     from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
@@ -373,9 +374,9 @@ def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path
     write("azure_openai", "2024-01-03", "pull-2.jsonl", [_pull([_result("d3")], False, None, jan3)])
 
     settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
-    ctx = steps.RunContext(run_id="r", landing=landing, settings=settings, sources=("usage",))
+    ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("usage",))
     with caplog.at_level("WARNING", logger="inference_ledger.steps"):
-        rows = steps.ingest(spark, ctx)
+        rows = ingest_landing(spark, ctx)
     got = {
         str(Path(r["source_file"]).relative_to(landing / "usage")): (
             r["rows_read"], r["rows_loaded"], r["rows_deduplicated"], r.get("warning"))

@@ -10,9 +10,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from inference_ledger import lake
-from inference_ledger.pipeline import aggregate_step, finish, ingest_step, prepare, run_pipeline
+from inference_ledger.pipeline import prepare, run_pipeline
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.sample import SCENARIO_QUARTERS, generate_landing
+from inference_ledger.steps.aggregate import AggregateStep
+from inference_ledger.steps.ingest import IngestStep
+from inference_ledger.steps.publish import PublishStep
 
 # End to end: generated quarters run, rerun and closed through the pipeline and the CLI.
 pytestmark = pytest.mark.slow
@@ -252,9 +255,10 @@ def test_rerun_gives_identical_marts(first_run, pg_conn, landing):
 
 def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url, landing):
     before = marts_hash(pg_conn)
-    ctx, url = prepare(landing, None, None, "test", AS_OF)
-    ingest_step(ctx, url)
-    aggregate_step(ctx, url)
+    run = prepare(landing, None, None, "test", AS_OF)
+    ctx = run.ctx
+    IngestStep().run(run)
+    AggregateStep().run(run)
     # The lake says one month cost a cent more than what was staged: control totals disagree.
     path = lake.run_path(ctx.lake_dir, ctx.run_id, "control_totals")
     totals = spark.read.parquet(path)
@@ -268,7 +272,7 @@ def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url
     shutil.rmtree(path)
     shutil.move(tmp, path)
     with pytest.raises(QualityGateFailed, match="control totals|unexpected_rows"):
-        steps_publish(ctx, url)
+        steps_publish(run)
     assert marts_hash(pg_conn) == before
     with pg_conn.cursor() as cur:
         cur.execute(
@@ -283,13 +287,11 @@ def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url
         assert cur.fetchone() == ("failed", True)
 
 
-def steps_publish(ctx, url):
-    from inference_ledger.pipeline import publish_step
-
+def steps_publish(run):
     try:
-        return publish_step(ctx, url)
+        return PublishStep().run(run)
     except BaseException as exc:
-        finish(ctx, url, error=f"{type(exc).__name__}: {exc}")
+        run.store.finish(error=f"{type(exc).__name__}: {exc}")
         raise
 
 

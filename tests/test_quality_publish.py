@@ -17,11 +17,14 @@ from psycopg2 import sql
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from inference_ledger import audit, lake, steps
+from inference_ledger import audit, lake
 from inference_ledger.db import connect, migrate
-from inference_ledger.pipeline import finish, publish_step
 from inference_ledger.quality import QualityGateFailed
+from inference_ledger.run.context import RunContext, new_run_id
+from inference_ledger.run.runner import Run
 from inference_ledger.settings import load_settings
+from inference_ledger.steps.aggregate_marts import control_totals
+from inference_ledger.steps.publish import PublishStep
 from inference_ledger.transform import commitment, margin, outlook, reconcile, spend, summary
 from tests.helpers import lake_df, revenue, statement, term
 from tests.test_pipeline_e2e import marts_hash
@@ -138,16 +141,14 @@ def batch(spark) -> dict[str, DataFrame]:
 def publish_batch(spark, pg_url, batch, tamper=None):
     """Write the batch as a run's outputs (after `tamper`), then the real publish step."""
     settings = load_settings()
-    ctx = steps.RunContext(
-        run_id=steps.new_run_id(), landing=settings.home, settings=settings, as_of=AS_OF
-    )
+    ctx = RunContext(run_id=new_run_id(), landing=settings.home, settings=settings, as_of=AS_OF)
     conn = connect(pg_url)
     try:
         audit.start_run(conn, ctx.run_id, "test", None, "local", START, END)
     finally:
         conn.close()
     frames = dict(batch)
-    steps._control_totals(spark, ctx, frames.pop("billing"), START, END, frames.pop("revenue"))
+    control_totals(ctx, frames.pop("billing"), frames.pop("revenue"))
     if tamper:
         frames = tamper(frames, ctx)
     for name, df in frames.items():
@@ -155,13 +156,14 @@ def publish_batch(spark, pg_url, batch, tamper=None):
     range_df = spark.createDataFrame([(START, END)], "start date, end date")
     lake.write_run_output(range_df, ctx.lake_dir, ctx.run_id, "range")
     closed = spark.createDataFrame([], "period_label string")
-    lake.write_run_output(closed, ctx.lake_dir, ctx.run_id, steps.CLOSED_PERIODS_OUTPUT)
+    lake.write_run_output(closed, ctx.lake_dir, ctx.run_id, "closed_periods")
+    run = Run(ctx, pg_url)
     try:
-        outcome = publish_step(ctx, pg_url)
+        outcome = PublishStep().run(run)
     except BaseException as exc:
-        finish(ctx, pg_url, error=f"{type(exc).__name__}: {exc}")
+        run.store.finish(error=f"{type(exc).__name__}: {exc}")
         raise
-    finish(ctx, pg_url)
+    run.store.finish()
     return ctx, outcome
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from inference_ledger.close import PUBLISH_LOCK_KEY
 from inference_ledger.db import connect
-from inference_ledger.pipeline import RUN_LOCK_KEY, run_pipeline
+from inference_ledger.pipeline import run_pipeline
+from inference_ledger.run.store import LAKE_LOCK_KEY
 from inference_ledger.sample import SCENARIO_QUARTERS
 from tests.reliability_support import (
     AS_OF,
@@ -79,7 +80,7 @@ def test_two_overlapping_runs_publish_one_after_the_other(spark, pg_url, tmp_pat
         out, err = other.communicate(timeout=3600)
         mine.join(timeout=3600)
 
-        assert both_waiting == sorted([RUN_LOCK_KEY, PUBLISH_LOCK_KEY]), (err[-2000:], outcome)
+        assert both_waiting == sorted([LAKE_LOCK_KEY, PUBLISH_LOCK_KEY]), (err[-2000:], outcome)
         assert other.returncode == 0, err[-3000:]
         assert "error" not in outcome, outcome.get("error")
         # Whichever started first waited to publish; the other waited to run, then to publish

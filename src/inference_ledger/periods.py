@@ -123,3 +123,7 @@ def quarters_between(start: date, end: date) -> list[Quarter]:
         out.append(q)
         q = q.next()
     return out
+
+
+def quarter_labels(start: date, end: date) -> list[str]:
+    return [q.label for q in quarters_between(start, end)]

@@ -15,15 +15,10 @@ from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
 from inference_ledger.db import connect, locks
 from inference_ledger.db.copy import copy_parquet, truncate
-from inference_ledger.periods import Quarter, months_between
+from inference_ledger.periods import Quarter, months_between, quarter_labels
 from inference_ledger.quality.gate import staging_gate
-from inference_ledger.steps import (
-    MARTS,
-    RunContext,
-    closed_periods_used,
-    quarter_labels,
-    run_range,
-)
+from inference_ledger.run.context import MARTS, RunContext
+from inference_ledger.run.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +164,14 @@ def replace_period_calendar(cur) -> int:
 
 
 def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
-    start, end = run_range(spark, ctx)
+    store = RunStore(url, ctx.run_id, str(ctx.lake_dir))
+    start, end = store.range(spark)
     conn = connect(url)
     try:
         with conn.cursor() as cur:
             locks.take(cur, PUBLISH_LOCK_KEY, "another run is publishing; waiting for it to finish")
         conn.commit()
-        used = closed_periods_used(spark, ctx)
+        used = store.closed_periods_used(spark)
         now = closed_periods(conn)
         if used is not None and used != now:
             raise ClosedPeriodsChanged(

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import psutil  # pgserver's own dependency
 from psycopg2 import errors, sql
 
-from inference_ledger.db.connection import connect
+from inference_ledger.db.connection import connection
 from inference_ledger.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -190,14 +190,10 @@ def _url(info, database: str) -> str:
 
 
 def _ensure_database(info) -> None:
-    conn = connect(_url(info, "postgres"))
-    try:
-        conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-            # Another process may create it between our check and our CREATE.
-            if cur.fetchone() is None:
-                with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    finally:
-        conn.close()
+    # CREATE DATABASE cannot run inside a transaction.
+    with connection(_url(info, "postgres"), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+        # Another process may create it between our check and our CREATE.
+        if cur.fetchone() is None:
+            with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))

@@ -18,7 +18,7 @@ import psycopg2
 from psycopg2 import extensions
 from sqlalchemy.engine import URL
 
-from inference_ledger.db.connection import connect
+from inference_ledger.db.connection import connection
 from inference_ledger.resources import resource_dir
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,8 @@ def migrate(
     """Apply pending migrations to a URL or an idle psycopg2 connection; return their filenames."""
     migrations = discover(sql_dir)
     if not isinstance(target, extensions.connection):
-        conn = connect(target)
-        try:
+        with connection(target) as conn:
             return _migrate(conn, migrations)
-        finally:
-            conn.close()
     status = target.info.transaction_status
     if status != extensions.TRANSACTION_STATUS_IDLE:
         # We commit per migration; committing the caller's open work would be a surprise.

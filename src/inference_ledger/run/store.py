@@ -1,9 +1,11 @@
 """The run store: the one owner of a ledger run's state, whichever driver runs it (the `ledger`
 CLI, a `spark-submit` job, an Airflow task, the benchmark).
 
-- the run's row in `audit.runs`: recorded once (`open`), its range once known (`set_range`),
+- the run's row in `audit.runs`: recorded once (`open`), its range once known (`record_range`),
   finished once (`finish`; a second finish is refused, so one task can never overwrite what
   another concluded);
+- what its aggregate decided (the range, the closed periods it assumed), kept under the run
+  in the lake for its publish step;
 - the billing months its ingest could not load (`record_failed_months` / `failed_months`), kept
   under the run in the lake so a later step in another process fails the run naming them;
 - the lake lock (`lake_lock`): a run ingests or aggregates only while no other run writes the
@@ -21,7 +23,7 @@ from datetime import date
 from psycopg2.errors import UndefinedTable
 
 from inference_ledger import audit
-from inference_ledger.db import connect, migrate
+from inference_ledger.db import connection, migrate
 from inference_ledger.db.locks import advisory_lock
 
 # Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
@@ -30,6 +32,8 @@ from inference_ledger.db.locks import advisory_lock
 LAKE_LOCK_KEY = 7_420_002
 WAITING = "another run is in progress on this ledger; waiting for it to finish"
 FAILED_MONTHS = "failed_months"
+RANGE = "range"
+CLOSED_PERIODS = "closed_periods"
 
 
 class RunStateError(RuntimeError):
@@ -60,49 +64,82 @@ class RunStore:
         status = self.status()
         if status is None:
             migrate(self.url)
-            conn = connect(self.url)
-            try:
+            with connection(self.url) as conn:
                 audit.start_run(
                     conn, self.run_id, command, landing, spark_master, start, end, as_of=as_of
                 )
-            finally:
-                conn.close()
             return True
         if status != "running":
             raise RunStateError(f"run {self.run_id} is already {status}: start a new run")
         return False
 
     def status(self) -> str | None:
-        conn = connect(self.url)
-        try:
-            with conn.cursor() as cur:
-                try:
-                    cur.execute("SELECT status FROM audit.runs WHERE run_id = %s", (self.run_id,))
-                except UndefinedTable:  # a database never migrated
-                    return None
-                row = cur.fetchone()
-            return row[0] if row else None
-        finally:
-            conn.close()
+        with connection(self.url) as conn, conn.cursor() as cur:
+            try:
+                cur.execute("SELECT status FROM audit.runs WHERE run_id = %s", (self.run_id,))
+            except UndefinedTable:  # a database never migrated
+                return None
+            row = cur.fetchone()
+        return row[0] if row else None
 
-    def set_range(self, start: date, end: date) -> None:
-        conn = connect(self.url)
-        try:
+    # ------------------------------------------------------------------ what aggregate decided
+
+    def record_range(self, spark, start: date, end: date) -> None:
+        """The quarters the run's marts cover: under the run in the lake (publish reads it,
+        maybe in another process) and in audit.runs (the report and the operator read it)."""
+        from inference_ledger import lake
+
+        df = spark.createDataFrame([(start, end)], "start date, end date")
+        lake.write_run_output(df, self.lake_dir, self.run_id, RANGE)
+        with connection(self.url) as conn:
             audit.set_run_range(conn, self.run_id, start, end)
-        finally:
-            conn.close()
+
+    def range(self, spark) -> tuple[date, date]:
+        from inference_ledger import lake
+
+        row = lake.read_run_output(spark, self.lake_dir, self.run_id, RANGE).first()
+        return row["start"], row["end"]
+
+    def recorded_range(self) -> tuple[date, date]:
+        """The range as audit.runs has it: for readers without Spark (the report task)."""
+        with connection(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT period_start, period_end FROM audit.runs WHERE run_id = %s",
+                (self.run_id,),
+            )
+            row = cur.fetchone()
+        if not row or row[0] is None:
+            raise RunStateError(f"ledger run {self.run_id} has no period in audit.runs")
+        return row[0], row[1]
+
+    def record_closed_periods(self, spark, labels: list[str]) -> None:
+        """The periods closed when the run aggregated: publish refuses to go ahead if periods
+        were closed or reopened since."""
+        from inference_ledger import lake
+
+        df = spark.createDataFrame([(label,) for label in labels], "period_label string")
+        lake.write_run_output(df, self.lake_dir, self.run_id, CLOSED_PERIODS)
+
+    def closed_periods_used(self, spark) -> list[str] | None:
+        """The closed periods the run's aggregate worked with (None for an older run)."""
+        from inference_ledger import lake
+
+        path = lake.run_path(self.lake_dir, self.run_id, CLOSED_PERIODS)
+        if not lake.exists(spark, path):
+            return None
+        return sorted(r["period_label"] for r in spark.read.parquet(path).collect())
+
+    # ------------------------------------------------------------------ the end of the run
 
     def finish(self, error: str | None = None) -> None:
         """Mark the run succeeded (or failed with `error`), once."""
-        conn = connect(self.url)
-        try:
-            if not audit.finish_run(conn, self.run_id, error):
-                raise RunStateError(
-                    f"run {self.run_id} is not running (already finished, or never recorded):"
-                    " not finished again"
-                )
-        finally:
-            conn.close()
+        with connection(self.url) as conn:
+            finished = audit.finish_run(conn, self.run_id, error)
+        if not finished:
+            raise RunStateError(
+                f"run {self.run_id} is not running (already finished, or never recorded):"
+                " not finished again"
+            )
 
     # ------------------------------------------------------------------ failed months
 

@@ -1,0 +1,116 @@
+"""The usage part of an ingest: usage-API pages -> deduplicated usage facts in the lake's
+`usage_facts`, month by month; on an incremental night only the months new or changed pages
+touch are read and rewritten."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from inference_ledger import lake
+from inference_ledger.ingest import records as R
+from inference_ledger.ingest import usage
+from inference_ledger.run import plan
+from inference_ledger.run.context import RunContext
+from inference_ledger.steps.accounting import account, loaded, skipped
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UsageRead:
+    """What an incremental night reads: the files, the months it rewrites, the new files, and
+    the accounting rows of the files it leaves alone."""
+
+    files: list[Path]
+    skipped: list[dict]
+    months: list[str]
+    new: list[str]
+
+
+def usage_files_to_read(
+    spark: SparkSession, ctx: RunContext, files: list[Path]
+) -> UsageRead | None:
+    """The files to read and months to rewrite, or None to read everything (a first or `--full`
+    run); decided by run/plan.py."""
+    if not ctx.known_files or not files:
+        return None
+    sums = {str(p): R.sha256_file(p) for p in files}
+    todo = plan.usage_months_to_rewrite([str(p) for p in files], sums, ctx.known_files)
+    if todo is None:
+        return None
+    fed = set()
+    if todo.months:
+        fed = {
+            r[0]
+            for r in lake.read_table(spark, ctx.lake_dir, "usage_facts")
+            .filter(F.col("usage_month").isin(list(todo.months)))
+            .select("source_file")
+            .distinct()
+            .collect()
+        }
+    wanted = set(plan.usage_files_to_read([str(p) for p in files], todo, fed))
+    return UsageRead(
+        files=[p for p in files if str(p) in wanted],
+        skipped=skipped(usage.SOURCE, [p for p in files if str(p) not in wanted], sums),
+        months=list(todo.months),
+        new=list(todo.new),
+    )
+
+
+def ingest_usage(
+    spark: SparkSession, ctx: RunContext, files: list[Path], todo: UsageRead | None
+) -> list[dict]:
+    """Usage pages -> lake `usage_facts`; returns the accounting of every usage file."""
+    cached, records, files, accounting = _usage_records(spark, files, todo)
+    if records is not None:
+        accounting = accounting + _flag_partial_pulls(account(spark, ctx, "usage", records, files))
+        lake.write_table(loaded(records), ctx.lake_dir, "usage_facts")
+        cached.unpersist()
+    return accounting
+
+
+def _usage_records(
+    spark: SparkSession, files: list[Path], todo: UsageRead | None
+) -> tuple[DataFrame | None, DataFrame | None, list[Path], list[dict]]:
+    """Usage records to load: (cached frame to unpersist, records, files read, skipped files).
+
+    Incremental: only the usage months that new or changed files touch are read and rewritten
+    (the lake is partitioned by month; dynamic overwrite replaces just those). To dedupe such a
+    month completely it re-reads every file that fed its lake partition (`source_file`) and
+    every file in its day folders; files of other months are recorded as skipped. Rows of
+    re-read files that fall in other months are left out (they are in the lake already)."""
+    if todo is not None:
+        pages = usage.read_pages(spark, todo.files)
+        if pages is None:
+            return None, None, todo.files, todo.skipped
+        cached = usage.usage_records(pages).persist()
+        month = F.col("usage_month")
+        stray = cached.filter(F.col("source_file").isin(todo.new) & ~month.isin(todo.months))
+        if stray.limit(1).count() == 0:
+            records = cached.filter(month.isNull() | month.isin(todo.months))
+            return cached, records, todo.files, todo.skipped
+        cached.unpersist()
+        log.info("usage: new files hold buckets outside the months they touch; reading all")
+    pages = usage.read_pages(spark, files)
+    if pages is None:
+        return None, None, files, []
+    cached = usage.usage_records(pages).persist()
+    return cached, cached, files, []
+
+
+def _flag_partial_pulls(rows: list[dict]) -> list[dict]:
+    """Name each usage file that ends a partial pull (`warning`, kept in audit.input_files):
+    its rows load -- they are real usage -- but the pull is never taken as complete. The files
+    read are whole months of day folders, so every page a chain could continue with is here."""
+    warnings = usage.partial_pulls([Path(r["source_file"]) for r in rows])
+    for row in rows:
+        warning = warnings.get(row["source_file"])
+        if warning:
+            row["warning"] = warning
+            log.warning("%s: %s", row["source_file"], warning)
+    return rows
