@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
@@ -49,6 +50,7 @@ class Baseline:
     home: Path
     database: str
     hashes: dict[str, tuple[str, int]]
+    result: Any = None  # the run's RunResult
 
 
 def _admin(pg_url: str):
@@ -124,11 +126,12 @@ def isolated_ledger(pg_url: str, home: Path, prefix: str, copy_of: Baseline | No
         admin.close()
 
 
-def make_baseline(pg_url: str, root: Path) -> Baseline:
-    """`generate_small` 2024-Q1 published by one run (as of AS_OF) on a fresh ledger."""
+def make_baseline(pg_url: str, root: Path, landing: Path | None = None) -> Baseline:
+    """`landing` (default `generate_small` 2024-Q1) published by one run (as of AS_OF) on a
+    fresh ledger."""
     from inference_ledger.pipeline import run_pipeline
 
-    landing = generate_small(root / "landing")
+    landing = landing or generate_small(root / "landing")
     name = f"baseline_{secrets.token_hex(4)}"
     url = _url_of(pg_url, name)
     admin = _admin(pg_url)
@@ -139,8 +142,8 @@ def make_baseline(pg_url: str, root: Path) -> Baseline:
     migrate(url)
     home = root / "home"
     with current_ledger(home, url):
-        run_pipeline(landing, as_of=AS_OF)
-    return Baseline(landing=landing, home=home, database=name, hashes=marts_hash(url))
+        result = run_pipeline(landing, as_of=AS_OF)
+    return Baseline(landing, home, name, marts_hash(url), result)
 
 
 def query(url: str, statement: str, params=None) -> list[tuple]:

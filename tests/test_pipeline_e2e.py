@@ -1,21 +1,28 @@
-"""The whole pipeline on generated data, against the real embedded Postgres and Spark."""
+"""The whole pipeline on generated data, against the real embedded Postgres and Spark.
+
+Two generated quarters are published once on a ledger of their own (`published`); the tests that
+only read it share it, and every test that runs, closes or breaks something works on a copy of
+it (`own`: database and LEDGER_HOME), so no test depends on what another did."""
 
 from __future__ import annotations
 
 import shutil
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from types import SimpleNamespace
 
 import pytest
 from pyspark.sql import functions as F
 
 from inference_ledger import lake
+from inference_ledger.db import connect
 from inference_ledger.pipeline import prepare, run_pipeline
 from inference_ledger.quality import QualityGateFailed
 from inference_ledger.sample import SCENARIO_QUARTERS, generate_landing
 from inference_ledger.steps.aggregate import AggregateStep
 from inference_ledger.steps.ingest import IngestStep
 from inference_ledger.steps.publish import PublishStep
+from tests.reliability_support import _url_of, drop_database, isolated_ledger, make_baseline
 
 # End to end: generated quarters run, rerun and closed through the pipeline and the CLI.
 pytestmark = pytest.mark.slow
@@ -30,10 +37,43 @@ MARTS = [
 
 
 @pytest.fixture(scope="module")
-def landing(tmp_path_factory):
-    out = tmp_path_factory.mktemp("landing")
-    generate_landing(out, start="2024-Q1", end="2024-Q2", scale=0.3)
-    return out
+def published(spark, pg_url, tmp_path_factory):
+    """2024-Q1..Q2 generated and published by one run (as of AS_OF) on a ledger of its own."""
+    root = tmp_path_factory.mktemp("e2e")
+    landing = root / "landing"
+    generate_landing(landing, start="2024-Q1", end="2024-Q2", scale=0.3)
+    baseline = make_baseline(pg_url, root, landing)
+    yield baseline
+    drop_database(pg_url, baseline.database)
+
+
+@pytest.fixture(scope="module")
+def landing(published):
+    return published.landing
+
+
+@pytest.fixture(scope="module")
+def first_run(published):
+    return published.result
+
+
+@pytest.fixture
+def pg_conn(published, pg_url):
+    """The published ledger, for tests that only read it."""
+    conn = connect(_url_of(pg_url, published.database))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def own(published, pg_url, tmp_path):
+    """A copy of the published ledger (database and LEDGER_HOME), current for this test."""
+    with isolated_ledger(pg_url, tmp_path / "home", "e2e", copy_of=published) as url:
+        conn = connect(url)
+        try:
+            yield SimpleNamespace(url=url, conn=conn)
+        finally:
+            conn.close()
 
 
 def marts_hash(conn) -> dict[str, tuple[str, int]]:
@@ -46,11 +86,6 @@ def marts_hash(conn) -> dict[str, tuple[str, int]]:
             out[t] = cur.fetchone()
     conn.commit()
     return out
-
-
-@pytest.fixture(scope="module")
-def first_run(spark, pg_url, landing):
-    return run_pipeline(landing, as_of=AS_OF)
 
 
 def test_run_reproduces_the_scenario_from_raw_rows(first_run, pg_conn):
@@ -238,13 +273,13 @@ def test_every_input_row_is_accounted_for(first_run, pg_conn):
     )
 
 
-def test_rerun_gives_identical_marts(first_run, pg_conn, landing):
-    before = marts_hash(pg_conn)
+def test_rerun_gives_identical_marts(first_run, own, landing):
+    before = marts_hash(own.conn)
     again = run_pipeline(landing, as_of=AS_OF)
     assert again.run_id != first_run.run_id
-    assert marts_hash(pg_conn) == before
+    assert marts_hash(own.conn) == before
     # Incremental: the billing months were all ingested before, so no billing file is re-read.
-    with pg_conn.cursor() as cur:
+    with own.conn.cursor() as cur:
         cur.execute(
             "SELECT bool_and(is_skipped), sum(rows_read), count(*) FROM audit.input_files"
             " WHERE run_id = %s AND source = 'billing.azure'",
@@ -253,8 +288,8 @@ def test_rerun_gives_identical_marts(first_run, pg_conn, landing):
         assert cur.fetchone()[:2] == (True, 0)
 
 
-def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url, landing):
-    before = marts_hash(pg_conn)
+def test_failed_quality_gate_publishes_nothing(spark, first_run, own, landing):
+    before = marts_hash(own.conn)
     run = prepare(landing, None, None, "test", AS_OF)
     ctx = run.ctx
     IngestStep().run(run)
@@ -273,8 +308,8 @@ def test_failed_quality_gate_publishes_nothing(spark, first_run, pg_conn, pg_url
     shutil.move(tmp, path)
     with pytest.raises(QualityGateFailed, match="control totals|unexpected_rows"):
         steps_publish(run)
-    assert marts_hash(pg_conn) == before
-    with pg_conn.cursor() as cur:
+    assert marts_hash(own.conn) == before
+    with own.conn.cursor() as cur:
         cur.execute(
             "SELECT suite, severity FROM audit.dq_results WHERE run_id = %s AND NOT success",
             (ctx.run_id,),
@@ -295,24 +330,22 @@ def steps_publish(run):
         raise
 
 
-def test_cli_run_against_a_configured_database_url(
-    first_run, pg_url, pg_conn, landing, monkeypatch, capsys
-):
+def test_cli_run_against_a_configured_database_url(first_run, own, landing, monkeypatch, capsys):
     from inference_ledger import cli
 
-    before = marts_hash(pg_conn)
-    monkeypatch.setenv("LEDGER_DATABASE_URL", pg_url)
+    before = marts_hash(own.conn)
+    monkeypatch.setenv("LEDGER_DATABASE_URL", own.url)
     assert cli.main(["run", "--landing", str(landing), "--as-of", AS_OF.isoformat()]) == 0
     assert "rows read" in capsys.readouterr().out
-    assert marts_hash(pg_conn) == before
+    assert marts_hash(own.conn) == before
 
 
 def test_bad_input_fails_clearly_and_keeps_published_marts(
-    first_run, pg_conn, landing, tmp_path, capsys
+    first_run, own, landing, tmp_path, capsys
 ):
     from inference_ledger import cli
 
-    before = marts_hash(pg_conn)
+    before = marts_hash(own.conn)
     broken = tmp_path / "landing"
     shutil.copytree(landing, broken)
     revenue = sorted((broken / "finance" / "revenue").glob("*.csv"))[0]
@@ -328,13 +361,13 @@ def test_bad_input_fails_clearly_and_keeps_published_marts(
     assert cli.main(["run", "--landing", str(broken)]) == 2
     err = capsys.readouterr().err
     assert f"{revenue}: missing required column(s) amount" in err
-    assert marts_hash(pg_conn) == before
-    with pg_conn.cursor() as cur:
-        cur.execute("SELECT status FROM audit.runs ORDER BY started_at DESC LIMIT 1")
-        assert cur.fetchone() == ("failed",)
+    assert marts_hash(own.conn) == before
+    with own.conn.cursor() as cur:
+        cur.execute("SELECT status FROM audit.runs WHERE landing_dir = %s", (str(broken.resolve()),))
+        assert cur.fetchall() == [("failed",)]
 
 
-def test_period_report_and_close(first_run, pg_conn, tmp_path, capsys):
+def test_period_report_and_close(first_run, own, tmp_path, capsys):
     from inference_ledger import cli
 
     assert cli.main(["report", "--period", "2024-Q1", "--out", str(tmp_path)]) == 0
@@ -342,7 +375,7 @@ def test_period_report_and_close(first_run, pg_conn, tmp_path, capsys):
     assert "546,800,000.00" in page and "77,300,000.00" in page and "matched" in page
     assert (tmp_path / "2024-Q1" / "reconciliation.csv").read_text().count("\n") == 3
     assert cli.main(["close", "--period", "2024-Q1", "--by", "tester"]) == 0
-    with pg_conn.cursor() as cur:
+    with own.conn.cursor() as cur:
         cur.execute(
             "SELECT closed_by, length(snapshot_sha256) FROM audit.closed_periods WHERE period_label = '2024-Q1'"
         )
@@ -351,13 +384,16 @@ def test_period_report_and_close(first_run, pg_conn, tmp_path, capsys):
     assert "already closed" in capsys.readouterr().err
 
 
-def test_closed_period_does_not_move(first_run, pg_conn, landing, tmp_path):
-    """Runs after the close above: a late revenue entry changes Q2; the one for the closed Q1
-    is posted as a prior-period adjustment in Q2."""
-    with pg_conn.cursor() as cur:
+def test_closed_period_does_not_move(first_run, own, landing, tmp_path):
+    """Q1 closed, then a late revenue entry changes Q2; the one for the closed Q1 is posted as
+    a prior-period adjustment in Q2."""
+    from inference_ledger import cli
+
+    assert cli.main(["close", "--period", "2024-Q1", "--by", "tester"]) == 0
+    with own.conn.cursor() as cur:
         cur.execute("SELECT period_label FROM audit.closed_periods")
         assert cur.fetchall() == [("2024-Q1",)]
-    before = marts_hash(pg_conn)
+    before = marts_hash(own.conn)
     late = tmp_path / "landing"
     shutil.copytree(landing, late)
     (late / "finance" / "revenue" / "late.csv").write_text(
@@ -366,9 +402,9 @@ def test_closed_period_does_not_move(first_run, pg_conn, landing, tmp_path):
         "late-2,1,2024-05-10,api,1000000.00,USD,late Q2 entry\n"
     )
     run_pipeline(late, as_of=AS_OF)
-    after = marts_hash(pg_conn)
+    after = marts_hash(own.conn)
     assert after != before
-    with pg_conn.cursor() as cur:
+    with own.conn.cursor() as cur:
         cur.execute(
             "SELECT period_label, is_adjustment, basis_usd, expected_usd, settled_usd, status,"
             " adjustment_of_period, adjustment_inputs FROM marts.revshare_reconciliation"
@@ -431,9 +467,7 @@ def test_billing_control_totals_and_workload_share(first_run, pg_conn):
     assert abs(sum(shares.values()) - 6) < Decimal("1e-9")
 
 
-def test_missing_fx_rate_fails_only_that_billing_month(
-    first_run, pg_conn, landing, tmp_path, capsys
-):
+def test_missing_fx_rate_fails_only_that_billing_month(first_run, own, landing, tmp_path, capsys):
     import csv
     import gzip
     import io
@@ -443,7 +477,7 @@ def test_missing_fx_rate_fails_only_that_billing_month(
     from inference_ledger.ingest import exports
     from tests.reliability_support import newest_run
 
-    before = marts_hash(pg_conn)
+    before = marts_hash(own.conn)
     broken = tmp_path / "landing"
     shutil.copytree(landing, broken)
     newest = newest_run(broken, "20240101-20240131")
@@ -473,9 +507,9 @@ def test_missing_fx_rate_fails_only_that_billing_month(
     assert "2024-01: no FX rate to USD for JPY on 2024-01-15" in err
     # January kept its previously published spend; the other months were republished as is.
     spend_marts = ("inference_spend_daily", "unit_cost_monthly")
-    after = marts_hash(pg_conn)
+    after = marts_hash(own.conn)
     assert {m: after[m] for m in spend_marts} == {m: before[m] for m in spend_marts}
-    with pg_conn.cursor() as cur:
+    with own.conn.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM audit.quarantine q JOIN audit.runs r USING (run_id)"
             " WHERE r.started_at = (SELECT max(started_at) FROM audit.runs)"

@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter, **kw)  # fmt: skip
 
+    for add in (_add_demo, _add_run, _add_report, _add_close, _add_reopen, _add_db):
+        add(add_parser)
+    return p
+
+
+def _add_demo(add_parser) -> None:
     d = add_parser(
         "demo", help="generate sample data, run the pipeline, print the quarterly summary"
     )
@@ -119,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(func=cmd_demo)
 
+
+def _add_run(add_parser) -> None:
     r = add_parser("run", help="ingest, aggregate, reconcile, audit and publish a landing folder")
     r.add_argument("--landing", required=True, type=_landing)
     r.add_argument("--start", type=_date, help="first day (inclusive); default: from the data")
@@ -132,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="one JSON object on stdout, nothing else")
     r.set_defaults(func=cmd_run)
 
+
+def _add_report(add_parser) -> None:
     rep = add_parser(
         "report", help="write the HTML and CSV report of a quarter (2024-Q1) or a year (2024)"
     )
@@ -140,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="the files written, as JSON on stdout")
     rep.set_defaults(func=cmd_report)
 
+
+def _add_close(add_parser) -> None:
     c = add_parser(
         "close",
         help="sign off and freeze a period: snapshot its published figures with a checksum;"
@@ -161,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_close)
 
+
+def _add_reopen(add_parser) -> None:
     ro = add_parser(
         "reopen",
         help="reopen a closed period (recorded with who, when and why); the next run republishes it",
@@ -169,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--reason", required=True, help="why it is reopened (kept in audit)")
     ro.add_argument("--by", default=None, help="who reopens it (default: the OS user)")
     ro.set_defaults(func=cmd_reopen)
+
+
+def _add_db(add_parser) -> None:
     db = add_parser(
         "db",
         help="the database: print its URL (starting the embedded one), migrate, stop,"
@@ -180,4 +197,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--psql", action="store_true", help="url: the libpq URL psql accepts, password included"
     )
     db.set_defaults(func=cmd_db)
-    return p

@@ -40,7 +40,7 @@ def _verdict(
         sum(1 for r in results if not r.success),
         time.monotonic() - started,
     )
-    # The run's own clock (steps.RunContext.timings): the benchmark reports the gates from it.
+    # The run's own clock (RunContext.timings): the benchmark reports the gates from it.
     ctx.timings[f"gate.{gate}"] = ctx.timings.get(f"gate.{gate}", 0.0) + (
         time.monotonic() - started
     )

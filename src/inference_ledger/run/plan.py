@@ -1,6 +1,6 @@
 """What an incremental ingest reads again, decided without Spark or the file system: pure
 functions of what the landing holds now (paths and SHA-256 checksums) and what succeeded runs
-ingested before (`known`: path -> checksum). steps.py gathers those facts and executes the plan.
+ingested before (`known`: path -> checksum). steps/ingest*.py gather those facts and execute the plan.
 """
 
 from __future__ import annotations
