@@ -42,9 +42,9 @@ def main(argv=None) -> int:
     ctx.sources = args.sources
     rows = IngestStep().run(ledger_run)
     print(f"ingested {len(rows)} files, {sum(r['rows_read'] for r in rows)} rows read")
-    if args.fail_on_failed_months and ctx.failed_months:
-        months = sorted(ctx.failed_months.items())
-        raise RunStore.failed_months_error([(m, ", ".join(v[:3])) for m, v in months])
+    failed = ledger_run.store.failed_months(ledger_run.spark) if args.fail_on_failed_months else []
+    if failed:
+        raise RunStore.failed_months_error(failed)
     return 0
 
 

@@ -1,15 +1,16 @@
-"""COPY loading of Spark-style CSV: exact decimals, NULL vs empty string, dates, timestamps."""
+"""COPY loading of Spark-style Parquet output: exact decimals, NULL vs empty string, dates,
+timestamps, quoted identifiers."""
 
 from __future__ import annotations
 
-import gzip
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
-import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from inference_ledger.db import copy_csv, spark_csv_parts, truncate
+from inference_ledger.db import copy_parquet, truncate
 
 SPEND_COLUMNS = [
     "usage_date",
@@ -23,36 +24,37 @@ SPEND_COLUMNS = [
     "consumed_quantity",
     "consumed_unit",
 ]
-
-# What Spark's CSV writer produces with escape='"': NULL is an empty unquoted field, the empty
-# string is "", quotes double, and values with commas or newlines are quoted.
-PART_0 = (
-    ",".join(SPEND_COLUMNS) + "\n"
-    "2024-01-31,azure,Azure OpenAI,eastus,gpt-4o,inference,"
-    "12345678901234567890.1234567890,-0.0000000001,,\n"
-    '2024-02-29,azure,"Compute, GPU",westeurope,"ND96 ""v5""",training,'
-    '0E-10,9999999999999999999999999999.9999999999,1.5,""\n'
-)
-PART_1 = (
-    ",".join(SPEND_COLUMNS) + "\n"
-    '2024-12-31,azure,Storage,eastus,"multi\nline",other,1,2,3,"1M tokens"\n'
-)
+MONEY = pa.decimal128(38, 10)
+SPEND_TYPES = [pa.date32()] + [pa.string()] * 5 + [MONEY] * 3 + [pa.string()]
 
 
-def _write(path, text, *, gz=False):
-    data = text.encode("utf-8")
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
+def _parquet(folder, columns, types, *parts):
+    """A Spark-style output folder: one part file per list of rows, and a _SUCCESS marker."""
+    folder.mkdir(parents=True)
+    schema = pa.schema(list(zip(columns, types, strict=True)))
+    for i, rows in enumerate(parts):
+        table = pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows], schema)
+        pq.write_table(table, folder / f"part-{i:05d}-x-c000.snappy.parquet")
+    (folder / "_SUCCESS").write_text("")
+    return folder
 
 
 def test_round_trip_is_exact(pg_conn, tmp_path):
-    files = [
-        _write(tmp_path / "part-00000-x-c000.csv", PART_0),
-        _write(tmp_path / "part-00001-x-c000.csv.gz", PART_1, gz=True),
-    ]
-    loaded = copy_csv(
-        pg_conn, "staging", "inference_spend_daily", SPEND_COLUMNS, files, header=True
-    )
+    D = Decimal
+    out = _parquet(
+        tmp_path / "out",
+        SPEND_COLUMNS,
+        SPEND_TYPES,
+        [
+            (date(2024, 1, 31), "azure", "Azure OpenAI", "eastus", "gpt-4o", "inference",
+             D("12345678901234567890.1234567890"), D("-0.0000000001"), None, None),
+            (date(2024, 2, 29), "azure", "Compute, GPU", "westeurope", 'ND96 "v5"', "training",
+             D(0), D("9999999999999999999999999999.9999999999"), D("1.5"), ""),
+        ],
+        [(date(2024, 12, 31), "azure", "Storage", "eastus", "multi\nline", "other",
+          D(1), D(2), D(3), "1M tokens")],
+    )  # fmt: skip
+    loaded = copy_parquet(pg_conn, "staging", "inference_spend_daily", SPEND_COLUMNS, out)
     assert loaded == 3
 
     with pg_conn.cursor() as cur:
@@ -91,44 +93,32 @@ def test_round_trip_is_exact(pg_conn, tmp_path):
 
 
 def test_timestamps_keep_their_instant(pg_conn, tmp_path):
-    cur = pg_conn.cursor()
-    part = _write(
-        tmp_path / "runs.csv",
-        "test_db_copy_1,run,succeeded,2024-01-01T00:00:00.000Z,2024-03-31T23:59:59.123456+02:00\n"
-        "test_db_copy_2,run,running,2024-06-30T12:00:00Z,\n",
-    )
+    utc = pa.timestamp("us", tz="UTC")
+    plus_two = timezone(timedelta(hours=2))
+    out = _parquet(
+        tmp_path / "runs",
+        ["run_id", "command", "status", "started_at", "finished_at"],
+        [pa.string(), pa.string(), pa.string(), utc, utc],
+        [
+            ("test_db_copy_1", "run", "succeeded", datetime(2024, 1, 1, tzinfo=UTC),
+             datetime(2024, 3, 31, 23, 59, 59, 123456, tzinfo=plus_two)),
+            ("test_db_copy_2", "run", "running", datetime(2024, 6, 30, 12, tzinfo=UTC), None),
+        ],
+    )  # fmt: skip
     columns = ["run_id", "command", "status", "started_at", "finished_at"]
-    assert copy_csv(pg_conn, "audit", "runs", columns, [part], header=False) == 2
+    assert copy_parquet(pg_conn, "audit", "runs", columns, out) == 2
+    cur = pg_conn.cursor()
     cur.execute("SELECT started_at, finished_at FROM audit.runs WHERE run_id LIKE 'test_db_copy_%'")
     assert sorted(cur.fetchall()) == [
-        (
-            datetime(2024, 1, 1, tzinfo=UTC),
-            datetime(2024, 3, 31, 23, 59, 59, 123456, tzinfo=timezone(timedelta(hours=2))),
-        ),
+        (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 31, 23, 59, 59, 123456, plus_two)),
         (datetime(2024, 6, 30, 12, tzinfo=UTC), None),
     ]
 
 
-def test_header_must_match_the_columns(pg_conn, tmp_path):
-    swapped = SPEND_COLUMNS[:6] + ["effective_cost_usd", "billed_cost_usd"] + SPEND_COLUMNS[8:]
-    part = _write(tmp_path / "part-0.csv", ",".join(swapped) + "\n")
-    with pytest.raises(psycopg2.errors.BadCopyFileFormat, match="header"):
-        copy_csv(pg_conn, "staging", "inference_spend_daily", SPEND_COLUMNS, [part], header=True)
-
-
 def test_identifiers_are_quoted_not_spliced(pg_conn, tmp_path):
     pg_conn.cursor().execute('CREATE TEMP TABLE "Odd Table" ("Amount USD" numeric(38,10))')
-    part = _write(tmp_path / "odd.csv", "Amount USD\n0.1\n")
-    assert copy_csv(pg_conn, "pg_temp", "Odd Table", ["Amount USD"], [part], header=True) == 1
-
-
-def test_spark_csv_parts_skips_markers_and_checksums(tmp_path):
-    for name in ["part-00001-a.csv", "part-00000-a.csv.gz", "_SUCCESS", ".part-00000-a.csv.crc"]:
-        (tmp_path / name).write_text("")
-    assert [p.name for p in spark_csv_parts(tmp_path)] == [
-        "part-00000-a.csv.gz",
-        "part-00001-a.csv",
-    ]
+    out = _parquet(tmp_path / "odd", ["Amount USD"], [MONEY], [(Decimal("0.1"),)])
+    assert copy_parquet(pg_conn, "pg_temp", "Odd Table", ["Amount USD"], out) == 1
 
 
 def test_copy_parquet_streams_spark_output_exactly(spark, pg_conn, tmp_path):

@@ -14,12 +14,7 @@ without retries (`AirflowFailException`); any other failure is left to the task'
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -51,12 +46,12 @@ class LedgerSparkSubmitOperator(SparkSubmitOperator):
             run = context["ti"].xcom_pull(task_ids=self.run_task_id)
             if not run:
                 raise orchestration.ParamError(f"no ledger run from task {self.run_task_id!r}")
-            target = spark_connection(self._conn_id)
+            target = orchestration.spark_connection(self._conn_id)
             self.application = str(orchestration.jobs_dir() / f"{self.job}.py")
             self.application_args = orchestration.job_arguments(run, self.job_args)
             self.name = f"inference-ledger:{self.job}:{run['run_id']}"
             self.conf = {**orchestration.spark_conf(target), **(self.conf or {})}
-            self.env_vars = {**job_environment(target), **(self.env_vars or {})}
+            self.env_vars = {**orchestration.job_environment(target), **(self.env_vars or {})}
             self._hook = None  # built from the values above
             try:
                 super().execute(context)
@@ -78,35 +73,3 @@ class LedgerSparkSubmitOperator(SparkSubmitOperator):
         lines = [str(line) for line in getattr(self._hook, "_last_submit_log_lines", ())]
         mine = [t for t in lines if t.startswith("ledger job:")]
         return mine[-1] if mine else next((t for t in reversed(lines) if t.strip()), "")
-
-
-def spark_connection(conn_id: str) -> orchestration.SparkTarget:
-    """The `SparkTarget` of connection `conn_id`, which the hook will read too. When it is not
-    defined, it is defined for this task's process from `$LEDGER_SPARK_MASTER`, else
-    local[*] (the hook's own default would be `yarn`)."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        return orchestration.spark_target(Connection.get(conn_id))
-    except AirflowNotFoundException:
-        target = orchestration.spark_target(None)
-        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
-            {"conn_type": "spark", "host": target.master}
-        )
-        return target
-
-
-def job_environment(target: orchestration.SparkTarget) -> dict[str, str]:
-    """What the job's process gets on top of the worker's environment (the hook copies that):
-    the master it records, the interpreter of its Python workers, and `spark-submit` on PATH
-    (the hook runs it by name) when it is only next to this interpreter."""
-    env = {
-        "LEDGER_SPARK_MASTER": target.master,
-        "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-        "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),
-    }
-    beside = Path(sys.executable).parent
-    if shutil.which("spark-submit") is None and (beside / "spark-submit").exists():
-        env["PATH"] = f"{beside}{os.pathsep}{os.environ.get('PATH', '')}"
-    return env

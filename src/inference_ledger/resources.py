@@ -1,10 +1,13 @@
-"""Locate the repo-level `schemas/` and `sql/` folders, installed or in a checkout."""
+"""Locate the repo-level `schemas/` and `sql/` folders (installed or in a checkout) and the
+package's own config files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+# The driver's log4j config: every Spark session (in process, or a spark-submit job) uses it.
+LOG4J_CONFIG = _PACKAGE_DIR / "config" / "log4j2.properties"
 
 
 def resource_dir(name: str) -> Path:

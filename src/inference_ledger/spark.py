@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
+from inference_ledger.resources import LOG4J_CONFIG
 from inference_ledger.settings import load_settings
 
 _SESSION = None
-_LOG4J = Path(__file__).resolve().parent / "config" / "log4j2.properties"
 
 
 def get_spark(app_name: str = "inference-ledger"):
@@ -39,7 +38,7 @@ def get_spark(app_name: str = "inference-ledger"):
         .config("spark.sql.parquet.compression.codec", "snappy")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={_LOG4J}")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={LOG4J_CONFIG}")
     )
     _SESSION = builder.getOrCreate()
     _SESSION.sparkContext.setLogLevel("ERROR")

@@ -12,7 +12,7 @@ from inference_ledger.db.connection import (
     redact,
     sqlalchemy_engine,
 )
-from inference_ledger.db.copy import copy_csv, copy_parquet, spark_csv_parts, truncate
+from inference_ledger.db.copy import copy_parquet, truncate
 from inference_ledger.db.embedded import ensure_embedded, is_embedded_running, stop_embedded
 from inference_ledger.db.migrate import MigrationError, migrate
 
@@ -21,14 +21,12 @@ __all__ = [
     "connect",
     "connect_params",
     "connection",
-    "copy_csv",
     "copy_parquet",
     "database_url",
     "ensure_embedded",
     "is_embedded_running",
     "migrate",
     "redact",
-    "spark_csv_parts",
     "sqlalchemy_engine",
     "stop_embedded",
     "truncate",

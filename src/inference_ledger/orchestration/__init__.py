@@ -36,6 +36,7 @@ from inference_ledger.orchestration.partition import (
 from inference_ledger.orchestration.spark_submit import (
     SparkTarget,
     job_arguments,
+    job_environment,
     jobs_dir,
     spark_conf,
     spark_connection,
@@ -92,6 +93,7 @@ __all__ = [
     "ingest_job_args",
     "ingest_summary",
     "job_arguments",
+    "job_environment",
     "jobs_dir",
     "manual_logical_date",
     "partition",

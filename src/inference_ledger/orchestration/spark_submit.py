@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,17 +74,22 @@ def _extra(connection: Any) -> dict:
 
 
 def spark_connection(conn_id: str = SPARK_CONN_ID) -> SparkTarget:
-    """The `SparkTarget` of the Airflow connection `conn_id`; when it is not defined, the
-    worker's `$LEDGER_SPARK_MASTER`, else local[*]. Read at run time, in the worker."""
+    """The `SparkTarget` of the Airflow connection `conn_id`, read at run time in the worker.
+    When it is not defined, the worker's `$LEDGER_SPARK_MASTER`, else local[*]; and it is then
+    defined so for this task's process, since SparkSubmitHook reads the connection too (its
+    own default would be `yarn`)."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        connection = Connection.get(conn_id)
+        return spark_target(Connection.get(conn_id))
     except AirflowNotFoundException:
         log.info("no Airflow connection %r: Spark master from the environment", conn_id)
-        connection = None
-    return spark_target(connection)
+    target = spark_target(None)
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+        {"conn_type": "spark", "host": target.master}
+    )
+    return target
 
 
 def jobs_dir() -> Path:
@@ -107,11 +113,10 @@ def _spark_submit_binary(target: SparkTarget) -> str:
 def spark_conf(target: SparkTarget) -> dict[str, str]:
     """The Spark properties every job runs with: the driver's log4j config and memory, then
     the connection's `conf` extra (which may override them)."""
-    from importlib.resources import files
+    from inference_ledger.resources import LOG4J_CONFIG
 
-    log4j = files("inference_ledger") / "config" / "log4j2.properties"
     return {
-        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={log4j}",
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={LOG4J_CONFIG}",
         "spark.driver.memory": load_settings().spark_driver_memory,
         **target.conf,
     }
@@ -145,11 +150,22 @@ def spark_submit_command(
     return [*cmd, str((jobs or jobs_dir()) / f"{job}.py"), *job_arguments(run, job_args)]
 
 
-def spark_submit_env(target: SparkTarget) -> dict[str, str]:
-    """The job's environment: the worker's own (LEDGER_*, credentials), with the driver and
-    executors on this interpreter unless configured, and the master the job records."""
-    env = dict(os.environ)
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    env["LEDGER_SPARK_MASTER"] = target.master
+def job_environment(target: SparkTarget) -> dict[str, str]:
+    """What a job's process gets on top of the worker's environment: the master it records,
+    the interpreter of its Python workers (this one unless configured), and `spark-submit` on
+    PATH (SparkSubmitHook runs it by name) when it is only next to this interpreter."""
+    env = {
+        "LEDGER_SPARK_MASTER": target.master,
+        "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),
+    }
+    beside = Path(sys.executable).parent
+    if shutil.which("spark-submit") is None and (beside / "spark-submit").exists():
+        env["PATH"] = f"{beside}{os.pathsep}{os.environ.get('PATH', '')}"
     return env
+
+
+def spark_submit_env(target: SparkTarget) -> dict[str, str]:
+    """The job's whole environment: the worker's own (LEDGER_*, credentials) and
+    `job_environment`."""
+    return {**os.environ, **job_environment(target)}
