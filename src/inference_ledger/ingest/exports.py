@@ -34,23 +34,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import jsonschema
 import yaml
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from inference_ledger import contracts
 from inference_ledger.ingest import records as R
 
-DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".snappy.parquet", ".gz.parquet")
 MANIFEST_NAMES = ("manifest.json", "_manifest.json")  # the first wins in a folder with both
 PROVISIONAL, FINAL = "provisional", "final"
 STATUS_RULE_FILE = Path(__file__).resolve().parent.parent / "config" / "billing_exports.yaml"
-_PERIOD_FOLDER = re.compile(r"^(\d{8})-(\d{8})$")
-# exportConfig.resourceId is the export's own id: `<scope>/providers/Microsoft.CostManagement/
-# exports/<name>`; the scope is what precedes it (some manifests give the scope itself).
-_EXPORT_ID = re.compile(r"/providers/Microsoft\.CostManagement/exports/[^/]+/?$", re.IGNORECASE)
 
 # Cost Management export types (exportConfig.type) whose rows are invoice figures, and the
 # preference between them when one scope exports a month both ways: the FOCUS export (billed
@@ -59,9 +49,6 @@ ACTUAL_COST, FOCUS_COST, AMORTIZED_COST = "ActualCost", "FocusCost", "AmortizedC
 CONTRACT_COMMITMENT = "FOCUS Contract Commitment"
 READ_DATASETS = {"actualcost": ACTUAL_COST, "usage": ACTUAL_COST, "focuscost": FOCUS_COST}
 DATASET_RANK = {FOCUS_COST: 0, ACTUAL_COST: 1}
-# A run folder named by its export time (`<YYYYMMDDHHMM>`): its submitted time when the
-# manifest gives none.
-_EXPORT_TIME_FOLDER = re.compile(r"^(\d{12})$")
 
 
 def dataset_name(export_type: str) -> str:
@@ -87,27 +74,6 @@ def dataset_not_read(dataset: str) -> str | None:
         f"a {dataset or 'untyped'} export is not cost data (the ledger reads ActualCost and"
         " FocusCost exports) -- not read"
     )
-
-
-RUN_SCHEMA = T.StructType(
-    [
-        T.StructField("source", T.StringType(), False),
-        T.StructField("export_name", T.StringType(), False),
-        T.StructField("scope_id", T.StringType(), False),
-        T.StructField("billing_month", T.StringType(), False),
-        T.StructField("period_start", T.DateType(), False),
-        T.StructField("period_end", T.DateType(), False),  # exclusive
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("submitted_at", T.TimestampType(), False),
-        T.StructField("source_file", T.StringType(), False),
-        T.StructField("rejected_reason", T.StringType(), True),
-        # The manifest's exportConfig.dataVersion (or FOCUS metadata FocusVersion); None when
-        # the delivery does not say.
-        T.StructField("data_version", T.StringType(), True),
-        T.StructField("dataset_status", T.StringType(), False),  # provisional | final
-        T.StructField("dataset", T.StringType(), False),  # ActualCost | FocusCost
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -170,25 +136,12 @@ def parse_ts(value: str) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def _run_time(path: Path, info: dict, key: str) -> datetime:
-    try:
-        return parse_ts(info[key])
-    except ValueError as exc:
-        raise R.InputError(
-            f"{path}: invalid export manifest: runInfo.{key} {info[key]!r} is not a date-time"
-        ) from exc
-
-
 def _month_after(d: date) -> date:
     return date(d.year + d.month // 12, d.month % 12 + 1, 1)
 
 
 def _load_json(path: Path) -> object:
     return json.loads(path.read_text(encoding="utf-8-sig"))
-
-
-def _is_data_file(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(DATA_SUFFIXES) and not path.name.startswith(".")
 
 
 def blob_path(run_dir: Path, name: str) -> Path | None:
@@ -210,116 +163,6 @@ def blob_path(run_dir: Path, name: str) -> Path | None:
                 continue
             candidates.append((-len(anchor), j, run_dir.joinpath(*dirs[k:], file)))
     return next((p for _, _, p in sorted(candidates) if p.is_file()), None)
-
-
-def _through(start: date, end: datetime) -> date:
-    """The last day a run restates. runInfo.endDate is that day at 00:00 in Cost Management's
-    manifests (`2024-01-31T00:00:00` for January); 00:00 on the 1st of a later month is read
-    as an exclusive end."""
-    day = end.date()
-    if day > start and day.day == 1 and (end.hour, end.minute, end.second) == (0, 0, 0):
-        day -= timedelta(days=1)
-    return max(day, start)
-
-
-def _blob_checks(run_dir: Path, doc: dict) -> tuple[list, list[str], list[str]]:
-    """(blobs with declared rows, missing blob names, byte-count mismatches)."""
-    blobs, missing, wrong = [], [], []
-    for blob in doc["blobs"]:
-        name = blob["blobName"]
-        found = blob_path(run_dir, name)
-        if found is None:
-            missing.append(name.strip())
-            continue
-        rows = blob.get("dataRowCount")
-        if rows is None and blob.get("byteCount") is not None:
-            size = found.stat().st_size
-            if size != int(blob["byteCount"]):
-                wrong.append(
-                    f"{found.name}: manifest says {blob['byteCount']} bytes, file has {size}"
-                )
-        blobs.append((found, None if rows is None else int(rows)))
-    return blobs, missing, wrong
-
-
-def _totals_check(doc: dict) -> list[str]:
-    """2024-04-01 manifests also total their blobs: a total that disagrees is a torn manifest.
-    A manifest whose blobs carry no counts was written by hand (FinOps hubs' template, whose
-    `blobCount: 1, dataRowCount: 1` are placeholders): only its blobs' presence is checked."""
-    wrong = []
-    if "manifestVersion" not in doc and not any(
-        "byteCount" in b or "dataRowCount" in b for b in doc["blobs"]
-    ):
-        return wrong
-    if "blobCount" in doc and int(doc["blobCount"]) != len(doc["blobs"]):
-        wrong.append(f"manifest says blobCount {doc['blobCount']}, lists {len(doc['blobs'])} blobs")
-    declared = [b.get("dataRowCount") for b in doc["blobs"]]
-    if "dataRowCount" in doc and None not in declared and int(doc["dataRowCount"]) != sum(declared):
-        wrong.append(f"manifest says dataRowCount {doc['dataRowCount']}, its blobs {sum(declared)}")
-    return wrong
-
-
-def read_manifest(
-    path: Path, source: str = "billing.azure", rule: StatusRule | None = None
-) -> ExportRun:
-    try:
-        doc = _load_json(path)
-        jsonschema.validate(doc, contracts.load_schema("inputs", "azure_export_manifest"))
-        info, config = doc["runInfo"], doc["exportConfig"]
-        start = _run_time(path, info, "startDate").date()
-        # A manifest written by hand (FinOps hubs' template for re-ingesting files) gives the
-        # month's start only: the run restates the whole month, submitted when written.
-        through = (
-            _through(start, _run_time(path, info, "endDate"))
-            if info.get("endDate")
-            else _month_after(start) - timedelta(days=1)
-        )
-        submitted = (
-            _run_time(path, info, "submittedTime")
-            if info.get("submittedTime")
-            else _submitted_from_path(path)
-        )
-    except (json.JSONDecodeError, UnicodeDecodeError, jsonschema.ValidationError) as exc:
-        msg = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
-        raise R.InputError(f"{path}: invalid export manifest: {msg}") from exc
-    run_dir = path.parent
-    blobs, missing, wrong = _blob_checks(run_dir, doc)
-    reasons = _totals_check(doc) + wrong
-    if missing:
-        reasons.insert(0, f"manifest lists blob(s) not delivered: {', '.join(missing)}")
-    recency, meta_files, focus_version = _run_metadata(run_dir, doc)
-    run = ExportRun(
-        source=source,
-        export_name=config["exportName"],
-        scope_id=_EXPORT_ID.sub("", config["resourceId"].strip()) or config["resourceId"],
-        billing_month=f"{start:%Y-%m}",
-        period_start=start,
-        period_end=_month_after(through),
-        run_id=info["runId"],
-        submitted_at=submitted,
-        manifest_path=path,
-        blobs=tuple(blobs),
-        missing_blobs=tuple(missing),
-        rejected_reason="; ".join(reasons) or None,
-        data_version=config.get("dataVersion") or focus_version,
-        covered_through=through,
-        manifest_shape=doc.get("manifestVersion") or "2023-07-01-preview",
-        metadata_files=(path, *meta_files),
-        dataset=FOCUS_COST if source == "billing.focus" else dataset_name(config["type"]),
-    )
-    return replace(run, dataset_status=dataset_status(run, recency, rule or StatusRule.load()))
-
-
-def _submitted_from_path(path: Path) -> datetime:
-    """A manifest without runInfo.submittedTime: the export-time folder Cost Management puts
-    runs in (`.../<YYYYMMDDHHMM>/<run-guid>/manifest.json`), else the manifest's own time."""
-    for folder in path.parents:
-        if _EXPORT_TIME_FOLDER.match(folder.name):
-            try:
-                return datetime.strptime(folder.name, "%Y%m%d%H%M").replace(tzinfo=UTC)
-            except ValueError:
-                break
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 
 # ---------------------------------------------------------------- FOCUS 1.3 metadata
@@ -421,30 +264,6 @@ def dataset_status(run: ExportRun, recency: list[dict], rule: StatusRule) -> str
 # ---------------------------------------------------------------- discovery
 
 
-def _manifests(root: Path) -> list[Path]:
-    """One manifest per folder, at any depth (manifest.json before a legacy _manifest.json)."""
-    by_folder: dict[Path, Path] = {}
-    for name in reversed(MANIFEST_NAMES):
-        for p in root.rglob(name):
-            if p.is_file():
-                by_folder[p.parent] = p
-    return [by_folder[k] for k in sorted(by_folder)]
-
-
-def _period_from_path(run_dir: Path, top: Path) -> tuple[date, date] | None:
-    for folder in [run_dir, *run_dir.parents]:
-        if folder == top:
-            return None
-        m = _PERIOD_FOLDER.match(folder.name)
-        if m:
-            try:
-                first, last = (datetime.strptime(g, "%Y%m%d").date() for g in m.groups())
-            except ValueError:
-                continue
-            return first, last + timedelta(days=1)
-    return None
-
-
 def _period_from_data(path: Path) -> tuple[date, date] | None:
     """BillingPeriodStart / BillingPeriodEnd (exclusive) of a FOCUS file's first row."""
     if path.name.endswith(".parquet"):
@@ -490,138 +309,20 @@ def _header(path: Path) -> tuple[str, ...]:
         return ()  # read (and reported) with the run's other files
 
 
-def _other_dataset(path: Path) -> str | None:
-    """The FOCUS dataset a data file holds when it is not cost and usage rows: FOCUS 1.3's
-    Contract Commitment dataset (ContractCommitmentId, no BilledCost) may be delivered beside
-    the cost files."""
-    names = {h.lower() for h in _header(path)}
-    if "contractcommitmentid" in names and "billedcost" not in names:
-        return CONTRACT_COMMITMENT
-    return None
-
-
-def _other_datasets_run(run: ExportRun, files: list[Path]) -> ExportRun:
-    """The files of another FOCUS dataset in a run's folder, as a run of their own (read by
-    ingest/contract_commitments.py, never as cost rows)."""
-    return replace(
-        run,
-        run_id=f"{run.run_id}:{CONTRACT_COMMITMENT}",
-        blobs=tuple((p, None) for p in files),
-        metadata_files=(),
-        dataset=CONTRACT_COMMITMENT,
-    )
-
-
-def _folder_runs(run_dir: Path, provider_dir: Path, rule: StatusRule) -> list[ExportRun]:
-    files = sorted(p for p in run_dir.iterdir() if _is_data_file(p))
-    others = [p for p in files if _other_dataset(p)]
-    cost = [p for p in files if p not in others]
-    if not cost:
-        if not others:
-            return []
-        # Its billing period (if any) only labels it.
-        first, end = _period_from_path(run_dir, provider_dir) or (date.min, date.min)
-        only = ExportRun(
-            source="billing.focus",
-            export_name=provider_dir.name,
-            scope_id=f"focus:{provider_dir.name}",
-            billing_month=f"{first:%Y-%m}" if first != date.min else "",
-            period_start=first,
-            period_end=end,
-            run_id=run_dir.name,
-            submitted_at=datetime.fromtimestamp(others[0].stat().st_mtime, tz=UTC),
-            manifest_path=None,
-            blobs=(),
-        )
-        return [_other_datasets_run(only, others)]
-    run = _folder_run(run_dir, provider_dir, rule, cost)
-    return [run, _other_datasets_run(run, others)] if others else [run]
-
-
-def _folder_run(
-    run_dir: Path, provider_dir: Path, rule: StatusRule, files: list[Path]
-) -> ExportRun:
-    period = _period_from_path(run_dir, provider_dir) or _period_from_data(files[0])
-    if period is None:
-        raise R.InputError(
-            f"{run_dir}: FOCUS run without a billing period: no YYYYMMDD-YYYYMMDD folder on its"
-            f" path and no BillingPeriodStart / BillingPeriodEnd in {files[0].name}"
-        )
-    first, end = period
-    recency, meta_files, version = _run_metadata(run_dir, None)
-    newest = max(p.stat().st_mtime for p in files)
-    provider = provider_dir.name
-    run = ExportRun(
-        source="billing.focus",
-        export_name=provider,
-        scope_id=f"focus:{provider}",
-        billing_month=f"{first:%Y-%m}",
-        period_start=first,
-        period_end=end,
-        run_id=run_dir.name,
-        submitted_at=datetime.fromtimestamp(newest, tz=UTC),
-        manifest_path=None,
-        blobs=tuple((p, None) for p in files),
-        data_version=version,
-        metadata_files=tuple(meta_files),
-    )
-    return replace(run, dataset_status=dataset_status(run, recency, rule))
-
-
-def _focus_runs(root: Path, rule: StatusRule) -> list[ExportRun]:
-    from inference_ledger.ingest import aws_exports
-
-    runs: list[ExportRun] = []
-    for provider_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        manifests = _manifests(provider_dir)
-        runs += [read_manifest(m, "billing.focus", rule) for m in manifests]
-        aws = aws_exports.manifests(provider_dir)
-        runs += [aws_exports.read_manifest(m, provider_dir, rule) for m in aws]
-        # A manifest's run: its unlisted files are reported as unclaimed, never a folder run.
-        with_manifest = {m.parent for m in manifests} | aws_exports.export_data_dirs(aws)
-        for folder in sorted({p.parent for p in provider_dir.rglob("*") if _is_data_file(p)}):
-            if with_manifest & {folder, *folder.parents} or aws_exports.is_export_data(folder):
-                continue
-            runs += _folder_runs(folder, provider_dir, rule)
-    # Folder runs are named by their folder; two folders of one name in the same scope and
-    # month are told apart by their path below the provider.
-    seen: dict[tuple[str, str, str], int] = {}
-    for r in runs:
-        key = (r.scope_id, r.billing_month, r.run_id)
-        seen[key] = seen.get(key, 0) + 1
-    return [
-        replace(r, run_id=str(r.blobs[0][0].parent.relative_to(root / r.export_name)))
-        if r.manifest_path is None and seen[(r.scope_id, r.billing_month, r.run_id)] > 1
-        else r
-        for r in runs
-    ]
-
-
 def discover_runs(landing: Path, rule: StatusRule | None = None) -> list[ExportRun]:
     """Every export run under billing/azure (by manifest, any depth) and billing/focus."""
+    # They build on this module's ExportRun (as aws_exports does): imported when discovery runs.
+    from inference_ledger.ingest.export_discovery import focus_runs, manifests_in, without_copies
+    from inference_ledger.ingest.export_manifests import read_manifest
+
     rule = rule or StatusRule.load()
     azure = landing / "billing" / "azure"
     runs = (
-        [read_manifest(p, "billing.azure", rule) for p in _manifests(azure)]
+        [read_manifest(p, "billing.azure", rule) for p in manifests_in(azure)]
         if azure.is_dir()
         else []
     )
-    return _without_copies(runs + _focus_runs(landing / "billing" / "focus", rule))
-
-
-def _without_copies(runs: list[ExportRun]) -> list[ExportRun]:
-    """A run delivered twice (the same scope, month and run id in two folders: a copy) would
-    count its rows twice: the first by path is the run, each other copy is rejected."""
-    first: dict[tuple[str, str, str], ExportRun] = {}
-    out = []
-    for r in runs:
-        key = (r.scope_id, r.billing_month, r.run_id)
-        original = first.setdefault(key, r)
-        if original is not r and not r.rejected_reason:
-            where = original.manifest_path or original.blobs[0][0].parent
-            r = replace(r, rejected_reason=f"a copy of export run {r.run_id} at {where}")
-        out.append(r)
-    return out
+    return without_copies(runs + focus_runs(landing / "billing" / "focus", rule))
 
 
 def with_row_count_check(runs: list[ExportRun], rows_per_file: dict[str, int]) -> list[ExportRun]:
@@ -637,58 +338,3 @@ def with_row_count_check(runs: list[ExportRun], rows_per_file: dict[str, int]) -
             run = replace(run, rejected_reason="; ".join(wrong))
         out.append(run)
     return out
-
-
-def runs_frame(spark: SparkSession, runs: list[ExportRun]) -> DataFrame:
-    rows = [
-        (
-            r.source,
-            r.export_name,
-            r.scope_id,
-            r.billing_month,
-            r.period_start,
-            r.period_end,
-            r.run_id,
-            r.submitted_at.astimezone(UTC).replace(tzinfo=None),
-            str(path),
-            r.rejected_reason,
-            r.data_version,
-            r.dataset_status,
-            r.dataset,
-        )
-        for r in runs
-        for path, _ in r.blobs
-    ]
-    return spark.createDataFrame(rows, RUN_SCHEMA)
-
-
-def with_current_run(runs: DataFrame) -> DataFrame:
-    """Flag `is_current_run`: the newest submitted, not rejected run of each (scope, month),
-    of its FocusCost export where the scope has one for the month, else of its ActualCost."""
-    per_run = runs.select(
-        "scope_id", "billing_month", "run_id", "submitted_at", "rejected_reason", "dataset"
-    ).distinct()
-    ok = per_run.filter(F.col("rejected_reason").isNull())
-    preference = F.create_map(*[F.lit(x) for kv in DATASET_RANK.items() for x in kv])
-    ranked = ok.withColumn(
-        "_rank",
-        F.row_number().over(
-            Window.partitionBy("scope_id", "billing_month").orderBy(
-                F.coalesce(preference[F.col("dataset")], F.lit(len(DATASET_RANK))),
-                F.col("submitted_at").desc(),
-                F.col("run_id").desc(),
-            )
-        ),
-    )
-    # Run ids are unique only within a scope and month: FOCUS folder runs are named by their
-    # folder (`run-1`, a date), so a join on run_id alone multiplied rows across scopes.
-    key = ["scope_id", "billing_month", "run_id"]
-    current = ranked.select(*key, (F.col("_rank") == 1).alias("is_current_run"))
-    current_dataset = ranked.filter(F.col("_rank") == 1).select(
-        "scope_id", "billing_month", F.col("dataset").alias("current_dataset")
-    )
-    return (
-        runs.join(current, key, how="left")
-        .join(current_dataset, ["scope_id", "billing_month"], how="left")
-        .withColumn("is_current_run", F.coalesce(F.col("is_current_run"), F.lit(False)))
-    )

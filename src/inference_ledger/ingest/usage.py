@@ -41,13 +41,7 @@ Partial pulls (`partial_pulls`): see its docstring and docs/usage.md.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import operator
-import re
-from collections import defaultdict
-from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
@@ -57,6 +51,7 @@ from pyspark.sql import types as T
 
 from inference_ledger import contracts
 from inference_ledger.ingest import records as R
+from inference_ledger.ingest.usage_pulls import Delivery, unanswered_warnings
 
 SOURCE = "usage"
 CHANNELS = ("openai", "azure_openai")
@@ -325,55 +320,6 @@ def usage_records(pages: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- partial pulls
 
-# A page file's name: stem, page number, tail; the next page of the same pull is the file with
-# the same stem and tail and the next number (`page-0002.json` after `page-0001.json`).
-_PAGE_NAME = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)(?P<tail>\D*?)\.jsonl?(?:\.gz)?$")
-
-
-@dataclass(frozen=True)
-class PageMark:
-    """What chaining needs of a delivered page: its position N (the line of a `.jsonl`, the
-    number in a page file's name, else 1), its paging fields and a digest of its text."""
-
-    position: int
-    has_more: object
-    next_page: object
-    digest: str
-
-
-def _page_marks(path: Path) -> list[PageMark]:
-    """The pages of a file in delivery order. A page that is not JSON still arrived (the ingest
-    quarantines it) but has no paging fields; an empty file holds no page."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            if ".jsonl" in path.name:
-                texts = list(enumerate(f, start=1))
-            else:
-                m = _PAGE_NAME.match(path.name)
-                texts = [(int(m["number"]) if m else 1, f.read())]
-    except (OSError, EOFError, UnicodeDecodeError):
-        return []  # unreadable: the ingest names the file (and stops)
-    marks = []
-    for n, text in texts:
-        text = text.strip()
-        if not text:
-            continue
-        try:
-            page = json.loads(text)
-        except ValueError:
-            page = None
-        page = page if isinstance(page, dict) else {}
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        marks.append(PageMark(n, page.get("has_more"), page.get("next_page"), digest))
-    return marks
-
-
-def _delivery_order(path: Path, mark: PageMark) -> tuple:
-    """Folder (day), page-file number, line: the order pages of a delivery were written in."""
-    name = _PAGE_NAME.match(path.name)
-    return (str(path.parent), int(name["number"]) if name else 0, mark.position, path.name)
-
 
 def partial_pulls(files: list[Path]) -> dict[str, str]:
     """{file: warning} for each file holding the last page that arrived of a partial pull.
@@ -388,47 +334,5 @@ def partial_pulls(files: list[Path]) -> dict[str, str]:
     (the original of a copy). Otherwise the pull is partial: the file that first delivered the
     unanswered cursor is flagged by name (its copies, if any, are not flagged again).
     """
-    marks = {p: _page_marks(p) for p in files}
-    first_seen: dict[str, tuple] = {}
-    first_pages = {}
-    for p, pages in marks.items():
-        for mark in pages:
-            at = _delivery_order(p, mark)
-            first_seen[mark.digest] = min(first_seen.get(mark.digest, at), at)
-        name = _PAGE_NAME.match(p.name)
-        if name and pages:
-            first_pages[p.parent, name["stem"], name["tail"], int(name["number"])] = (p, pages[0])
-
-    def continued(p: Path, i: int) -> bool:
-        if i + 1 < len(marks[p]):
-            nxt_path, nxt = p, marks[p][i + 1]
-        else:
-            name = _PAGE_NAME.match(p.name)
-            key = name and (p.parent, name["stem"], name["tail"], int(name["number"]) + 1)
-            if not key or key not in first_pages:
-                return False
-            nxt_path, nxt = first_pages[key]
-        return first_seen[nxt.digest] == _delivery_order(nxt_path, nxt)
-
-    answered: dict[Path, set] = defaultdict(set)
-    unanswered = []
-    for p, pages in marks.items():
-        for i, mark in enumerate(pages):
-            if mark.has_more is not True:
-                continue
-            if continued(p, i):
-                answered[p.parent].add(mark.next_page)
-            else:
-                unanswered.append((p, mark))
-    flagged, named = {}, set()
-    for p, m in sorted(unanswered, key=lambda pm: _delivery_order(*pm)):
-        if m.next_page in answered[p.parent] or m.next_page in named:
-            continue  # answered, or a copy of a page already named
-        if m.next_page is not None:
-            named.add(m.next_page)
-        cursor = m.next_page if m.next_page is not None else "null"
-        flagged[str(p)] = (
-            f"partial pull: page {m.position} has has_more=true and next_page {cursor} "
-            "never arrived"
-        )
-    return flagged
+    answered, unanswered = Delivery.of(files).cursors()
+    return unanswered_warnings(answered, unanswered)

@@ -1,0 +1,131 @@
+"""Usage pages as delivered, chained page to page to tell a partial pull from a complete one
+(`usage.partial_pulls` states the rule)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+# A page file's name: stem, page number, tail; the next page of the same pull is the file with
+# the same stem and tail and the next number (`page-0002.json` after `page-0001.json`).
+_PAGE_NAME = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)(?P<tail>\D*?)\.jsonl?(?:\.gz)?$")
+
+
+@dataclass(frozen=True)
+class PageMark:
+    """What chaining needs of a delivered page: its position N (the line of a `.jsonl`, the
+    number in a page file's name, else 1), its paging fields and a digest of its text."""
+
+    position: int
+    has_more: object
+    next_page: object
+    digest: str
+
+
+def _page_marks(path: Path) -> list[PageMark]:
+    """The pages of a file in delivery order. A page that is not JSON still arrived (the ingest
+    quarantines it) but has no paging fields; an empty file holds no page."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            if ".jsonl" in path.name:
+                texts = list(enumerate(f, start=1))
+            else:
+                m = _PAGE_NAME.match(path.name)
+                texts = [(int(m["number"]) if m else 1, f.read())]
+    except (OSError, EOFError, UnicodeDecodeError):
+        return []  # unreadable: the ingest names the file (and stops)
+    marks = []
+    for n, text in texts:
+        text = text.strip()
+        if not text:
+            continue
+        try:
+            page = json.loads(text)
+        except ValueError:
+            page = None
+        page = page if isinstance(page, dict) else {}
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        marks.append(PageMark(n, page.get("has_more"), page.get("next_page"), digest))
+    return marks
+
+
+def _delivery_order(path: Path, mark: PageMark) -> tuple:
+    """Folder (day), page-file number, line: the order pages of a delivery were written in."""
+    name = _PAGE_NAME.match(path.name)
+    return (str(path.parent), int(name["number"]) if name else 0, mark.position, path.name)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The pages of a set of files, indexed for chaining: where each page's text was first
+    delivered, and the first page of each numbered page file."""
+
+    marks: dict[Path, list[PageMark]]
+    first_seen: dict[str, tuple]
+    first_pages: dict[tuple, tuple[Path, PageMark]]
+
+    @classmethod
+    def of(cls, files: list[Path]) -> Delivery:
+        marks = {p: _page_marks(p) for p in files}
+        first_seen: dict[str, tuple] = {}
+        first_pages = {}
+        for p, pages in marks.items():
+            for mark in pages:
+                at = _delivery_order(p, mark)
+                first_seen[mark.digest] = min(first_seen.get(mark.digest, at), at)
+            name = _PAGE_NAME.match(p.name)
+            if name and pages:
+                key = (p.parent, name["stem"], name["tail"], int(name["number"]))
+                first_pages[key] = (p, pages[0])
+        return cls(marks, first_seen, first_pages)
+
+    def continued(self, p: Path, i: int) -> bool:
+        """Page i of file p has its continuation: the page after it by position, arrived there
+        first (not a copy of a page delivered earlier)."""
+        if i + 1 < len(self.marks[p]):
+            nxt_path, nxt = p, self.marks[p][i + 1]
+        else:
+            name = _PAGE_NAME.match(p.name)
+            key = name and (p.parent, name["stem"], name["tail"], int(name["number"]) + 1)
+            if not key or key not in self.first_pages:
+                return False
+            nxt_path, nxt = self.first_pages[key]
+        return self.first_seen[nxt.digest] == _delivery_order(nxt_path, nxt)
+
+    def cursors(self) -> tuple[dict[Path, set], list[tuple[Path, PageMark]]]:
+        """(the cursors answered in each folder, the pages with has_more=true not continued)."""
+        answered: dict[Path, set] = defaultdict(set)
+        unanswered = []
+        for p, pages in self.marks.items():
+            for i, mark in enumerate(pages):
+                if mark.has_more is not True:
+                    continue
+                if self.continued(p, i):
+                    answered[p.parent].add(mark.next_page)
+                else:
+                    unanswered.append((p, mark))
+        return answered, unanswered
+
+
+def unanswered_warnings(
+    answered: dict[Path, set], unanswered: list[tuple[Path, PageMark]]
+) -> dict[str, str]:
+    """{file: warning} naming the file that first delivered each cursor never answered."""
+    flagged, named = {}, set()
+    for p, m in sorted(unanswered, key=lambda pm: _delivery_order(*pm)):
+        if m.next_page in answered[p.parent] or m.next_page in named:
+            continue  # answered, or a copy of a page already named
+        if m.next_page is not None:
+            named.add(m.next_page)
+        cursor = m.next_page if m.next_page is not None else "null"
+        flagged[str(p)] = (
+            f"partial pull: page {m.position} has has_more=true and next_page {cursor} "
+            "never arrived"
+        )
+    return flagged
