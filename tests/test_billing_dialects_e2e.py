@@ -13,6 +13,7 @@ from inference_ledger.sample.scenario import quarter_range
 from inference_ledger.sample.sink import Sink
 from inference_ledger.transform.spend import inference_spend_daily
 from inference_ledger.workload import WorkloadRules
+from tests.billing_support import read_billing_rows
 from tests.helpers import lake_df
 
 
@@ -34,7 +35,7 @@ def spend_mart(
             billing_faults=faults,
             billing_parquet=parquet,
         ).rejected_export_runs
-    rows, runs = billing.read_billing_rows(spark, exports.discover_runs(landing))
+    rows, runs = read_billing_rows(spark, exports.discover_runs(landing))
     assert sum(1 for r in runs if r.rejected_reason) == rejected
     fx = lake_df(spark, "fx_rates", [])  # everything is billed in USD
     records = billing.billing_records(rows, fx, WorkloadRules.load()).cache()

@@ -12,6 +12,7 @@ import pytest
 from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
 from inference_ledger.workload import WorkloadRules
+from tests.billing_support import read_billing_rows
 from tests.helpers import D, lake_df
 
 EA_HEADER = [
@@ -163,7 +164,7 @@ def test_month_to_date_runs_newest_wins_and_bad_rows_quarantined(spark, tmp_path
     )
     runs = exports.discover_runs(tmp_path)
     assert [r.run_id for r in runs] == ["run-a", "run-b"]
-    rows, runs = billing.read_billing_rows(spark, runs)
+    rows, runs = read_billing_rows(spark, runs)
     assert [r.rejected_reason for r in runs] == [None, None]
     records = billing.billing_records(rows, fx, WorkloadRules.load())
     got = by_status(records)
@@ -217,7 +218,7 @@ def test_missing_fx_rate_names_currency_and_date(spark, tmp_path, fx):
     write_run(
         tmp_path, "run-a", "2024-01-10T06:00:00Z", [ea_row("01/02/2024", "1.00", currency="GBP")]
     )
-    rows, _ = billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+    rows, _ = read_billing_rows(spark, exports.discover_runs(tmp_path))
     records = billing.billing_records(rows, fx, WorkloadRules.load())
     with pytest.raises(R.InputError, match="GBP on 2024-01-02"):
         require_fx(records, "billing/azure", "billing_currency", "usage_date")

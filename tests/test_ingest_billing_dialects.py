@@ -16,6 +16,7 @@ from inference_ledger.ingest import records as R
 from inference_ledger.run.context import RunContext
 from inference_ledger.steps.ingest import ingest_landing
 from inference_ledger.workload import WorkloadRules
+from tests.billing_support import read_billing_rows
 from tests.helpers import D, lake_df
 
 MCA_HEADER = [
@@ -83,7 +84,7 @@ def fx(spark):
 
 
 def ingest(spark, landing, fx):
-    rows, runs = billing.read_billing_rows(spark, exports.discover_runs(landing))
+    rows, runs = read_billing_rows(spark, exports.discover_runs(landing))
     records = billing.billing_records(rows, fx, WorkloadRules.load()).cache()
     by = {}
     for r in records.collect():
@@ -316,7 +317,7 @@ def test_focus_file_missing_a_mandatory_column_names_it(spark, tmp_path, fx):
     with pytest.raises(
         R.InputError, match=r"f\.csv: focus-1\.0 file is missing required column\(s\) EffectiveCost"
     ):
-        billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+        read_billing_rows(spark, exports.discover_runs(tmp_path))
 
 
 def test_parquet_export(spark, tmp_path, fx):
@@ -459,7 +460,7 @@ def test_unknown_file_is_an_error_naming_it(spark, tmp_path, fx):
     run.mkdir(parents=True)
     (run / "notes.csv").write_text("hello,world\n1,2\n")
     with pytest.raises(R.InputError, match=r"notes\.csv: not a known billing export"):
-        billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+        read_billing_rows(spark, exports.discover_runs(tmp_path))
 
 
 def test_truncated_gzip_fails_naming_the_file(spark, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from inference_ledger.ingest import contract_commitments as CC
 from inference_ledger.ingest import exports
 from inference_ledger.ingest import records as R
+from tests.billing_support import read_billing_rows
 from tests.helpers import D, lake_df
 
 REAL = Path(__file__).parent / "data" / "real" / "contract_commitment_scenario_1.csv"
@@ -182,7 +183,7 @@ def test_a_bills_contract_applied_is_checked_and_kept(spark, tmp_path):
     writer.writerow([*header, "ContractApplied"])
     writer.writerows([*first, v] for v in values)
     focus_run(tmp_path, "cost.csv", out.getvalue().encode(), provider="aura-web")
-    rows, _ = billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+    rows, _ = read_billing_rows(spark, exports.discover_runs(tmp_path))
     records = billing.billing_records(rows, lake_df(spark, "fx_rates", []), WorkloadRules.load())
     got = sorted(
         (r["line_number"], r["status"], r["field"], r["lineage"] and "ContractApplied" in r["lineage"])

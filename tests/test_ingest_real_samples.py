@@ -20,6 +20,7 @@ from inference_ledger.ingest import records as R
 from inference_ledger.quality.config import QualityConfig
 from inference_ledger.quality.lake_suites import table_frame, table_suite, validate_frames
 from inference_ledger.workload import WorkloadRules
+from tests.billing_support import read_billing_rows
 from tests.helpers import D, lake_df
 
 REAL = Path(__file__).parent / "data" / "real"
@@ -75,7 +76,7 @@ def fx(spark):
 
 
 def ingest(spark, landing: Path, fx) -> dict[str, list[dict]]:
-    rows, _ = billing.read_billing_rows(spark, exports.discover_runs(landing))
+    rows, _ = read_billing_rows(spark, exports.discover_runs(landing))
     records = billing.billing_records(rows, fx, WorkloadRules.load())
     by: dict[str, list[dict]] = {}
     for r in records.collect():
@@ -286,7 +287,7 @@ def test_a_header_no_dialect_accepts_names_the_closest_and_what_it_lacks(spark, 
     row = {k: v for k, v in EA_BASE.items() if k not in ("CostInBillingCurrency", "ChargeType")}
     path = azure_run(tmp_path, _csv(list(row), [row]).encode(), 1)
     with pytest.raises(R.InputError) as err:
-        billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+        read_billing_rows(spark, exports.discover_runs(tmp_path))
     assert str(err.value) == (
         f"{path}: not a known billing export (header: BillingAccountId, SubscriptionId, Date, "
         "MeterCategory, MeterName, UnitOfMeasure, ...); the closest dialect is azure-ea, which "
@@ -296,7 +297,7 @@ def test_a_header_no_dialect_accepts_names_the_closest_and_what_it_lacks(spark, 
     shutil.rmtree(tmp_path / "billing")
     path = azure_run(tmp_path, _csv(list(with_cost), [with_cost]).encode(), 1)
     with pytest.raises(R.InputError) as err:
-        billing.read_billing_rows(spark, exports.discover_runs(tmp_path))
+        read_billing_rows(spark, exports.discover_runs(tmp_path))
     assert str(err.value) == f"{path}: azure-ea file is missing required column(s) ChargeType"
 
 

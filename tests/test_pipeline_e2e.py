@@ -363,7 +363,9 @@ def test_bad_input_fails_clearly_and_keeps_published_marts(
     assert f"{revenue}: missing required column(s) amount" in err
     assert marts_hash(own.conn) == before
     with own.conn.cursor() as cur:
-        cur.execute("SELECT status FROM audit.runs WHERE landing_dir = %s", (str(broken.resolve()),))
+        cur.execute(
+            "SELECT status FROM audit.runs WHERE landing_dir = %s", (str(broken.resolve()),)
+        )
         assert cur.fetchall() == [("failed",)]
 
 

@@ -162,17 +162,6 @@ def with_line_numbers(rows: DataFrame) -> DataFrame:
     )
 
 
-def read_billing_rows(
-    spark: SparkSession, runs: list[ExportRun]
-) -> tuple[DataFrame | None, list[ExportRun]]:
-    """Raw rows of every blob of every run, joined to their run's facts; runs whose files
-    disagree with their manifest come back rejected (their rows are quarantined)."""
-    raw = read_billing_files(spark, [path for r in runs for path, _ in r.blobs])
-    if raw is None:
-        return None, runs
-    return with_run_facts(spark, raw, runs)
-
-
 def with_run_facts(
     spark: SparkSession, raw: DataFrame, runs: list[ExportRun]
 ) -> tuple[DataFrame, list[ExportRun]]:
