@@ -611,6 +611,26 @@ def _chromium_args(binary, profile):
 
 def read_png(data: bytes) -> tuple[int, int, list[bytes]]:
     """(width, height, rows of RGB(A) bytes) of an 8-bit RGB or RGBA, non-interlaced PNG."""
+    width, height, colour, idat = _png_chunks(data)
+    bpp = 4 if colour == 6 else 3
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        line = _unfiltered(f, line, prev, bpp)
+        rows.append(bytes(line))
+        prev = line
+    return (
+        width,
+        height,
+        [r if bpp == 3 else bytes(b for i, b in enumerate(r) if i % 4 != 3) for r in rows],
+    )
+
+
+def _png_chunks(data: bytes) -> tuple[int, int, int, bytes]:
+    """(width, height, colour type, the IDAT chunks' data joined) of an 8-bit PNG."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat = 8, b""
     while pos < len(data):
@@ -622,37 +642,31 @@ def read_png(data: bytes) -> tuple[int, int, list[bytes]]:
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
-    bpp = 4 if colour == 6 else 3
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    rows, prev = [], bytearray(stride)
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        if f == 1:
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 0xFF
-        elif f == 2:
-            line = bytearray((a + b) & 0xFF for a, b in zip(line, prev, strict=True))
-        elif f == 3:
-            for i in range(stride):
-                left = line[i - bpp] if i >= bpp else 0
-                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
-        elif f == 4:
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
-                line[i] = (line[i] + pred) & 0xFF
-        rows.append(bytes(line))
-        prev = line
-    return (
-        width,
-        height,
-        [r if bpp == 3 else bytes(b for i, b in enumerate(r) if i % 4 != 3) for r in rows],
-    )
+    return width, height, colour, idat
+
+
+def _unfiltered(f: int, line: bytearray, prev: bytearray, bpp: int) -> bytearray:
+    """A scanline with its filter `f` undone (1 Sub, 2 Up, 3 Average, 4 Paeth; 0 None),
+    given the previous unfiltered one."""
+    stride = len(line)
+    if f == 1:
+        for i in range(bpp, stride):
+            line[i] = (line[i] + line[i - bpp]) & 0xFF
+    elif f == 2:
+        line = bytearray((a + b) & 0xFF for a, b in zip(line, prev, strict=True))
+    elif f == 3:
+        for i in range(stride):
+            left = line[i - bpp] if i >= bpp else 0
+            line[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
+    elif f == 4:
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            line[i] = (line[i] + pred) & 0xFF
+    return line
 
 
 def test_report_renders_in_headless_chromium(reports, tmp_path):

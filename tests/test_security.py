@@ -273,30 +273,46 @@ def sql_interpolations(path, source: str) -> list[str]:
     tree = ast.parse(source)
     out = []
     for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.Module)]:
-        assigned: dict[str, list[ast.AST]] = {}
-        for n in ast.walk(func):
-            if isinstance(n, ast.Assign):
-                for t in n.targets:
-                    if isinstance(t, ast.Name):
-                        assigned.setdefault(t.id, []).append(n.value)
-        for call in ast.walk(func):
-            if not (
-                isinstance(call, ast.Call)
-                and isinstance(call.func, ast.Attribute)
-                and call.func.attr in EXECUTORS
-                and call.args
-            ):
-                continue
-            arg = call.args[0]
-            why = _interpolated(arg)
-            if why is None:
-                for name in {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}:
-                    why = next(filter(None, map(_interpolated, assigned.get(name, []))), None)
-                    if why:
-                        break
+        assigned = _assignments(func)
+        for call in _executor_calls(func):
+            why = _sql_interpolated(call.args[0], assigned)
             if why:
                 out.append(f"{path}:{call.lineno}: {why}")
     return sorted(set(out))
+
+
+def _assignments(func: ast.AST) -> dict[str, list[ast.AST]]:
+    """Local name -> the values assigned to it anywhere in `func`."""
+    assigned: dict[str, list[ast.AST]] = {}
+    for n in ast.walk(func):
+        if isinstance(n, ast.Assign):
+            for t in n.targets:
+                if isinstance(t, ast.Name):
+                    assigned.setdefault(t.id, []).append(n.value)
+    return assigned
+
+
+def _executor_calls(func: ast.AST) -> list[ast.Call]:
+    """The execute()-like calls (EXECUTORS) in `func` that pass an argument."""
+    return [
+        call
+        for call in ast.walk(func)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in EXECUTORS
+        and call.args
+    ]
+
+
+def _sql_interpolated(arg: ast.AST, assigned: dict[str, list[ast.AST]]) -> str | None:
+    """How the SQL argument, or a local variable it names, is interpolated; None if not."""
+    why = _interpolated(arg)
+    if why is None:
+        for name in {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}:
+            why = next(filter(None, map(_interpolated, assigned.get(name, []))), None)
+            if why:
+                break
+    return why
 
 
 def test_the_sql_scanner_flags_interpolation():

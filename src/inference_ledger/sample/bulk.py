@@ -27,13 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from inference_ledger.periods import Quarter
-from inference_ledger.sample.billing import (
+from inference_ledger.sample.billing_export import EXPORT_NAME, SCOPE
+from inference_ledger.sample.billing_fleet import Resource, build_fleet
+from inference_ledger.sample.billing_rows import (
     BILLING_ACCOUNT_ID,
     BILLING_ACCOUNT_NAME,
     EA_COLUMNS,
-    EXPORT_NAME,
-    SCOPE,
-    build_fleet,
 )
 from inference_ledger.sample.catalog import models_on
 from inference_ledger.sample.finance import write_finance
@@ -44,7 +43,7 @@ BLOB_ROWS = 250_000  # rows per export blob (Azure splits large exports into par
 REDELIVERED_SHARE = 0.01  # of each channel's pages, delivered again in a second file
 AZURE_SHARE = 0.3  # of usage results on the partner's resale channel
 GZIP_LEVEL = 1  # speed over size: the benchmark measures reading, not the generator
-FLEET_BASE_TOTAL = 15  # resources at scale 1.0 (sample.billing.FLEET_BASE)
+FLEET_BASE_TOTAL = 15  # resources at scale 1.0 (sample.billing_fleet.FLEET_BASE)
 
 
 @dataclass
@@ -195,6 +194,20 @@ def write_billing_month_to_date(
     n_days = (through - first).days + 1
     fleet = build_fleet(seed, math.ceil(lines / n_days) / FLEET_BASE_TOTAL + 0.1)
     rng = np.random.default_rng([seed, through.toordinal(), 99])
+    table = _month_to_date_table(fleet, first, last, n_days, lines, rng)
+    run_id = str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | through.toordinal(), version=4))
+    folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
+    blobs = _write_blobs(sink, table, folder, run_id, summary)
+    manifest = _month_to_date_manifest(through, first, run_id, blobs, lines)
+    summary.bytes += sink.write(f"{folder}/manifest.json", json_bytes(manifest, indent=2))
+    summary.billing_lines += lines
+
+
+def _month_to_date_table(
+    fleet: list[Resource], first: date, last: date, n_days: int, lines: int, rng
+) -> pa.Table:
+    """The run's rows in EA_COLUMNS: line k bills resource k % len(fleet) on day
+    k // len(fleet) from `first`, a random cost (`rng`) and the quantity it buys."""
     k = np.arange(lines, dtype=np.int64)
     res = pa.array(k % len(fleet))
     day = pa.array(k // len(fleet))
@@ -239,9 +252,15 @@ def write_billing_month_to_date(
         "PublisherType": pa.array(["Azure"] * lines),
         "PricingModel": pa.array(["OnDemand"] * lines),
     }
-    table = pa.table([cols[c] for c in EA_COLUMNS], names=list(EA_COLUMNS))
-    run_id = str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | through.toordinal(), version=4))
-    folder = f"billing/azure/{EXPORT_NAME}/{first:%Y%m%d}-{last:%Y%m%d}/{run_id}"
+    return pa.table([cols[c] for c in EA_COLUMNS], names=list(EA_COLUMNS))
+
+
+def _write_blobs(
+    sink: Sink, table: pa.Table, folder: str, run_id: str, summary: BulkSummary
+) -> list[dict]:
+    """The table as gzip CSV blobs of equal size (at most BLOB_ROWS rows, and at least two blobs
+    from 1000 rows on); their manifest entries."""
+    lines = table.num_rows
     n_blobs = max(2 if lines >= 1000 else 1, math.ceil(lines / BLOB_ROWS))
     per_blob = math.ceil(lines / n_blobs)
     blobs = []
@@ -254,8 +273,15 @@ def write_billing_month_to_date(
         summary.bytes += size
         summary.billing_files += 1
         blobs.append({"blobName": name, "byteCount": size, "dataRowCount": chunk.num_rows})
+    return blobs
+
+
+def _month_to_date_manifest(
+    through: date, first: date, run_id: str, blobs: list[dict], lines: int
+) -> dict:
+    """The run's manifest.json (2024-04-01 shape, legacy layout)."""
     submitted = f"{through + timedelta(days=1):%Y-%m-%d}T03:00:00Z"
-    manifest = {
+    return {
         "manifestVersion": "2024-04-01",
         "byteCount": sum(b["byteCount"] for b in blobs),
         "blobCount": len(blobs),
@@ -285,8 +311,6 @@ def write_billing_month_to_date(
         },
         "blobs": blobs,
     }
-    summary.bytes += sink.write(f"{folder}/manifest.json", json_bytes(manifest, indent=2))
-    summary.billing_lines += lines
 
 
 # ---------------------------------------------------------------- whole landings

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from inference_ledger.sample.billing import write_billing
-from inference_ledger.sample.finance import write_finance
+from inference_ledger.periods import Quarter
+from inference_ledger.sample.billing import BillingStats, write_billing
+from inference_ledger.sample.finance import FinanceStats, write_finance
 from inference_ledger.sample.scenario import SCENARIO_QUARTERS, QuarterTargets, quarter_range
 from inference_ledger.sample.sink import Sink
-from inference_ledger.sample.usage import write_usage
+from inference_ledger.sample.usage import UsageStats, write_usage
 
 # The generator owns these subfolders of out_dir and nothing else.
 GENERATED_DIRS = ("billing", "usage", "finance")
@@ -121,42 +122,37 @@ def generate_landing(
     quarters = quarter_range(start, end)
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
-    out_dir = Path(out_dir)
+    out_dir = _cleared(Path(out_dir))
+    sink = Sink(out_dir)
+    billing = write_billing(sink, quarters, seed, scale, billing_dialect, billing_faults,
+                            billing_parquet, layout=billing_layout,
+                            manifest_shape=billing_manifest, ai_tokens=billing_ai_tokens)  # fmt: skip
+    usage = write_usage(sink, quarters, seed, scale, usage_conflicts,
+                        newer_fields=usage_newer_fields, unfinished_pull=usage_unfinished_pull)  # fmt: skip
+    finance = write_finance(sink, quarters, seed, scale, statement_chains=statement_chains,
+                            contract_changes=contract_changes, commitments=commitments)  # fmt: skip
+    return _summary(out_dir, seed, scale, quarters, sink, billing, usage, finance)
+
+
+def _cleared(out_dir: Path) -> Path:
+    """out_dir, created if missing, without the folders the generator owns (GENERATED_DIRS)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in GENERATED_DIRS:
         shutil.rmtree(out_dir / name, ignore_errors=True)
+    return out_dir
 
-    sink = Sink(out_dir)
-    billing = write_billing(
-        sink,
-        quarters,
-        seed,
-        scale,
-        billing_dialect,
-        billing_faults,
-        billing_parquet,
-        layout=billing_layout,
-        manifest_shape=billing_manifest,
-        ai_tokens=billing_ai_tokens,
-    )
-    usage = write_usage(
-        sink,
-        quarters,
-        seed,
-        scale,
-        usage_conflicts,
-        newer_fields=usage_newer_fields,
-        unfinished_pull=usage_unfinished_pull,
-    )
-    finance = write_finance(
-        sink,
-        quarters,
-        seed,
-        scale,
-        statement_chains=statement_chains,
-        contract_changes=contract_changes,
-        commitments=commitments,
-    )
+
+def _summary(
+    out_dir: Path,
+    seed: int,
+    scale: float,
+    quarters: list[Quarter],
+    sink: Sink,
+    billing: BillingStats,
+    usage: UsageStats,
+    finance: FinanceStats,
+) -> GenerationSummary:
+    """What was written, from the three writers' statistics."""
     labels = [q.label for q in quarters]
     return GenerationSummary(
         out_dir=out_dir,
