@@ -22,22 +22,25 @@ def night_steps(stages: Stages, landing: Path, night: date, report_dir: Path | N
     """The night's steps, each timed as a stage of `stages`: every call into `pipeline` and
     `steps` is here, in the order a run makes them. Returns (ctx, url, the ingest accounting,
     the mart row counts, the publish outcome)."""
-    from inference_ledger import pipeline, steps
-    from inference_ledger.db import connect
-    from inference_ledger.spark import get_spark
+    from inference_ledger.db import connection
+    from inference_ledger.periods import quarter_labels
+    from inference_ledger.pipeline import prepare
+    from inference_ledger.steps.aggregate import AggregateStep
+    from inference_ledger.steps.ingest import IngestStep
+    from inference_ledger.steps.publish import PublishStep
 
-    spark = get_spark()
     with stages.stage("prepare (migrate, run record)"):
-        ctx, url = pipeline.prepare(landing, night, night + timedelta(days=1), "bench", night)
+        run = prepare(landing, night, night + timedelta(days=1), "bench", night)
+    ctx, url = run.ctx, run.url
     with stages.stage("ingest (all sources)") as info:
-        accounting = pipeline.ingest_step(ctx, url)
+        accounting = IngestStep().run(run)
         info["rows"] = sum(int(r["rows_read"]) for r in accounting)
     _add_ingest_by_source(stages, ctx, accounting)
     with stages.stage("aggregate + reconcile") as info:
-        counts = pipeline.aggregate_step(ctx, url)
+        counts = AggregateStep().run(run).counts
         info["rows"] = sum(counts.values())
     with stages.stage("publish") as info:
-        outcome = pipeline.publish_step(ctx, url)
+        outcome = PublishStep().run(run)
         info["rows"] = sum(outcome.rows.values())
     # The gates and the staging COPY time themselves on the run's clock (ctx.timings).
     spent = {
@@ -46,18 +49,14 @@ def night_steps(stages: Stages, landing: Path, night: date, report_dir: Path | N
         "staging_gate": ctx.timings.get("gate.staging_gate", 0.0),
         "stage": ctx.timings.get("publish.stage", 0.0),
     }
-    pipeline.finish(ctx, url)
+    run.store.finish()
     _move_gate_time_to_audit(stages, spent, outcome.rows)
     if report_dir is not None:
         from inference_ledger.report import write_reports
 
-        start, end = steps.run_range(spark, ctx)
-        conn = connect(url)
-        try:
-            with stages.stage("report"):
-                write_reports(conn, report_dir, steps.quarter_labels(start, end))
-        finally:
-            conn.close()
+        labels = quarter_labels(*run.store.range(run.spark))
+        with connection(url) as conn, stages.stage("report"):
+            write_reports(conn, report_dir, labels)
     return ctx, url, accounting, counts, outcome
 
 

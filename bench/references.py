@@ -121,7 +121,7 @@ def bare_copy_reference(url: str, work: Path) -> dict:
     from psycopg2 import sql
 
     from inference_ledger.db import connect
-    from inference_ledger.steps import MARTS
+    from inference_ledger.run.context import MARTS
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
