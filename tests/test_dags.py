@@ -243,7 +243,7 @@ def test_ledger_nightly_wiring(dagbag):
         {
             "reference": "DagRunQueuedAtDeadline",  # asset-triggered runs have no logical date
             "seconds": 4 * 3600,
-            "callback": "inference_ledger.orchestration.deadline_missed",
+            "callback": "inference_ledger.orchestration.alerts.deadline_missed",
         }
     ]
 
@@ -685,7 +685,7 @@ def test_airflow_dags_test_of_ledger_nightly_exits_0_and_keeps_its_deadline_aler
         "ledger_nightly", "ledger_nightly", result["run_id"],
     )  # fmt: skip
     assert [(ref["reference_type"], cb["__data__"]["path"]) for ref, cb in alerts] == [
-        ("DagRunQueuedAtDeadline", "inference_ledger.orchestration.deadline_missed")
+        ("DagRunQueuedAtDeadline", "inference_ledger.orchestration.alerts.deadline_missed")
     ]
 
 
