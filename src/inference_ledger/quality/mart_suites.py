@@ -7,6 +7,8 @@ directly (see runner.quiet_gx) and take thresholds from the typed config via psy
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg2 import sql
 
 from inference_ledger import contracts
@@ -188,14 +190,135 @@ WHERE previous_date = usage_date - 1 AND previous > 0 AND amount > 0
 """
 
 
+@dataclass(frozen=True)
+class RowRule:
+    """An `UnexpectedRowsExpectation`: the rows `query` returns are the violations."""
+
+    check: str
+    description: str
+    query: str
+    column: str
+    # The query and description take the configured max_spend_factor as {factor}.
+    spend_factor: bool = False
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """`ExpectColumnValuesToBeInSet` on `column`."""
+
+    column: str
+    values: list
+    check: str = "status_values"
+    description: str | None = None
+
+
+_IS_PROJECTION = ValueSet(
+    "is_projection",
+    [True],
+    description="every row of a projection mart is labelled a projection",
+)
+
+# Each mart's own rules, in the order its suite lists them (after the contract's keys and
+# required columns).
+MART_RULES: dict[str, tuple[RowRule | ValueSet, ...]] = {
+    "inference_spend_daily": (
+        RowRule(
+            "control_totals",
+            "control totals: staged billed cost per month and currency equals the lake's",
+            CONTROL_TOTALS_SPEND,
+            "billed_cost_usd",
+        ),
+        RowRule(
+            "spend_jump",
+            "day-over-day total spend within a factor of {factor}",
+            SPEND_JUMP,
+            "billed_cost_usd",
+            spend_factor=True,
+        ),
+        ValueSet("month_status", MONTH_STATUSES),
+    ),
+    "unit_cost_monthly": (
+        RowRule(
+            "control_totals",
+            "control totals: a month's unit-cost allocations equal its staged inference spend",
+            CONTROL_TOTALS_UNIT_COST,
+            "allocated_spend_usd",
+        ),
+    ),
+    "unit_margin_monthly": (
+        RowRule(
+            "control_totals",
+            "control totals: a month's unit-margin cost equals its staged inference spend, its"
+            " first-party revenue the revenue ledger",
+            CONTROL_TOTALS_MARGIN_MONTH,
+            "inference_cost_usd",
+        ),
+        RowRule(
+            "control_totals",
+            "control totals: a quarter's unit-margin revenue share paid and received equal the"
+            " settled amounts",
+            CONTROL_TOTALS_MARGIN_SHARE,
+            "revshare_paid_usd",
+        ),
+        RowRule(
+            "control_totals",
+            "control totals: margin = revenue - inference cost - revenue share paid, exactly",
+            MARGIN_ARITHMETIC,
+            "margin_usd",
+        ),
+        ValueSet("revenue_basis", ["first_party_revenue", "revshare_received", "none"]),
+    ),
+    "commitment_burndown": (
+        RowRule(
+            "control_totals",
+            "burn-down arithmetic: remaining = commitment - cumulative; cumulative grows by each"
+            " month's eligible spend",
+            BURNDOWN_ARITHMETIC,
+            "cumulative_consumed_usd",
+        ),
+        ValueSet("projection_status", ["shortfall", "surplus", "met"]),
+        ValueSet("consumption_basis", ["ContractApplied", "eligible services and meters"]),
+    ),
+    "quarterly_forecast": (_IS_PROJECTION,),
+    "cap_projection": (_IS_PROJECTION,),
+    "quarterly_summary": (
+        RowRule(
+            "control_totals",
+            "control totals: quarterly inference spend equals the staged daily inference spend",
+            CONTROL_TOTALS_SUMMARY,
+            "inference_spend_usd",
+        ),
+    ),
+    "revshare_reconciliation": (
+        RowRule(
+            "reconciliation_arithmetic",
+            "reconciliation arithmetic: variance = settled - expected, exactly",
+            VARIANCE_ARITHMETIC,
+            "variance_usd",
+        ),
+        RowRule(
+            "reconciliation_arithmetic",
+            "reconciliation arithmetic: expected = basis x rate (capped: at most)",
+            EXPECTED_ARITHMETIC,
+            "expected_usd",
+        ),
+        ValueSet("status", STATUSES),
+        ValueSet(
+            "status",
+            ["matched", "pending"],
+            check="settlement_status",
+            description="settlements match their expectation (or are not due yet)",
+        ),
+    ),
+}
+
+
 def _meta(cfg: QualityConfig, check: str, **extra) -> dict:
     return {"check": check, "severity": cfg.severity(check), **extra}
 
 
-def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
-    """The suite of one staged mart: its contract's keys and required columns, plus the
-    mart's own rules. `conn` renders config values into SQL safely."""
-    E = gx_module().expectations
+def _contract_expectations(E, mart: str, cfg: QualityConfig) -> list:
+    """The mart contract's required columns and its key (not null, unique)."""
     key = contracts.primary_key(mart)
     exps = []
     for c in contracts.columns("marts", mart):
@@ -206,137 +329,41 @@ def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
         exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=_meta(cfg, "keys")))
     else:
         exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key, meta=_meta(cfg, "keys")))
+    return exps
 
-    def rows(check: str, description: str, query: str, column: str) -> None:
-        with quiet_stdout():
-            exps.append(
-                E.UnexpectedRowsExpectation(
-                    description=description,
-                    unexpected_rows_query=query,
-                    meta=_meta(cfg, check, column=column),
-                )
-            )
 
-    if mart == "inference_spend_daily":
-        rows(
-            "control_totals",
-            "control totals: staged billed cost per month and currency equals the lake's",
-            CONTROL_TOTALS_SPEND,
-            "billed_cost_usd",
-        )
+def _row_expectation(E, rule: RowRule, cfg: QualityConfig, conn):
+    description, query = rule.description, rule.query
+    if rule.spend_factor:
         factor = sql.Literal(cfg.max_spend_factor).as_string(conn)
-        rows(
-            "spend_jump",
-            f"day-over-day total spend within a factor of {cfg.max_spend_factor}",
-            sql.SQL(SPEND_JUMP).format(factor=sql.SQL(factor)).as_string(conn),
-            "billed_cost_usd",
+        description = description.format(factor=cfg.max_spend_factor)
+        query = sql.SQL(query).format(factor=sql.SQL(factor)).as_string(conn)
+    with quiet_stdout():
+        return E.UnexpectedRowsExpectation(
+            description=description,
+            unexpected_rows_query=query,
+            meta=_meta(cfg, rule.check, column=rule.column),
         )
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="month_status",
-                value_set=MONTH_STATUSES,
-                meta=_meta(cfg, "status_values"),
-            )
-        )
-    if mart == "unit_cost_monthly":
-        rows(
-            "control_totals",
-            "control totals: a month's unit-cost allocations equal its staged inference spend",
-            CONTROL_TOTALS_UNIT_COST,
-            "allocated_spend_usd",
-        )
-    if mart == "unit_margin_monthly":
-        rows(
-            "control_totals",
-            "control totals: a month's unit-margin cost equals its staged inference spend, its"
-            " first-party revenue the revenue ledger",
-            CONTROL_TOTALS_MARGIN_MONTH,
-            "inference_cost_usd",
-        )
-        rows(
-            "control_totals",
-            "control totals: a quarter's unit-margin revenue share paid and received equal the"
-            " settled amounts",
-            CONTROL_TOTALS_MARGIN_SHARE,
-            "revshare_paid_usd",
-        )
-        rows(
-            "control_totals",
-            "control totals: margin = revenue - inference cost - revenue share paid, exactly",
-            MARGIN_ARITHMETIC,
-            "margin_usd",
-        )
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="revenue_basis",
-                value_set=["first_party_revenue", "revshare_received", "none"],
-                meta=_meta(cfg, "status_values"),
-            )
-        )
-    if mart == "commitment_burndown":
-        rows(
-            "control_totals",
-            "burn-down arithmetic: remaining = commitment - cumulative; cumulative grows by each"
-            " month's eligible spend",
-            BURNDOWN_ARITHMETIC,
-            "cumulative_consumed_usd",
-        )
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="projection_status",
-                value_set=["shortfall", "surplus", "met"],
-                meta=_meta(cfg, "status_values"),
-            )
-        )
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="consumption_basis",
-                value_set=["ContractApplied", "eligible services and meters"],
-                meta=_meta(cfg, "status_values"),
-            )
-        )
-    if mart in ("quarterly_forecast", "cap_projection"):
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="is_projection",
-                value_set=[True],
-                description="every row of a projection mart is labelled a projection",
-                meta=_meta(cfg, "status_values"),
-            )
-        )
-    if mart == "quarterly_summary":
-        rows(
-            "control_totals",
-            "control totals: quarterly inference spend equals the staged daily inference spend",
-            CONTROL_TOTALS_SUMMARY,
-            "inference_spend_usd",
-        )
-    if mart == "revshare_reconciliation":
-        rows(
-            "reconciliation_arithmetic",
-            "reconciliation arithmetic: variance = settled - expected, exactly",
-            VARIANCE_ARITHMETIC,
-            "variance_usd",
-        )
-        rows(
-            "reconciliation_arithmetic",
-            "reconciliation arithmetic: expected = basis x rate (capped: at most)",
-            EXPECTED_ARITHMETIC,
-            "expected_usd",
-        )
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="status", value_set=STATUSES, meta=_meta(cfg, "status_values")
-            )
-        )
-        exps.append(
-            E.ExpectColumnValuesToBeInSet(
-                column="status",
-                value_set=["matched", "pending"],
-                description="settlements match their expectation (or are not due yet)",
-                meta=_meta(cfg, "settlement_status"),
-            )
-        )
+
+
+def _value_set_expectation(E, rule: ValueSet, cfg: QualityConfig):
+    # Only a rule with its own description passes one (GX then keeps its default).
+    extra = {} if rule.description is None else {"description": rule.description}
+    return E.ExpectColumnValuesToBeInSet(
+        column=rule.column, value_set=rule.values, **extra, meta=_meta(cfg, rule.check)
+    )
+
+
+def mart_suite(mart: str, cfg: QualityConfig, conn) -> Suite:
+    """The suite of one staged mart: its contract's keys and required columns, plus the
+    mart's own rules (MART_RULES). `conn` renders config values into SQL safely."""
+    E = gx_module().expectations
+    exps = _contract_expectations(E, mart, cfg)
+    for rule in MART_RULES.get(mart, ()):
+        if isinstance(rule, RowRule):
+            exps.append(_row_expectation(E, rule, cfg, conn))
+        else:
+            exps.append(_value_set_expectation(E, rule, cfg))
     return Suite(f"staging.{mart}", exps)
 
 

@@ -215,6 +215,39 @@ def quarters_to_cap(expected: Column, growth: Column, room: Column, horizon: Col
     return F.when((horizon >= 1) & growth.isNotNull(), search)
 
 
+_CAP_KEY = ["agreement_id", "direction"]
+
+
+def capped_agreements(terms: DataFrame) -> DataFrame:
+    """Agreements with a cap: the cap and the end of their last term."""
+    return (
+        terms.filter(F.col("cap_amount").isNotNull())
+        .groupBy(*_CAP_KEY)
+        .agg(
+            F.max("cap_amount").alias("cap_usd"),
+            F.max(F.coalesce("effective_to", _far())).alias("_terms_end"),
+        )
+    )
+
+
+def cap_history(reconciliation: DataFrame, capped: DataFrame) -> DataFrame:
+    """Per capped agreement and quarter: the expected share (`value_usd`), the cap used to
+    date and the quarter the cap was reached (actual, null until then)."""
+    key = _CAP_KEY
+    so_far = (
+        Window.partitionBy(*key).orderBy("period_start").rowsBetween(Window.unboundedPreceding, 0)
+    )
+    reached = F.col("cap_used_usd") >= F.col("cap_usd")
+    return (
+        reconciliation.filter(~F.col("is_adjustment"))
+        .join(capped, key, how="inner")
+        .select(*key, "period_label", "period_start", "cap_usd", "_terms_end",
+                F.coalesce("expected_usd", F.lit(0)).cast(AMT).alias("value_usd"),
+                F.coalesce("cap_used_usd", F.lit(0)).alias("cap_used_usd"))  # fmt: skip
+        .withColumn("cap_reached_period_label", F.min(F.when(reached, F.col("period_label"))).over(so_far))
+    )  # fmt: skip
+
+
 def cap_projection(
     reconciliation: DataFrame,
     terms: DataFrame,
@@ -228,27 +261,8 @@ def cap_projection(
     latest quarters. `reconciliation` holds every quarter of the agreements from their first
     term (caps accumulate over all of them)."""
     rule = rule or OutlookRule.load()
-    key = ["agreement_id", "direction"]
-    capped = (
-        terms.filter(F.col("cap_amount").isNotNull())
-        .groupBy(*key)
-        .agg(
-            F.max("cap_amount").alias("cap_usd"),
-            F.max(F.coalesce("effective_to", _far())).alias("_terms_end"),
-        )
-    )
-    so_far = (
-        Window.partitionBy(*key).orderBy("period_start").rowsBetween(Window.unboundedPreceding, 0)
-    )
-    reached = F.col("cap_used_usd") >= F.col("cap_usd")
-    history = (
-        reconciliation.filter(~F.col("is_adjustment"))
-        .join(capped, key, how="inner")
-        .select(*key, "period_label", "period_start", "cap_usd", "_terms_end",
-                F.coalesce("expected_usd", F.lit(0)).cast(AMT).alias("value_usd"),
-                F.coalesce("cap_used_usd", F.lit(0)).alias("cap_used_usd"))  # fmt: skip
-        .withColumn("cap_reached_period_label", F.min(F.when(reached, F.col("period_label"))).over(so_far))
-    )  # fmt: skip
+    key = _CAP_KEY
+    history = cap_history(reconciliation, capped_agreements(terms))
     basis_end = F.add_months("period_start", 3)
     horizon = F.least(
         F.lit(rule.cap_horizon_quarters),

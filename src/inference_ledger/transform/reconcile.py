@@ -4,7 +4,7 @@ Per (period, agreement, direction): basis -> expected share (by the term in effe
 revenue date, capped cumulatively) -> settled (effective statements) -> variance -> status.
 The `reported` direction is also cross-checked against usage of the partner's resale channel
 priced with the price sheet. Late changes to closed periods become prior-period adjustment rows
-in the first open period (`prior_period_adjustments`).
+in the first open period (`prior_period_adjustments`, computed in transform.adjustments).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from inference_ledger.periods import quarters_between
+from inference_ledger.transform.adjustments import (
+    prior_period_adjustments as prior_period_adjustments,  # re-exported: steps and tests call it
+)
 from inference_ledger.transform.contract import minus, ratio, select_mart
 from inference_ledger.transform.pricing import token_rows, with_price_sheet
 
@@ -218,26 +221,11 @@ def with_status(df: DataFrame, as_of: date) -> DataFrame:
     )
 
 
-def revshare_reconciliation(
-    terms: DataFrame,
-    revenue_lines: DataFrame,
-    settlements: DataFrame,
-    periods: DataFrame,
-    as_of: date,
-    usage_facts: DataFrame | None = None,
-    prices: DataFrame | None = None,
+def _orphan_rows(
+    settled_df: DataFrame, periods: DataFrame, scaffold: DataFrame, terms: DataFrame
 ) -> DataFrame:
-    """Grain: one row per period, agreement and direction (`is_adjustment` false here).
-
-    With `usage_facts` and `prices`, `reported` rows carry the usage x price-sheet estimate of
-    their basis and its difference from the reported basis."""
-    settled_df = settled(settlements)
-    basis = revenue_basis(revenue_lines, terms).unionByName(
-        reported_basis(terms, settled_df, periods), allowMissingColumns=True
-    )
-    scaffold = agreement_periods(terms, periods)
-    # A settlement for a period with no terms in effect still shows, as unexpected.
-    orphan = (
+    """A settlement for a period with no terms in effect still shows, as unexpected."""
+    return (
         settled_df.join(periods, "period_label", how="inner")
         .join(scaffold.select(*KEY), KEY, how="left_anti")
         .join(
@@ -259,13 +247,23 @@ def revshare_reconciliation(
             "payment_terms_days",
         )
     )
-    rows = scaffold.unionByName(orphan, allowMissingColumns=True)
-    term_facts = terms.groupBy("agreement_id", "direction").agg(
+
+
+def _term_facts(terms: DataFrame) -> DataFrame:
+    """Tolerances and cap per agreement and direction."""
+    return terms.groupBy("agreement_id", "direction").agg(
         F.max("tolerance_abs").alias("tolerance_abs"),
         F.max("tolerance_pct").alias("tolerance_pct"),
         F.max("cap_amount").alias("cap_amount"),
     )
-    df = (
+
+
+def _reconciled(
+    rows: DataFrame, basis: DataFrame, settled_df: DataFrame, term_facts: DataFrame, as_of: date
+) -> DataFrame:
+    """Each row's basis, settled amounts and terms; expected (capped), variance, rate and
+    status."""
+    return (
         rows.join(basis, KEY, how="left")
         .join(settled_df, KEY, how="left")
         .join(term_facts.drop("cap_amount"), ["agreement_id", "direction"], how="left")
@@ -284,28 +282,36 @@ def revshare_reconciliation(
         .transform(lambda d: with_status(d, as_of))
         .withColumn("is_adjustment", F.lit(False))
     )
-    if usage_facts is not None and prices is not None:
-        estimate = usage_estimate(usage_facts, prices, terms)
-        df = df.join(estimate, KEY, how="left")
-        reported = F.col("basis_definition") == "reported"
-        df = (
-            df.withColumn(
-                "usage_estimate_usd",
-                F.when(reported, F.coalesce("usage_estimate_usd", _zero())),
-            )
-            .withColumn(
-                "usage_unpriced_tokens",
-                F.when(reported, F.coalesce("usage_unpriced_tokens", F.lit(0))),
-            )
-            .withColumn(
-                "usage_estimate_variance_usd",
-                minus("basis_usd", "usage_estimate_usd"),
-            )
-            .withColumn(
-                "usage_estimate_variance_ratio",
-                ratio(F.col("usage_estimate_variance_usd"), F.col("usage_estimate_usd")),
-            )
+
+
+def with_usage_estimate(df: DataFrame, estimate: DataFrame) -> DataFrame:
+    """`reported` rows: the usage estimate of their basis and its difference from the
+    reported basis (null on other rows)."""
+    df = df.join(estimate, KEY, how="left")
+    reported = F.col("basis_definition") == "reported"
+    return (
+        df.withColumn(
+            "usage_estimate_usd",
+            F.when(reported, F.coalesce("usage_estimate_usd", _zero())),
         )
+        .withColumn(
+            "usage_unpriced_tokens",
+            F.when(reported, F.coalesce("usage_unpriced_tokens", F.lit(0))),
+        )
+        .withColumn(
+            "usage_estimate_variance_usd",
+            minus("basis_usd", "usage_estimate_usd"),
+        )
+        .withColumn(
+            "usage_estimate_variance_ratio",
+            ratio(F.col("usage_estimate_variance_usd"), F.col("usage_estimate_usd")),
+        )
+    )
+
+
+def _with_unset_columns(df: DataFrame) -> DataFrame:
+    """Null the mart columns this computation did not set (usage estimate without usage
+    data; adjustment columns on regular rows)."""
     for name in (
         "usage_estimate_usd",
         "usage_estimate_variance_usd",
@@ -317,217 +323,31 @@ def revshare_reconciliation(
     ):
         if name not in df.columns:
             df = df.withColumn(name, F.lit(None))
-    return select_mart(df, "revshare_reconciliation")
+    return df
 
 
-# ---------------------------------------------------------------- prior-period adjustments
-
-_DELTAS = (
-    "basis_usd",
-    "expected_usd",
-    "settled_usd",
-    "implied_basis_usd",
-    "statement_basis_usd",
-    "usage_estimate_usd",
-)
-# Which inputs can move an agreement's figures, by its basis kind.
-_RELEVANT_SOURCES = {
-    "revenue": ["finance.revenue", "finance.settlements", "finance.contracts", "finance.fx"],
-    "reported": ["finance.settlements", "finance.contracts", "finance.fx"],
-}
-
-
-def _signed(c: str, sign: int) -> Column:
-    v = F.coalesce(F.col(c), _zero())
-    return v if sign > 0 else -v
-
-
-def _side(df: DataFrame, blocks: DataFrame, sign: int) -> DataFrame:
-    """Rows of the corrected periods, with money signed: + recomputed, - closed."""
-    return df.join(blocks, df.period_label == blocks.corrected_period, how="inner").select(
-        "target_period",
-        "corrected_period",
-        "agreement_id",
-        "direction",
-        F.lit(sign).alias("sign"),
-        (~F.col("is_adjustment")).alias("regular"),
-        "counterparty",
-        "basis_definition",
-        "status",
-        "rate",
-        "statement_ids",
-        "superseded_statement_ids",
-        *[_signed(c, sign).alias(c) for c in _DELTAS],
-        (F.coalesce(F.col("basis_entry_count"), F.lit(0)) * F.lit(sign)).alias("basis_entry_count"),
-    )
-
-
-def _signed_text(c: Column) -> Column:
-    return F.concat(F.when(c >= 0, F.lit("+")).otherwise(F.lit("")), F.format_number(c, 2))
-
-
-def prior_period_adjustments(
-    recomputed: DataFrame,
-    frozen: DataFrame,
-    blocks: DataFrame,
+def revshare_reconciliation(
+    terms: DataFrame,
+    revenue_lines: DataFrame,
+    settlements: DataFrame,
     periods: DataFrame,
-    changed_inputs: DataFrame,
+    as_of: date,
+    usage_facts: DataFrame | None = None,
+    prices: DataFrame | None = None,
 ) -> DataFrame:
-    """Prior-period adjustment rows (mart shape, `is_adjustment` true).
+    """Grain: one row per period, agreement and direction (`is_adjustment` false here).
 
-    - `recomputed`: this run's regular rows, every period;
-    - `frozen`: what `marts` holds for the closed periods (regular rows and the adjustment rows
-      posted into them while they were open);
-    - `blocks` (target_period, corrected_period): each open period the run publishes and the
-      closed periods immediately before it (back to the previous open period);
-    - `changed_inputs` (target_period, source, entry): input files new, changed or removed
-      since the runs that published those closed periods.
-
-    Per target, agreement and direction, money columns are the recomputed figures of the block
-    minus everything `marts` holds for it, so closed rows plus adjustments always add up to the
-    recomputed figures (also after a reopen, or when adjustments were themselves closed). A row
-    is posted only when basis, expected or settled moved. Its status is the corrected period's
-    status after the adjustment; `adjustment_reason` lists each period's change.
-    """
-    both = _side(recomputed.filter(~F.col("is_adjustment")), blocks, 1).unionByName(
-        _side(frozen, blocks, -1)
+    With `usage_facts` and `prices`, `reported` rows carry the usage x price-sheet estimate of
+    their basis and its difference from the reported basis."""
+    settled_df = settled(settlements)
+    basis = revenue_basis(revenue_lines, terms).unionByName(
+        reported_basis(terms, settled_df, periods), allowMissingColumns=True
     )
-    mine = F.col("sign") > 0
-    per_period = both.groupBy("target_period", "corrected_period", "agreement_id", "direction").agg(
-        *[F.sum(c).alias(c) for c in _DELTAS],
-        F.sum("basis_entry_count").alias("basis_entry_count"),
-        F.max("counterparty").alias("counterparty"),
-        F.max(F.when(mine, F.col("basis_definition"))).alias("basis_definition"),
-        F.max(F.when(mine, F.col("status"))).alias("status"),
-        F.max(F.when(mine, F.col("rate"))).alias("rate"),
-        F.max(F.when(mine, F.col("statement_ids"))).alias("statement_ids"),
-        F.max(F.when(mine, F.col("superseded_statement_ids"))).alias("superseded_statement_ids"),
-        F.max(F.when(~mine & F.col("regular"), F.col("statement_ids"))).alias("closed_ids"),
-        F.max(F.when(~mine & ~F.col("regular"), F.lit(True))).alias("holds_adjustment"),
+    scaffold = agreement_periods(terms, periods)
+    rows = scaffold.unionByName(
+        _orphan_rows(settled_df, periods, scaffold, terms), allowMissingColumns=True
     )
-    moved = (F.col("basis_usd") != 0) | (F.col("expected_usd") != 0) | (F.col("settled_usd") != 0)
-    text = F.concat(
-        F.col("corrected_period"),
-        F.lit(": basis "),
-        _signed_text(F.col("basis_usd")),
-        F.lit(", expected "),
-        _signed_text(F.col("expected_usd")),
-        F.lit(", settled "),
-        _signed_text(F.col("settled_usd")),
-        F.when(
-            ~F.col("statement_ids").eqNullSafe(F.col("closed_ids")),
-            F.concat(
-                F.lit("; statements now "),
-                F.coalesce(F.col("statement_ids"), F.lit("none")),
-                F.lit(" (closed: "),
-                F.coalesce(F.col("closed_ids"), F.lit("none")),
-                F.lit(")"),
-            ),
-        ).otherwise(F.lit("")),
-        F.when(
-            F.col("holds_adjustment"),
-            F.concat(
-                F.lit(" (closed "),
-                F.col("corrected_period"),
-                F.lit(" includes an adjustment booked there for earlier periods)"),
-            ),
-        ).otherwise(F.lit("")),
-    )
-    per_period = per_period.withColumn("moved", moved).withColumn("text", text)
-    latest = F.max(
-        F.when(
-            F.col("moved"),
-            F.struct(
-                "corrected_period",
-                "status",
-                "rate",
-                "basis_definition",
-            ),
-        )
-    )
-    adj = (
-        per_period.groupBy("target_period", "agreement_id", "direction")
-        .agg(
-            *[F.sum(c).alias(c) for c in _DELTAS],
-            F.sum("basis_entry_count").alias("basis_entry_count"),
-            F.max("counterparty").alias("counterparty"),
-            latest.alias("latest"),
-            F.max("basis_definition").alias("any_basis_definition"),
-            F.concat_ws(
-                ",", F.sort_array(F.collect_list(F.when(F.col("moved"), F.col("corrected_period"))))
-            ).alias("adjustment_of_period"),
-            F.concat_ws(
-                "; ", F.sort_array(F.collect_list(F.when(F.col("moved"), F.col("text"))))
-            ).alias("adjustment_reason"),
-            F.nullif(
-                F.concat_ws(
-                    ",",
-                    F.sort_array(F.collect_set(F.when(F.col("moved"), F.col("statement_ids")))),
-                ),
-                F.lit(""),
-            ).alias("statement_ids"),
-            F.nullif(
-                F.concat_ws(
-                    ",",
-                    F.sort_array(
-                        F.collect_set(F.when(F.col("moved"), F.col("superseded_statement_ids")))
-                    ),
-                ),
-                F.lit(""),
-            ).alias("superseded_statement_ids"),
-        )
-        .filter(
-            (F.col("basis_usd") != 0) | (F.col("expected_usd") != 0) | (F.col("settled_usd") != 0)
-        )
-    )
-    basis_def = F.coalesce(F.col("latest.basis_definition"), F.col("any_basis_definition"))
-    kind = F.when(basis_def == "reported", F.lit("reported")).otherwise(F.lit("revenue"))
-    inputs = (
-        adj.select("target_period", "agreement_id", "direction", kind.alias("_kind"))
-        .join(changed_inputs, "target_period", how="inner")
-        .filter(
-            ((F.col("_kind") == "revenue") & F.col("source").isin(*_RELEVANT_SOURCES["revenue"]))
-            | (
-                (F.col("_kind") == "reported")
-                & F.col("source").isin(*_RELEVANT_SOURCES["reported"])
-            )
-        )
-        .groupBy("target_period", "agreement_id", "direction")
-        .agg(F.concat_ws("; ", F.sort_array(F.collect_set("entry"))).alias("adjustment_inputs"))
-    )
-    variance = minus("settled_usd", "expected_usd")
-    fallback_status = (
-        F.when(variance == 0, F.lit("matched"))
-        .when(variance < 0, F.lit("underpaid"))
-        .otherwise(F.lit("overpaid"))
-    )
-    reported = basis_def == "reported"
-    df = (
-        adj.join(inputs, ["target_period", "agreement_id", "direction"], how="left")
-        .join(periods, adj.target_period == periods.period_label, how="inner")
-        .withColumn("basis_definition", basis_def)
-        .withColumn("rate", F.col("latest.rate"))
-        .withColumn("status", F.coalesce(F.col("latest.status"), fallback_status))
-        .withColumn("variance_usd", variance)
-        .withColumn("variance_ratio", ratio(F.col("variance_usd"), F.col("expected_usd")))
-        .withColumn(
-            "basis_entry_count",
-            F.when(F.col("basis_definition").startswith("revenue:"), F.col("basis_entry_count")),
-        )
-        .withColumn("usage_estimate_usd", F.when(reported, F.col("usage_estimate_usd")))
-        .withColumn(
-            "usage_estimate_variance_usd",
-            F.when(reported, minus("basis_usd", "usage_estimate_usd")),
-        )
-        .withColumn(
-            "usage_estimate_variance_ratio",
-            ratio(F.col("usage_estimate_variance_usd"), F.col("usage_estimate_usd")),
-        )
-        .withColumn("usage_unpriced_tokens", F.lit(None))
-        .withColumn("cap_used_usd", F.lit(None))
-        .withColumn("cap_remaining_usd", F.lit(None))
-        .withColumn("tolerance_usd", F.lit(None))
-        .withColumn("payment_due_date", F.lit(None))
-        .withColumn("is_adjustment", F.lit(True))
-    )
-    return select_mart(df, "revshare_reconciliation")
+    df = _reconciled(rows, basis, settled_df, _term_facts(terms), as_of)
+    if usage_facts is not None and prices is not None:
+        df = with_usage_estimate(df, usage_estimate(usage_facts, prices, terms))
+    return select_mart(_with_unset_columns(df), "revshare_reconciliation")
