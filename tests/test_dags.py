@@ -311,6 +311,12 @@ def test_dag_file_parses_cheaply(airflow_env, path):
         "inference_ledger.airflow_sensors",
         "inference_ledger.airflow_spark",
         "inference_ledger.orchestration",
+        "inference_ledger.orchestration.alerts",
+        "inference_ledger.orchestration.errors",
+        "inference_ledger.orchestration.partition",
+        "inference_ledger.orchestration.spark_submit",
+        "inference_ledger.orchestration.tasks",
+        "inference_ledger.orchestration.wiring",
         "inference_ledger.periods",
         "inference_ledger.settings",
     }
