@@ -4,12 +4,16 @@ and closed periods are untouched)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from psycopg2 import sql
@@ -21,6 +25,12 @@ from inference_ledger.pipeline import prepare, run_pipeline
 from inference_ledger.steps.aggregate import AggregateStep
 from inference_ledger.steps.ingest import IngestStep
 from inference_ledger.steps.publish import PublishStep
+from tests.reliability_support import (
+    copy_landing,
+    current_ledger,
+    drop_database,
+    isolated_ledger,
+)
 
 # End to end: pipeline and CLI runs, closes and reopens on one ledger.
 pytestmark = pytest.mark.slow
@@ -100,43 +110,6 @@ def _landing(root):
     return root
 
 
-@pytest.fixture(scope="module")
-def env(spark, pg_url, tmp_path_factory):
-    """Its own database on the session's server and its own LEDGER_HOME (lake, reports)."""
-    name = f"close_{secrets.token_hex(4)}"
-    admin = connect(pg_url)
-    admin.autocommit = True
-    admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    home = tmp_path_factory.mktemp("close_home")
-    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
-    os.environ.update(LEDGER_HOME=str(home), LEDGER_DATABASE_URL=url)
-    landing = _landing(tmp_path_factory.mktemp("close_landing"))
-    late = tmp_path_factory.mktemp("close_late") / "landing"
-    shutil.copytree(landing, late)
-    (late / "finance" / "revenue" / "late.csv").write_text(LATE_REVENUE)
-    (late / "finance" / "settlements" / "settlements_fix.csv").write_text(LATE_STATEMENT)
-    yield {"url": url, "home": home, "landing": landing, "late": late}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    admin.cursor().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
-
-
-def q(env, query, *args):
-    conn = connect(env["url"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute(query, args or None)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def marts(env):
     return q(
         env,
@@ -162,8 +135,161 @@ SUMMARY = (
 )
 
 
-def test_first_run_reconciles_both_directions(env):
-    result = run_pipeline(env["landing"], as_of=AS_OF)
+Q1_ROWS = "SELECT * FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1'"
+SIGNED_Q1 = "Partner short-paid Q1 by $50; recovery agreed for Q2"
+
+
+@dataclass
+class Ledger:
+    """A ledger: its database and LEDGER_HOME (a state below is kept as a template that
+    `isolated_ledger` copies), the RunResult of the run that made it and what its fixture saw
+    on the way (`seen`: exit codes, figures before an action)."""
+
+    database: str
+    home: Path
+    url: str
+    result: Any = None
+    seen: dict = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def landings(tmp_path_factory):
+    """The landing folder and a copy of it with the late Q1 arrivals (shared: read only)."""
+    landing = _landing(tmp_path_factory.mktemp("close_landing"))
+    late = copy_landing(landing, tmp_path_factory.mktemp("close_late") / "landing")
+    (late / "finance" / "revenue" / "late.csv").write_text(LATE_REVENUE)
+    (late / "finance" / "settlements" / "settlements_fix.csv").write_text(LATE_STATEMENT)
+    return SimpleNamespace(landing=landing, late=late)
+
+
+@contextlib.contextmanager
+def new_state(pg_url, tmp_path_factory, prefix: str, template: Ledger | None = None):
+    """A module-long ledger: empty and migrated, or a copy of `template` (database and
+    LEDGER_HOME); dropped at the end of the module."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    home = tmp_path_factory.mktemp(prefix) / "home"
+    admin = connect(pg_url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            if template is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            else:
+                # A template must have no other session (the pooled ones of the run that made it).
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (template.database,),
+                )
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(template.database)
+                    )
+                )
+    finally:
+        admin.close()
+    try:
+        if template is None:
+            migrate(url)
+            home.mkdir()
+        else:
+            shutil.copytree(template.home, home, copy_function=shutil.copy2)
+        yield Ledger(name, home, url)
+    finally:
+        drop_database(pg_url, name)
+
+
+REOPEN_Q1 = ["reopen", "--period", "2024-Q1", "--reason", "late revenue restatement", "--by", "cfo"]
+SIGNOFF_Q2 = ["--accept-exceptions", "--reason", "RCV Q2 statement chased with Partner"]
+
+
+@pytest.fixture(scope="module")
+def first(spark, pg_url, tmp_path_factory, landings):
+    """The landing published by one run on an empty ledger: nothing closed."""
+    with new_state(pg_url, tmp_path_factory, "close_first") as led:
+        with current_ledger(led.home, led.url):
+            led.result = run_pipeline(landings.landing, as_of=AS_OF)
+        yield led
+
+
+@pytest.fixture(scope="module")
+def late(first, pg_url, tmp_path_factory, landings):
+    """`first`, Q1 closed (clean: no sign-off), then the late arrivals published by one run;
+    `seen` keeps the close's exit code, sign-off rows and Q1's rows before that run."""
+    with new_state(pg_url, tmp_path_factory, "close_late", first) as led:
+        with current_ledger(led.home, led.url):
+            led.seen["close"] = cli.main(["close", "--period", "2024-Q1", "--by", "controller"])
+            led.seen["signoff"] = q(led, SIGNOFF)
+            led.seen["closed_q1"] = q(led, RECON)[:2]
+            led.seen["before"] = q(led, Q1_ROWS)
+            led.result = run_pipeline(landings.late, as_of=AS_OF)
+        yield led
+
+
+@pytest.fixture(scope="module")
+def reopened(late, pg_url, tmp_path_factory, landings):
+    """`late`, Q1 reopened by the cfo (REOPEN_Q1), then the late landing published again."""
+    with new_state(pg_url, tmp_path_factory, "close_reopened", late) as led:
+        with current_ledger(led.home, led.url):
+            assert cli.main(REOPEN_Q1) == 0
+            led.result = run_pipeline(landings.late, as_of=AS_OF)
+        yield led
+
+
+@pytest.fixture(scope="module")
+def signed(reopened, pg_url, tmp_path_factory):
+    """`reopened`, Q1 closed again with a sign-off of its exception (no run)."""
+    with new_state(pg_url, tmp_path_factory, "close_signed", reopened) as led:
+        with current_ledger(led.home, led.url):
+            argv = ["close", "--period", "2024-Q1", "--accept-exceptions", "--reason", SIGNED_Q1]
+            assert cli.main([*argv, "--by", "controller"]) == 0
+        yield led
+
+
+@pytest.fixture(scope="module")
+def q4(signed, pg_url, tmp_path_factory, landings):
+    """`signed`, Q2 closed with a sign-off (SIGNOFF_Q2) and Q3 closed, then a late Q3 entry
+    published by one run (into 2024-Q4); `seen["close_q3"]` is Q3's close exit code."""
+    with new_state(pg_url, tmp_path_factory, "close_q4", signed) as led:
+        landing = copy_landing(landings.late, led.home.parent / "landing")
+        (landing / "finance" / "revenue" / "late_q3.csv").write_text(
+            "entry_id,entry_version,revenue_date,product_line,amount,currency,description\n"
+            "L3,1,2024-09-30,api,100.00,USD,late Q3 entry\n"
+        )
+        with current_ledger(led.home, led.url):
+            assert cli.main(["close", "--period", "2024-Q2", *SIGNOFF_Q2]) == 0
+            led.seen["close_q3"] = cli.main(["close", "--period", "2024-Q3"])
+            led.result = run_pipeline(landing, as_of=AS_OF)
+        yield led
+
+
+@pytest.fixture
+def copy(pg_url, tmp_path):
+    """`copy(state)`: this test's own copy of a state (database and LEDGER_HOME), current
+    through the environment until the test ends."""
+    with contextlib.ExitStack() as stack:
+
+        def make(state: Ledger) -> Ledger:
+            home = tmp_path / f"home{len(stack._exit_callbacks)}"
+            url = stack.enter_context(isolated_ledger(pg_url, home, "close", copy_of=state))
+            return Ledger(make_url(url).database, home, url)
+
+        yield make
+
+
+def q(env, query, *args):
+    conn = connect(env.url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, args or None)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_first_run_reconciles_both_directions(first):
+    env, result = first, first.result
     assert (result.start, result.end) == (date(2024, 1, 1), date(2024, 10, 1))
     rows = {(r[0], r[1], r[2]): r for r in q(env, RECON)}
     assert set(rows) == {
@@ -195,15 +321,16 @@ def test_first_run_reconciles_both_directions(env):
     ]
 
 
-def test_close_then_a_late_change_posts_a_prior_period_adjustment(env, capsys, tmp_path):
-    assert cli.main(["close", "--period", "2024-Q1", "--by", "controller"]) == 0
+def test_close_then_a_late_change_posts_a_prior_period_adjustment(late, tmp_path):
+    # `late` closed Q1 and then ran the late arrivals; what it saw in between is in `seen`.
+    env = late
+    assert env.seen["close"] == 0
     # Q1 is clean (both directions matched): it closes without a sign-off, none is recorded.
-    assert q(env, SIGNOFF) == [("2024-Q1", "controller", 0, None, 0, None, None)]
-    closed_q1 = q(env, RECON + "")[:2]
-    before = q(env, "SELECT * FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1'")
-    run_pipeline(env["late"], as_of=AS_OF)
+    assert env.seen["signoff"] == [("2024-Q1", "controller", 0, None, 0, None, None)]
+    closed_q1 = env.seen["closed_q1"]
+    before = env.seen["before"]
     # The closed quarter did not move ...
-    after = q(env, "SELECT * FROM marts.revshare_reconciliation WHERE period_label = '2024-Q1'")
+    after = q(env, Q1_ROWS)
     assert sorted(after) == sorted(before)
     assert q(env, RECON)[:2] == closed_q1
     # ... its late changes are one adjustment row in the first open quarter, traceable.
@@ -243,29 +370,32 @@ def test_close_then_a_late_change_posts_a_prior_period_adjustment(env, capsys, t
         "SELECT sum(basis_usd), sum(settled_usd) FROM marts.revshare_reconciliation"
         " WHERE direction = 'payable' AND (period_label = '2024-Q1' OR is_adjustment)",
     ) == [(D("1500.00"), D("250.00"))]
-    # The report shows it, both where it is posted and in the closed period's page.
-    assert cli.main(["report", "--period", "2024-Q2", "--out", str(tmp_path)]) == 0
-    page = (tmp_path / "2024-Q2" / "index.html").read_text()
-    assert "Prior-period adjustment posted into this open period for closed 2024-Q1" in page
-    assert "finance/revenue/late.csv (new)" in page
-    assert cli.main(["report", "--period", "2024-Q1", "--out", str(tmp_path)]) == 0
-    page = (tmp_path / "2024-Q1" / "index.html").read_text()
+    # The report shows it, both where it is posted and in the closed period's page (a report
+    # only reads the ledger).
+    with current_ledger(env.home, env.url):
+        assert cli.main(["report", "--period", "2024-Q2", "--out", str(tmp_path)]) == 0
+        page = (tmp_path / "2024-Q2" / "index.html").read_text()
+        assert "Prior-period adjustment posted into this open period for closed 2024-Q1" in page
+        assert "finance/revenue/late.csv (new)" in page
+        assert cli.main(["report", "--period", "2024-Q1", "--out", str(tmp_path)]) == 0
+        page = (tmp_path / "2024-Q1" / "index.html").read_text()
     assert "CLOSED" in page and "marts match the snapshot" in page
     assert 'data-col="posted_in">2024-Q2</td>' in page
 
 
-def test_rerun_with_the_same_inputs_is_identical(env):
-    # Published by this test itself, so it holds whatever ran before it (after the tests above
-    # it is already a rerun: nothing changes).
-    run_pipeline(env["late"], as_of=AS_OF)
+def test_rerun_with_the_same_inputs_is_identical(late, landings, copy):
+    # A copy of `late`: its marts were published by a run of the late landing (with Q1 closed
+    # and its adjustment), so running that landing again is a rerun.
+    env = copy(late)
     before = marts(env)
     # Both marts hold rows (an empty one's md5 is NULL): "identical" is not two empty marts.
     assert [tag for tag, md5 in before if md5] == ["r", "s"]
-    run_pipeline(env["late"], as_of=AS_OF)
+    run_pipeline(landings.late, as_of=AS_OF)
     assert marts(env) == before
 
 
-def test_close_and_reopen_are_explicit_and_recorded(env, capsys):
+def test_close_and_reopen_are_explicit_and_recorded(late, reopened, copy, capsys):
+    env = copy(late)  # Q1 closed
     assert cli.main(["close", "--period", "2024-Q1"]) == 1
     assert "already closed" in capsys.readouterr().err
     assert cli.main(["reopen", "--period", "2024-Q2", "--reason", "x"]) == 1
@@ -274,18 +404,14 @@ def test_close_and_reopen_are_explicit_and_recorded(env, capsys):
         cli.main(["reopen", "--period", "2024-Q1"])
     assert cli.main(["reopen", "--period", "2024-Q1", "--reason", " ", "--by", "cfo"]) == 1
     assert "a reason is required" in capsys.readouterr().err
-    assert (
-        cli.main(
-            ["reopen", "--period", "2024-Q1", "--reason", "late revenue restatement", "--by", "cfo"]
-        )
-        == 0
-    )
+    assert cli.main(REOPEN_Q1) == 0
     assert q(
         env,
         "SELECT reopened_by, reopen_reason, reopened_at IS NOT NULL FROM audit.closed_periods",
     ) == [("cfo", "late revenue restatement", True)]
-    # Reopened: the next run republishes Q1 from its inputs and drops the adjustment.
-    run_pipeline(env["late"], as_of=AS_OF)
+    # Reopened: the next run republishes Q1 from its inputs and drops the adjustment (that run
+    # is `reopened`'s: the same reopen on a copy of `late`, then the late landing again).
+    env = reopened
     rows = q(env, RECON)
     assert [r[:3] for r in rows if r[2]] == []
     q1 = next(r for r in rows if r[:2] == ("2024-Q1", "payable"))
@@ -322,9 +448,10 @@ EVENTS = (
 )
 
 
-def test_a_period_with_exceptions_closes_only_with_a_recorded_signoff(env, capsys):
+def test_a_period_with_exceptions_closes_only_with_a_recorded_signoff(reopened, copy, capsys):
     """Reopened Q1 now owes 300 and was paid 250: an exception. `ledger close` refuses it and
     says how to sign off; the sign-off closes it and records what was accepted, why, who, when."""
+    env = copy(reopened)
     capsys.readouterr()
     assert q(
         env, "SELECT * FROM marts.reconciliation_exceptions WHERE period_label = '2024-Q1'"
@@ -371,7 +498,7 @@ def test_a_period_with_exceptions_closes_only_with_a_recorded_signoff(env, capsy
     assert len(q(env, EVENTS)) == 2
 
     (before,) = q(env, "SELECT now()")[0]
-    reason = "Partner short-paid Q1 by $50; recovery agreed for Q2"
+    reason = SIGNED_Q1
     argv = ["close", "--period", "2024-Q1", "--accept-exceptions", "--reason", f" {reason} "]
     assert cli.main([*argv, "--by", "controller"]) == 0
     (after,) = q(env, "SELECT now()")[0]
@@ -395,16 +522,16 @@ def test_a_period_with_exceptions_closes_only_with_a_recorded_signoff(env, capsy
     ) == [([Q1_UNDERPAID], closed_at)]
 
 
-def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
+def test_publish_refuses_when_a_period_was_closed_after_aggregate(signed, landings, copy):
     from inference_ledger.publish import ClosedPeriodsChanged
 
+    env = copy(signed)  # Q1 closed (signed off)
     before = marts(env)
-    run = prepare(env["late"], None, None, "test", AS_OF)
+    run = prepare(landings.late, None, None, "test", AS_OF)
     IngestStep().run(run)
     AggregateStep().run(run)
     # Q2's receivable statement never came (missing_settlement): closed with a sign-off.
-    signoff = ["--accept-exceptions", "--reason", "RCV Q2 statement chased with Partner"]
-    assert cli.main(["close", "--period", "2024-Q2", *signoff]) == 0
+    assert cli.main(["close", "--period", "2024-Q2", *SIGNOFF_Q2]) == 0
     assert q(
         env,
         "SELECT accepted_exception_count, accepted_exceptions -> 0 ->> 'status'"
@@ -416,14 +543,11 @@ def test_publish_refuses_when_a_period_was_closed_after_aggregate(env):
     assert marts(env) == before
 
 
-def test_late_change_to_the_last_closed_quarter_extends_the_run(env):
-    """Q1-Q3 closed, data to Q3: a late Q3 entry lands in 2024-Q4, which the run adds."""
-    assert cli.main(["close", "--period", "2024-Q3"]) == 0
-    (env["late"] / "finance" / "revenue" / "late_q3.csv").write_text(
-        "entry_id,entry_version,revenue_date,product_line,amount,currency,description\n"
-        "L3,1,2024-09-30,api,100.00,USD,late Q3 entry\n"
-    )
-    result = run_pipeline(env["late"], as_of=AS_OF)
+def test_late_change_to_the_last_closed_quarter_extends_the_run(q4):
+    """Q1-Q3 closed, data to Q3: a late Q3 entry lands in 2024-Q4, which the run adds (`q4`
+    closed Q3 and ran the late landing plus finance/revenue/late_q3.csv)."""
+    env, result = q4, q4.result
+    assert env.seen["close_q3"] == 0
     assert (result.start, result.end) == (date(2024, 1, 1), date(2025, 1, 1))
     rows = [r for r in q(env, RECON) if r[0] == "2024-Q4"]
     assert [r[:8] for r in rows] == [
@@ -449,7 +573,7 @@ def test_late_change_to_the_last_closed_quarter_extends_the_run(env):
     ]
 
 
-def test_the_close_dag_follows_the_same_rule(env):
+def test_the_close_dag_follows_the_same_rule(q4, copy):
     """orchestration.close as ledger_quarterly_close calls it (inside airflow_errors): 2024-Q4
     (a missing settlement, the adjustment of late Q3 revenue, and here a failed critical check
     of the run that published it) fails at once with close's message; with the params it
@@ -459,12 +583,13 @@ def test_the_close_dag_follows_the_same_rule(env):
     from inference_ledger import orchestration
     from inference_ledger.close import refusal_message
 
+    env = copy(q4)
     ((run_id,),) = q(
         env,
         "SELECT run_id FROM audit.published_periods"
         " WHERE table_name = 'quarterly_summary' AND period_value = '2024-Q4'",
     )
-    conn = connect(env["url"])
+    conn = connect(env.url)
     with conn, conn.cursor() as cur:  # a result as a publish run that failed it would record
         cur.execute(
             """INSERT INTO audit.dq_results (run_id, suite, expectation, column_name, severity,
