@@ -88,6 +88,30 @@ def drop_database(pg_url: str, name: str) -> None:
         admin.close()
 
 
+def create_database(pg_url: str, name: str, template: str | None = None) -> None:
+    """An empty database `name` on the server, or a copy of database `template`."""
+    admin = _admin(pg_url)
+    try:
+        with admin.cursor() as cur:
+            if template is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                return
+            # A template must have no other session: a pooled connection of the run that
+            # made it would make CREATE DATABASE fail.
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (template,),
+            )
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+    finally:
+        admin.close()
+
+
 @contextlib.contextmanager
 def isolated_ledger(pg_url: str, home: Path, prefix: str, copy_of: Baseline | None = None):
     """A fresh migrated database and LEDGER_HOME, made current through the environment the
@@ -95,24 +119,8 @@ def isolated_ledger(pg_url: str, home: Path, prefix: str, copy_of: Baseline | No
     copy of the baseline's database (CREATE DATABASE ... TEMPLATE) and of its LEDGER_HOME."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     url = _url_of(pg_url, name)
-    admin = _admin(pg_url)
     try:
-        with admin.cursor() as cur:
-            if copy_of is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            else:
-                # A template must have no other session: a pooled connection of the run that
-                # made it would make CREATE DATABASE fail.
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (copy_of.database,),
-                )
-                cur.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(copy_of.database)
-                    )
-                )
+        create_database(pg_url, name, copy_of.database if copy_of else None)
         if copy_of is None:
             migrate(url)
         else:
@@ -120,10 +128,7 @@ def isolated_ledger(pg_url: str, home: Path, prefix: str, copy_of: Baseline | No
         with current_ledger(home, url):
             yield url
     finally:
-        admin.cursor().execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.close()
+        drop_database(pg_url, name)
 
 
 def make_baseline(pg_url: str, root: Path, landing: Path | None = None) -> Baseline:
@@ -134,11 +139,7 @@ def make_baseline(pg_url: str, root: Path, landing: Path | None = None) -> Basel
     landing = landing or generate_small(root / "landing")
     name = f"baseline_{secrets.token_hex(4)}"
     url = _url_of(pg_url, name)
-    admin = _admin(pg_url)
-    try:
-        admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        admin.close()
+    create_database(pg_url, name)
     migrate(url)
     home = root / "home"
     with current_ledger(home, url):

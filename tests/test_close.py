@@ -16,7 +16,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from inference_ledger import cli
@@ -27,6 +26,7 @@ from inference_ledger.steps.ingest import IngestStep
 from inference_ledger.steps.publish import PublishStep
 from tests.reliability_support import (
     copy_landing,
+    create_database,
     current_ledger,
     drop_database,
     isolated_ledger,
@@ -169,26 +169,7 @@ def new_state(pg_url, tmp_path_factory, prefix: str, template: Ledger | None = N
     name = f"{prefix}_{secrets.token_hex(4)}"
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     home = tmp_path_factory.mktemp(prefix) / "home"
-    admin = connect(pg_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            if template is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            else:
-                # A template must have no other session (the pooled ones of the run that made it).
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (template.database,),
-                )
-                cur.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(template.database)
-                    )
-                )
-    finally:
-        admin.close()
+    create_database(pg_url, name, template.database if template else None)
     try:
         if template is None:
             migrate(url)
