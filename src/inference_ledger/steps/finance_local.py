@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -95,14 +97,49 @@ class Writes:
     quarantine: list[tuple] = field(default_factory=list)
 
     def flush(self, spark: SparkSession, ctx: RunContext) -> None:
-        tables, self.tables = self.tables, []
-        for df, table in tables:
-            lake.write_table(df, ctx.lake_dir, table)
-        rows, self.quarantine = self.quarantine, []
-        if rows:
+        """Every write at once: each is a small Spark job whose time is mostly waiting (task
+        scheduling, the output commit), so they overlap well, even on two cores."""
+        jobs = [lambda df=df, t=t: write_table(df, ctx.lake_dir, t) for df, t in self.tables]
+        if self.quarantine:
             path = lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine")
-            quarantine = spark.createDataFrame(rows, QUARANTINE_SCHEMA)
-            quarantine.write.mode("append").parquet(path)
+            quarantine = frame(spark, self.quarantine, QUARANTINE_SCHEMA)
+            jobs.append(lambda: quarantine.write.mode("append").parquet(path))
+        self.tables, self.quarantine = [], []
+        if jobs:
+            with ThreadPoolExecutor(len(jobs), thread_name_prefix="finance-write") as pool:
+                for done in [pool.submit(job) for job in jobs]:
+                    done.result()  # the first failure is raised, after every job ended
+
+
+def frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
+    """Rows as a DataFrame of exactly `schema`, through Arrow: the DataFrame is a local
+    relation in the JVM, and writing it starts no Python worker (rows pickled through an RDD
+    would)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema.fields)
+    table = pa.table(
+        {f.name: pa.array(c, type=_ARROW[type(f.dataType)](f.dataType))
+         for f, c in zip(schema.fields, columns, strict=True)}
+    )  # fmt: skip
+    return spark.createDataFrame(table, schema)
+
+
+_ARROW = {
+    T.StringType: lambda t: pa.string(),
+    T.DateType: lambda t: pa.date32(),
+    T.LongType: lambda t: pa.int64(),
+    T.BooleanType: lambda t: pa.bool_(),
+    T.TimestampType: lambda t: pa.timestamp("us", tz="UTC"),
+    T.DecimalType: lambda t: pa.decimal128(t.precision, t.scale),
+}
+
+
+def write_table(df: DataFrame, lake_dir, table: str) -> None:
+    """`lake.write_table` of a DataFrame already of the table's contract schema (its casts
+    would each be a round trip to the JVM): an unpartitioned table, replaced whole."""
+    if lake.TABLES[table] is not None or df.schema != contracts.spark_schema("lake", table):
+        lake.write_table(df, lake_dir, table)
+        return
+    df.write.mode("overwrite").parquet(lake.table_path(lake_dir, table))
 
 
 def read_local(
@@ -130,7 +167,7 @@ def read_local(
     columns = [c.name for c in contracts.columns("lake", table)]
     loaded = [{c: r[c] for c in columns} for r in records if r["status"] == R.LOADED]
     schema = contracts.spark_schema("lake", table)
-    df = spark.createDataFrame([tuple(r[c] for c in columns) for r in loaded], schema)
+    df = frame(spark, [tuple(r[c] for c in columns) for r in loaded], schema)
     writes.tables.append((df, table))
     return loaded, df, accounting
 
