@@ -1,5 +1,6 @@
 """Bulk loading with COPY (never row-at-a-time INSERTs): a Parquet folder streamed through
-Arrow (`copy_parquet`, what staging and the quarantine use). Decimals arrive as text and land in
+Arrow (`copy_parquet`, what staging and the quarantine use), in Postgres' binary COPY format
+where every column has an exact binary form (`db.pgcopy`), else as CSV. Decimals land in
 NUMERIC exactly (no float on the way).
 
 It does not commit: the caller owns the transaction (load, audit, then publish or roll back).
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
+
+from inference_ledger.db import pgcopy
 
 
 class _Prefetched:
@@ -79,18 +82,19 @@ def copy_parquet(
     path: Path | str,
     constants: dict[str, str] | None = None,
     renamed: dict[str, str] | None = None,
+    *,
+    binary: bool = True,
 ) -> int:
     """COPY a Parquet folder (a Spark output: part files, `_SUCCESS`) into schema.table's
-    `columns`, streamed batch by batch: Arrow reads it, Arrow's CSV writer formats it, COPY
-    parses it, the formatting of one batch overlapping the COPY of the last. No Spark job and
-    no intermediate files. Columns are taken by name, so a
+    `columns`, streamed batch by batch: Arrow reads it, each batch is written in Postgres'
+    binary COPY format (`db.pgcopy`) or, for a column type it has no exact binary form for (or
+    with `binary=False`), as CSV by Arrow's CSV writer; the writing of one batch overlaps the
+    COPY of the last. No Spark job and no intermediate files. Columns are taken by name, so a
     reordered file cannot load one column into another; `constants` fills columns the files
     do not have (e.g. the run id); `renamed` maps a table column to the file's name for it.
-    Every string is quoted, so an empty string stays an empty string and only a missing value
-    is NULL. Decimals are written in full
-    (`0E-10` for a zero at scale 10, which NUMERIC reads as 0)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    NULL and empty string stay apart; decimals stay exact (no float on the way). An error
+    names the table: Postgres' own says which row and column, one raised while reading or
+    writing a batch gets a note."""
     import pyarrow.dataset as ds
 
     constants = constants or {}
@@ -100,28 +104,23 @@ def copy_parquet(
     missing = [c for c in from_files if c not in dataset.schema.names]
     if missing:
         raise ValueError(f"{path}: no column(s) {missing} to load into {schema}.{table}")
-    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-
-    def chunks() -> Iterator[bytes]:
-        for batch in dataset.to_batches(columns=from_files):
-            if batch.num_rows == 0:
-                continue
-            arrays = [
-                pa.array([constants[c]] * batch.num_rows, pa.string())
-                if c in constants
-                else batch.column(name_in_file[c])
-                for c in columns
-            ]
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(pa.RecordBatch.from_arrays(arrays, names=columns), sink, options)
-            yield sink.getvalue().to_pybytes()
-
-    query = sql.SQL("COPY {}.{} ({}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')").format(
+    steps = (
+        _binary_plan(conn, schema, table, columns, dataset.schema, name_in_file, constants)
+        if binary
+        else None
+    )
+    batches = dataset.to_batches(columns=from_files)
+    if steps is None:
+        chunks, fmt = _csv_chunks(batches, columns, name_in_file, constants), "csv"
+    else:
+        chunks, fmt = _binary_chunks(batches, steps, columns, name_in_file), "binary"
+    query = sql.SQL("COPY {}.{} ({}) FROM STDIN WITH (FORMAT {})").format(
         sql.Identifier(schema),
         sql.Identifier(table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(fmt if fmt == "binary" else "csv, ENCODING 'UTF8'"),
     )
-    source = _Prefetched(chunks())
+    source = _Prefetched(chunks)
     try:
         with conn.cursor() as cur:
             cur.copy_expert(query, source, size=1 << 20)
@@ -129,10 +128,64 @@ def copy_parquet(
     except psycopg2.Error:
         # psycopg2 reports a failed read() as a cancelled COPY; the cause is the reader's.
         if source.error is not None:
+            source.error.add_note(f"while copying {path} into {schema}.{table}")
             raise source.error from None
         raise
     finally:
         source.close()
+
+
+def _binary_plan(conn, schema, table, columns, file_schema, name_in_file, constants):
+    """pgcopy's steps for the table's column types, or None (then CSV): the types come from the
+    catalog, and text is sent as UTF-8 only if that is the client encoding."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT a.attname, a.atttypid::regtype::text, current_setting('TimeZone'),
+                      current_setting('client_encoding')
+               FROM pg_attribute a
+               WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
+            (sql.Identifier(schema, table).as_string(cur),),
+        )
+        found = cur.fetchall()
+    types = {name: pg_type for name, pg_type, _, _ in found}
+    if not found or any(c not in types for c in columns) or found[0][3] != "UTF8":
+        return None
+    return pgcopy.plan(
+        [None if c in constants else file_schema.field(name_in_file[c]).type for c in columns],
+        [types[c] for c in columns],
+        [constants.get(c) for c in columns],
+        utc_session=found[0][2] in ("UTC", "Etc/UTC"),
+    )
+
+
+def _binary_chunks(batches, steps, columns, name_in_file) -> Iterator[bytes]:
+    yield pgcopy.HEADER
+    for batch in batches:
+        if batch.num_rows:
+            arrays = [batch.column(name_in_file[c]) if c in name_in_file else None for c in columns]
+            yield pgcopy.rows(steps, arrays, batch.num_rows)
+    yield pgcopy.TRAILER
+
+
+def _csv_chunks(batches, columns, name_in_file, constants) -> Iterator[bytes]:
+    """Every string quoted where needed, numbers bare; decimals written in full (`0E-10` for a
+    zero at scale 10, which NUMERIC reads as 0)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        arrays = [
+            pa.array([constants[c]] * batch.num_rows, pa.string())
+            if c in constants
+            else batch.column(name_in_file[c])
+            for c in columns
+        ]
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(pa.RecordBatch.from_arrays(arrays, names=columns), sink, options)
+        yield sink.getvalue().to_pybytes()
 
 
 def truncate(conn, schema: str, table: str) -> None:
