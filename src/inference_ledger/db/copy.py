@@ -109,7 +109,7 @@ def copy_parquet(
         if binary
         else None
     )
-    batches = dataset.to_batches(columns=from_files)
+    batches = dataset.to_batches(columns=from_files, use_threads=False)
     if steps is None:
         chunks, fmt = _csv_chunks(batches, columns, name_in_file, constants), "csv"
     else:

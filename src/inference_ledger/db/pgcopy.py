@@ -30,7 +30,7 @@ FLOATS = {"double precision": ">f8", "real": ">f4"}
 TEXT = ("text", "character varying")
 
 # A column's fields as bytes: one byte string for every row (a constant), a uint8 matrix with
-# one row per row (fixed width, no NULLs), or a binary array (its NULLs written as nothing).
+# one row per row (fixed width), or a binary array without NULLs.
 Piece = bytes | np.ndarray | pa.Array
 Encoder = Callable[[pa.Array], list[Piece]]
 
@@ -42,16 +42,20 @@ def _fixed(values: np.ndarray, valid: np.ndarray | None) -> list[Piece]:
     if valid is None:
         return [np.asarray(width, ">i4").tobytes(), values]
     lengths = np.where(valid, width, -1).astype(">i4").view(np.uint8).reshape(n, 4)
-    return [lengths, _binary(values, valid)]
+    return [lengths, _binary(values[valid], np.where(valid, width, 0))]
 
 
-def _binary(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """The rows of an (n, width) byte matrix as a binary array, without copying them."""
+def _binary(values: np.ndarray, lengths: np.ndarray | None = None) -> pa.Array:
+    """A binary array of `lengths` bytes a row (each row of the matrix when not given) taken
+    from the rows of `values` in turn. It has no NULLs: Arrow joins those a third faster."""
     n, width = values.shape
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if lengths is None:
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    else:
+        n = len(lengths)
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int32)]).astype(np.int32)
     data = pa.py_buffer(np.ascontiguousarray(values))
-    return pa.Array.from_buffers(pa.binary(), n, [bitmap, pa.py_buffer(offsets), data])
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), data])
 
 
 def _valid(arr: pa.Array) -> np.ndarray | None:
@@ -76,7 +80,20 @@ def _text(arr: pa.Array) -> list[Piece]:
         # The CSV path writes these as Arrow casts them to text; so does this one.
         arr = pc.cast(arr, pa.string())
     lengths = pc.fill_null(pc.binary_length(arr), -1).to_numpy(zero_copy_only=False)
-    return [_bytes(lengths, ">i4"), arr.cast(pa.binary())]
+    return [_bytes(lengths, ">i4"), _without_nulls(arr)]
+
+
+def _without_nulls(arr: pa.Array) -> pa.Array:
+    """The strings as binary with NULLs as empty values: the same buffers without the validity
+    bitmap when the NULL slots are already empty (as Arrow's readers leave them)."""
+    if arr.null_count == 0:
+        return arr.cast(pa.binary())
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    if np.diff(offsets)[~valid].any():
+        return pc.fill_null(arr, "").cast(pa.binary())
+    buffers = [None, arr.buffers()[1], arr.buffers()[2]]
+    return pa.Array.from_buffers(pa.binary(), len(arr), buffers, offset=arr.offset)
 
 
 def _date(arr: pa.Array) -> list[Piece]:
@@ -246,9 +263,7 @@ def _join(pieces: list[Piece], n: int) -> bytes:
     if len(arrays) == 1 and isinstance(arrays[0], np.ndarray):
         return arrays[0].tobytes()
     binaries = [_binary(a) if isinstance(a, np.ndarray) else a for a in arrays]
-    joined = pc.binary_join_element_wise(
-        *binaries, b"", null_handling="replace", null_replacement=b""
-    )
+    joined = pc.binary_join_element_wise(*binaries, b"")
     offsets = np.frombuffer(joined.buffers()[1], np.int32, n + 1, joined.offset * 4)
     return joined.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes()
 
