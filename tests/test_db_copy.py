@@ -344,7 +344,7 @@ def test_binary_copy_is_exact_and_the_same_as_csv(pg_conn, tmp_path, monkeypatch
             )
             assert cur.fetchone() == (0,), f"{a} has rows {b} does not"
         cur.execute(
-            f"SELECT amount, amount::text, amount_as_text, label, day, at, n FROM t_binary ORDER BY id"
+            "SELECT amount, amount::text, amount_as_text, label, day, at, n FROM t_binary ORDER BY id"
         )
         got = cur.fetchall()
         cur.execute("SELECT at_ns FROM t_binary ORDER BY id")
