@@ -188,6 +188,11 @@ def _csv_chunks(batches, columns, name_in_file, constants) -> Iterator[bytes]:
         yield sink.getvalue().to_pybytes()
 
 
-def truncate(conn, schema: str, table: str) -> None:
+def truncate(conn, schema: str, *tables: str) -> None:
+    """Empty the tables in one statement (one round trip and one lock pass for all of them)."""
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("TRUNCATE {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+        cur.execute(
+            sql.SQL("TRUNCATE {}").format(
+                sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
+            )
+        )
