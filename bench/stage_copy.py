@@ -119,7 +119,9 @@ def measure(conn, folder: Path, columns: list[str], like: str | None, repeat: in
         "copy_parquet csv": lambda: copy_parquet(
             conn, "pg_temp", "t_csv", columns, folder, binary=False
         ),
-        "copy_parquet binary": lambda: copy_parquet(conn, "pg_temp", "t_binary", columns, folder),
+        "copy_parquet binary": lambda: copy_parquet(
+            conn, "pg_temp", "t_binary", columns, folder, binary=True
+        ),
         "bare COPY (reference)": bare,
     }
     seconds: dict[str, list[float]] = {k: [] for k in paths}

@@ -332,7 +332,7 @@ def test_binary_copy_is_exact_and_the_same_as_csv(pg_conn, tmp_path, monkeypatch
         _edge_table(cur, "t_binary")
         _edge_table(cur, "t_csv")
     batches = _count_binary_batches(monkeypatch)
-    assert copy_parquet(pg_conn, "pg_temp", "t_binary", columns, out) == 12
+    assert copy_parquet(pg_conn, "pg_temp", "t_binary", columns, out, binary=True) == 12
     assert batches == [11, 1]
     assert copy_parquet(pg_conn, "pg_temp", "t_csv", columns, out, binary=False) == 12
     assert batches == [11, 1]  # the CSV path wrote no binary rows
@@ -407,7 +407,7 @@ def test_types_without_an_exact_binary_form_go_as_csv(pg_conn, tmp_path, monkeyp
     with pg_conn.cursor() as cur:
         cur.execute("CREATE TEMP TABLE other (amount numeric(38,10), doc jsonb)")
     batches = _count_binary_batches(monkeypatch)
-    assert copy_parquet(pg_conn, "pg_temp", "other", ["amount", "doc"], out) == 2
+    assert copy_parquet(pg_conn, "pg_temp", "other", ["amount", "doc"], out, binary=True) == 2
     assert batches == []
     with pg_conn.cursor() as cur:
         cur.execute("SELECT amount, doc FROM other ORDER BY amount")

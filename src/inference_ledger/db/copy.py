@@ -8,6 +8,7 @@ It does not commit: the caller owns the transaction (load, audit, then publish o
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -74,6 +75,32 @@ class _Prefetched:
         self._thread.join()
 
 
+class _Inline:
+    """_Prefetched's interface without the thread, for a folder too small to overlap anything
+    (the marts: tens of rows): there the hand-off to and from a thread per chunk is what the
+    COPY costs (9 mart-sized tables: ~60 ms with threads, see bench/stage_copy.py)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return next(self._chunks, b"")
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    readline = read
+
+    def close(self) -> None:
+        pass
+
+
+# Below this many bytes of Parquet a folder is read and written in COPY's own thread.
+INLINE_BYTES = 1 << 20
+
+
 def copy_parquet(
     conn,
     schema: str,
@@ -83,13 +110,14 @@ def copy_parquet(
     constants: dict[str, str] | None = None,
     renamed: dict[str, str] | None = None,
     *,
-    binary: bool = True,
+    binary: bool | None = None,
 ) -> int:
     """COPY a Parquet folder (a Spark output: part files, `_SUCCESS`) into schema.table's
     `columns`, streamed batch by batch: Arrow reads it, each batch is written in Postgres'
-    binary COPY format (`db.pgcopy`) or, for a column type it has no exact binary form for (or
-    with `binary=False`), as CSV by Arrow's CSV writer; the writing of one batch overlaps the
-    COPY of the last. No Spark job and no intermediate files. Columns are taken by name, so a
+    binary COPY format (`db.pgcopy`) or, for a column type it has no exact binary form for, as
+    CSV by Arrow's CSV writer (`binary`: None picks binary for folders of INLINE_BYTES or
+    more, True whenever possible, False never); the writing of one batch overlaps the COPY of
+    the last. No Spark job and no intermediate files. Columns are taken by name, so a
     reordered file cannot load one column into another; `constants` fills columns the files
     do not have (e.g. the run id); `renamed` maps a table column to the file's name for it.
     NULL and empty string stay apart; decimals stay exact (no float on the way). An error
@@ -104,6 +132,12 @@ def copy_parquet(
     missing = [c for c in from_files if c not in dataset.schema.names]
     if missing:
         raise ValueError(f"{path}: no column(s) {missing} to load into {schema}.{table}")
+    small = sum(os.path.getsize(f) for f in dataset.files) < INLINE_BYTES
+    if binary is None:
+        # Binary saves the server its parsing, per row; on tens of rows its fixed cost (the
+        # catalog query, ~100 Arrow calls a batch) is more than that: 9 mart-sized tables
+        # took ~2x as long as CSV.
+        binary = not small
     steps = (
         _binary_plan(conn, schema, table, columns, dataset.schema, name_in_file, constants)
         if binary
@@ -120,7 +154,7 @@ def copy_parquet(
         sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(fmt if fmt == "binary" else "csv, ENCODING 'UTF8'"),
     )
-    source = _Prefetched(chunks)
+    source = _Inline(chunks) if small else _Prefetched(chunks)
     try:
         with conn.cursor() as cur:
             cur.copy_expert(query, source, size=1 << 20)
