@@ -77,8 +77,8 @@ class _Prefetched:
 
 class _Inline:
     """_Prefetched's interface without the thread, for a folder too small to overlap anything
-    (the marts: tens of rows): there the hand-off to and from a thread per chunk is what the
-    COPY costs (9 mart-sized tables: ~60 ms with threads, see bench/stage_copy.py)."""
+    (the marts: tens of rows, one chunk): a thread there is only a start and two hand-offs,
+    each a wait for a time slice on a loaded machine."""
 
     def __init__(self, chunks: Iterator[bytes]):
         self._chunks = chunks
