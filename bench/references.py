@@ -166,13 +166,15 @@ def bulk_copy_reference(url: str, lake_dir, work: Path) -> dict:
     measures the same staging path on a bulk table: the night's usage facts as the lake holds
     them (Parquet), streamed into Postgres by `db.copy_parquet` (what `publish.stage` does
     with the marts), against a bare COPY of the same rows from a CSV file written beforehand
-    (untimed) into the same kind of table."""
+    (untimed) into the same kind of table: the contract's column types, as a staging table
+    has (until the binary COPY these were text columns, which only the CSV path parses alike)."""
     from psycopg2 import sql
 
     from inference_ledger import contracts, lake
     from inference_ledger.db import connect, copy_parquet
 
-    cols = [c.name for c in contracts.columns("lake", "usage_facts")]
+    contract = contracts.columns("lake", "usage_facts")
+    cols = [c.name for c in contract]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     conn = connect(url)
@@ -184,7 +186,10 @@ def bulk_copy_reference(url: str, lake_dir, work: Path) -> dict:
                     sql.SQL("CREATE TEMP TABLE {} ({})").format(
                         sql.Identifier(t),
                         sql.SQL(", ").join(
-                            sql.SQL("{} text").format(sql.Identifier(c)) for c in cols
+                            sql.SQL("{} {}").format(
+                                sql.Identifier(c.name), sql.SQL(c.postgres_type)
+                            )
+                            for c in contract
                         ),
                     )
                 )

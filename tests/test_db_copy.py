@@ -215,9 +215,240 @@ def test_copy_parquet_unreadable_part_aborts_the_copy(spark, pg_conn, tmp_path):
     with pg_conn.cursor() as cur:
         cur.execute("CREATE TEMP TABLE b (n bigint)")
     pg_conn.commit()
-    with pytest.raises(pa.ArrowInvalid, match="part-99999-broken.parquet"):
+    with pytest.raises(pa.ArrowInvalid, match="part-99999-broken.parquet") as failed:
         copy_parquet(pg_conn, "pg_temp", "b", ["n"], out)
+    assert failed.value.__notes__ == [f"while copying {out} into pg_temp.b"]
     pg_conn.rollback()
     with pg_conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM b")
         assert cur.fetchone()[0] == 0
+
+
+# Binary COPY (db.pgcopy): every type it writes, against exact values and against the CSV path.
+EDGE_MONEY = [
+    Decimal("12345678901234567890.1234567890"),  # needs more than 64 bits unscaled
+    Decimal("-0.0000000001"),
+    Decimal(0),
+    None,
+    Decimal("9999999999999999999999999999.9999999999"),  # numeric(38,10)'s largest
+    Decimal("-9999999999999999999999999999.9999999999"),
+    Decimal("1.5"),
+    Decimal("-922337203.6854775808"),  # int64's smallest unscaled
+    Decimal("922337203.6854775807"),
+    Decimal("0.0001"),
+    Decimal("-12.34"),
+    Decimal("1000000"),
+]
+EDGE_TYPES = {
+    "amount": (MONEY, "numeric(38,10)"),
+    "rate": (pa.decimal128(12, 3), "numeric(12,3)"),
+    "label": (pa.string(), "text"),
+    "day": (pa.date32(), "date"),
+    "at": (pa.timestamp("us", tz="UTC"), "timestamptz"),
+    "at_ns": (pa.int64(), "timestamptz"),  # nanoseconds, made a timestamp[ns] below
+    "local_at": (pa.timestamp("ms"), "timestamp"),
+    "n": (pa.int64(), "bigint"),
+    "small": (pa.int32(), "integer"),
+    "flag": (pa.bool_(), "boolean"),
+    "ratio": (pa.float64(), "double precision"),
+    "count_as_numeric": (pa.int64(), "numeric"),
+    "amount_as_text": (MONEY, "text"),
+}
+NS_EPOCH = int(datetime(2024, 3, 31, 23, 59, 59, tzinfo=UTC).timestamp()) * 10**9
+
+
+def _edge_rows():
+    plus_two = timezone(timedelta(hours=2))
+    labels = ["", None, 'Compute, "GPU"', "multi\nline", "ünïcode €", "\\N", "NULL", "x" * 300]
+    days = [date(2000, 1, 1), date(1999, 12, 31), date(1969, 7, 20), None, date(2024, 2, 29)]
+    ats = [
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(1960, 5, 1, 1, 2, 3, 5, tzinfo=UTC),
+        datetime(2024, 3, 31, 23, 59, 59, 123456, tzinfo=plus_two),
+        None,
+    ]
+    # Fractions of a microsecond, including halves: Postgres rounds the CSV text's fraction
+    # (through a double, half to even); the binary path must land on the same microsecond.
+    ns = [NS_EPOCH + f for f in (0, 500, 1_500, 2_500, 123_456_789, 999_999_999)]
+    ints = [0, -1, 2**63 - 1, -(2**63), None, 42]
+    rows = []
+    for i, amount in enumerate(EDGE_MONEY):
+        rows.append(
+            {
+                "amount": amount,
+                "rate": None if i == 2 else Decimal(i * 1001) / 1000 - 3,
+                "label": labels[i % len(labels)],
+                "day": days[i % len(days)],
+                "at": ats[i % len(ats)],
+                "at_ns": ns[i % len(ns)] if i % 7 else None,
+                "local_at": datetime(2025, 9, 15, 12, 30, 45, 123000) if i % 3 else None,
+                "n": ints[i % len(ints)],
+                "small": None if i % 4 == 1 else -(2**31) + i,
+                "flag": [True, False, None][i % 3],
+                "ratio": [0.1, -1e300, None, 1 / 3][i % 4],
+                "count_as_numeric": ints[i % len(ints)],
+                "amount_as_text": amount,
+            }
+        )
+    return rows
+
+
+def _edge_parquet(folder):
+    schema = pa.schema([(c, t) for c, (t, _) in EDGE_TYPES.items()])
+    rows = _edge_rows()
+    folder.mkdir(parents=True)
+    # Two files, the second with one row: batches of different digit widths.
+    for name, part in (("part-00000", rows[:-1]), ("part-00001", rows[-1:])):
+        table = pa.Table.from_pylist(part, schema)
+        at_ns = table.column("at_ns").cast(pa.timestamp("ns"))
+        table = table.set_column(schema.get_field_index("at_ns"), "at_ns", at_ns)
+        pq.write_table(table, folder / f"{name}.parquet")
+    return folder
+
+
+def _edge_table(cur, name):
+    cols = ", ".join(f"{c} {pg}" for c, (_, pg) in EDGE_TYPES.items())
+    cur.execute(f"CREATE TEMP TABLE {name} (id serial, {cols})")
+
+
+def _count_binary_batches(monkeypatch) -> list[int]:
+    from inference_ledger.db import pgcopy
+
+    calls: list[int] = []
+    rows = pgcopy.rows
+
+    def counted(steps, columns, n):
+        calls.append(n)
+        return rows(steps, columns, n)
+
+    monkeypatch.setattr(pgcopy, "rows", counted)
+    return calls
+
+
+def test_binary_copy_is_exact_and_the_same_as_csv(pg_conn, tmp_path, monkeypatch):
+    out = _edge_parquet(tmp_path / "edge")
+    columns = list(EDGE_TYPES)
+    with pg_conn.cursor() as cur:
+        _edge_table(cur, "t_binary")
+        _edge_table(cur, "t_csv")
+    batches = _count_binary_batches(monkeypatch)
+    assert copy_parquet(pg_conn, "pg_temp", "t_binary", columns, out, binary=True) == 12
+    assert batches == [11, 1]
+    assert copy_parquet(pg_conn, "pg_temp", "t_csv", columns, out, binary=False) == 12
+    assert batches == [11, 1]  # the CSV path wrote no binary rows
+    with pg_conn.cursor() as cur:
+        listed = ", ".join(columns)
+        for a, b in (("t_binary", "t_csv"), ("t_csv", "t_binary")):
+            cur.execute(
+                f"SELECT count(*) FROM (SELECT {listed} FROM {a} EXCEPT ALL SELECT {listed} FROM {b}) x"
+            )
+            assert cur.fetchone() == (0,), f"{a} has rows {b} does not"
+        cur.execute(
+            "SELECT amount, amount::text, amount_as_text, label, day, at, n FROM t_binary ORDER BY id"
+        )
+        got = cur.fetchall()
+        cur.execute("SELECT at_ns FROM t_binary ORDER BY id")
+        at_ns = [r[0] for r in cur.fetchall()]
+    assert [r[0] for r in got] == EDGE_MONEY
+    assert [r[1] for r in got][:3] == [
+        "12345678901234567890.1234567890",
+        "-0.0000000001",
+        "0.0000000000",
+    ]
+    assert got[4][1] == "9999999999999999999999999999.9999999999"
+    assert got[7][1] == "-922337203.6854775808"
+    # Text columns get what Arrow's cast writes, as the CSV path does.
+    assert [r[2] for r in got][:4] == [
+        "12345678901234567890.1234567890",
+        "-1E-10",
+        "0E-10",
+        None,
+    ]
+    assert [r[3] for r in got][:8] == [
+        "",
+        None,
+        'Compute, "GPU"',
+        "multi\nline",
+        "ünïcode €",
+        "\\N",
+        "NULL",
+        "x" * 300,
+    ]
+    plus_two = timezone(timedelta(hours=2))
+    assert [r[4] for r in got][:5] == [
+        date(2000, 1, 1),
+        date(1999, 12, 31),
+        date(1969, 7, 20),
+        None,
+        date(2024, 2, 29),
+    ]
+    assert [r[5] for r in got][:4] == [
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(1960, 5, 1, 1, 2, 3, 5, tzinfo=UTC),
+        datetime(2024, 3, 31, 23, 59, 59, 123456, tzinfo=plus_two),
+        None,
+    ]
+    assert [r[6] for r in got][:6] == [0, -1, 2**63 - 1, -(2**63), None, 42]
+    second = datetime(2024, 3, 31, 23, 59, 59, tzinfo=UTC)
+    assert at_ns[0] is None
+    assert at_ns[4] == second + timedelta(microseconds=123457)  # .123456789 s rounds up
+    assert at_ns[5] == datetime(2024, 4, 1, tzinfo=UTC)  # .999999999 s carries into the next
+
+
+def test_types_without_an_exact_binary_form_go_as_csv(pg_conn, tmp_path, monkeypatch):
+    """A float into NUMERIC (Postgres parses the float's text), jsonb: the whole table goes as
+    CSV, with the values the CSV path has always stored."""
+    out = _parquet(
+        tmp_path / "other",
+        ["amount", "doc"],
+        [pa.float64(), pa.string()],
+        [(0.1, '{"a": 1}'), (None, None)],
+    )
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE other (amount numeric(38,10), doc jsonb)")
+    batches = _count_binary_batches(monkeypatch)
+    assert copy_parquet(pg_conn, "pg_temp", "other", ["amount", "doc"], out, binary=True) == 2
+    assert batches == []
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT amount, doc FROM other ORDER BY amount")
+        assert cur.fetchall() == [(Decimal("0.1000000000"), {"a": 1}), (None, None)]
+
+
+def test_plan_takes_only_pairs_with_the_same_value_as_csv():
+    from inference_ledger.db import pgcopy
+
+    def ok(arrow, pg, utc=True):
+        return pgcopy.plan([arrow], [pg], [None], utc_session=utc) is not None
+
+    assert ok(MONEY, "numeric") and ok(pa.int64(), "numeric") and ok(pa.int32(), "bigint")
+    assert not ok(pa.float64(), "numeric") and not ok(pa.decimal256(40, 2), "numeric")
+    assert not ok(pa.decimal128(5, -2), "numeric") and not ok(pa.string(), "jsonb")
+    assert not ok(pa.float64(), "real") and ok(pa.float32(), "real")
+    assert ok(pa.timestamp("us"), "timestamp with time zone")
+    # A naive value is read in the session's zone by the CSV path: binary only in UTC.
+    assert not ok(pa.timestamp("us"), "timestamp with time zone", utc=False)
+    assert ok(pa.timestamp("us", tz="Europe/Paris"), "timestamp with time zone", utc=False)
+    # A zoned value into a column without zone keeps its wall time in the CSV path.
+    assert not ok(pa.timestamp("us", tz="Europe/Paris"), "timestamp without time zone")
+    assert ok(pa.timestamp("us", tz="UTC"), "timestamp without time zone")
+    assert pgcopy.plan([None], ["integer"], ["7"], utc_session=True) is None
+    assert pgcopy.plan([None], ["text"], ["run-1"], utc_session=True) == [b"\x00\x00\x00\x05run-1"]
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_a_rejected_row_names_the_table_and_the_row(pg_conn, tmp_path, binary):
+    """Postgres' error says which table, row and column (both formats count rows from 1)."""
+    import psycopg2
+
+    out = _parquet(
+        tmp_path / "big",
+        ["n", "amount"],
+        [pa.int64(), pa.decimal128(38, 0)],
+        [(1, Decimal(5)), (2, Decimal(10) ** 30), (3, Decimal(1))],
+    )
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE spend_rows (n bigint, amount numeric(38,10))")
+    with pytest.raises(psycopg2.errors.NumericValueOutOfRange) as failed:
+        copy_parquet(pg_conn, "pg_temp", "spend_rows", ["n", "amount"], out, binary=binary)
+    assert "COPY spend_rows, line 2, column amount" in str(failed.value)
+    pg_conn.rollback()

@@ -61,15 +61,15 @@ def closed_periods(conn) -> list[str]:
 
 def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
     """The run's marts and control totals (Parquet under the run) COPYed into the emptied
-    staging tables, streamed from the files: no Spark job, no CSV on disk."""
+    staging tables, streamed from the files (binary COPY where every column has an exact
+    binary form): no Spark job, no CSV on disk. One transaction, committed at the end."""
     rows = {}
+    truncate(conn, "staging", *MARTS, "control_totals")
     for mart in MARTS:
         cols = [c.name for c in contracts.columns("marts", mart)]
-        truncate(conn, "staging", mart)
         rows[mart] = copy_parquet(
             conn, "staging", mart, cols, lake.run_path(ctx.lake_dir, ctx.run_id, f"marts/{mart}")
         )
-    truncate(conn, "staging", "control_totals")
     copy_parquet(
         conn,
         "staging",
