@@ -14,6 +14,10 @@ from inference_ledger.ingest.finance_local import is_small
 from inference_ledger.run.context import SOURCE_FEEDS, RunContext
 from inference_ledger.steps import ingest_finance as IF
 
+# Each case reads its landing twice, once by each path, ~10 Spark jobs apiece: a check for
+# the full run (the finance tests of the fast tier already cover the Python path's rules).
+pytestmark = pytest.mark.slow
+
 REV = "entry_id,entry_version,revenue_date,product_line,amount,currency,description"
 SET = (
     "statement_id,supersedes_statement_id,agreement_id,direction,counterparty,period_start,"
