@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from inference_ledger import contracts
-
-T = TypeVar("T")
-
-# Spark actions a run submits at once (`run_together`): enough to keep two cores busy while
-# other jobs are being planned or committed, few enough not to crowd a large night's memory.
-_WRITERS = 4
 
 # Canonical tables and their partition column (None = rewritten whole each run).
 TABLES = {
@@ -90,34 +81,6 @@ def delete(spark: SparkSession, path: str) -> None:
 
 def write_run_output(df: DataFrame, lake: Path | str, run_id: str, name: str) -> None:
     df.write.mode("overwrite").parquet(run_path(lake, run_id, name))
-
-
-def write_run_outputs(
-    spark: SparkSession, lake: Path | str, run_id: str, outputs: list[tuple[str, DataFrame]]
-) -> dict[str, int]:
-    """Each (name, frame) written under the run, all submitted together; returns the rows
-    each output holds, counted from what was written. The outputs are independent, and a
-    small one's time is mostly driver work (planning, code generation, the commit): written
-    one after the other they leave the executors idle."""
-
-    def write(name: str, df: DataFrame) -> int:
-        write_run_output(df, lake, run_id, name)
-        return read_run_output(spark, lake, run_id, name).count()
-
-    counts = run_together([lambda n=n, df=df: write(n, df) for n, df in outputs], "run-output")
-    return dict(zip([n for n, _ in outputs], counts, strict=True))
-
-
-def run_together(jobs: list[Callable[[], T]], name: str) -> list[T]:
-    """Run Spark actions from threads of their own (PySpark pins each to a JVM thread), and
-    return their results in order; the first failure is raised once every job has ended, so
-    nothing is left writing behind the caller's back."""
-    if len(jobs) <= 1:
-        return [job() for job in jobs]
-    with ThreadPoolExecutor(min(len(jobs), _WRITERS), thread_name_prefix=name) as pool:
-        futures = [pool.submit(job) for job in jobs]
-        wait(futures)
-    return [f.result() for f in futures]
 
 
 def read_run_output(spark: SparkSession, lake: Path | str, run_id: str, name: str) -> DataFrame:

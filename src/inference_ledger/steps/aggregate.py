@@ -114,7 +114,8 @@ def _write_marts(
         unit, usage_facts, prices, revenue.filter(in_range("revenue_date")),
         settlements.filter(in_range("period_start")), terms,
     )  # fmt: skip
-    outputs = [
+    counts = {}
+    for name, df in (
         ("inference_spend_daily", daily),
         ("unit_cost_monthly", unit),
         ("unit_margin_monthly", unit_margin),
@@ -122,15 +123,13 @@ def _write_marts(
         *M.outlook(spark, ctx, rec.history, terms, rec.earliest, start, end),
         ("revshare_reconciliation", in_run),
         ("quarterly_summary", summary.quarterly_summary(rec.periods(spark), daily, in_run)),
-    ]
-    counts = lake.write_run_outputs(
-        spark,
-        ctx.lake_dir,
-        ctx.run_id,
-        [(f"marts/{n}", df) for n, df in outputs]
-        + [("control_totals", M.control_totals_frame(billing, revenue_totals))],
-    )
-    return {n: counts[f"marts/{n}"] for n, _ in outputs}
+    ):
+        lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
+        counts[name] = lake.read_run_output(
+            spark, ctx.lake_dir, ctx.run_id, f"marts/{name}"
+        ).count()
+    M.control_totals(ctx, billing, revenue_totals)
+    return counts
 
 
 def _warn_unpriced(unpriced: DataFrame) -> None:

@@ -78,14 +78,6 @@ def outlook(
 def control_totals(
     ctx: RunContext, billing: DataFrame, first_party_revenue: DataFrame | None = None
 ) -> None:
-    """`control_totals_frame` written under the run."""
-    out = control_totals_frame(billing, first_party_revenue)
-    lake.write_run_output(out, ctx.lake_dir, ctx.run_id, "control_totals")
-
-
-def control_totals_frame(
-    billing: DataFrame, first_party_revenue: DataFrame | None = None
-) -> DataFrame:
     """Lake-side totals the staged marts must tie out to, per period and currency: billed
     cost per month (inference_spend_daily) and the first-party revenue per month the unit
     margin allocates (unit_margin_monthly; margin.first_party_revenue)."""
@@ -110,4 +102,5 @@ def control_totals_frame(
         )
         for table, df in parts
     ]
-    return totals[0] if len(totals) == 1 else totals[0].unionByName(totals[1])
+    out = totals[0] if len(totals) == 1 else totals[0].unionByName(totals[1])
+    lake.write_run_output(out, ctx.lake_dir, ctx.run_id, "control_totals")

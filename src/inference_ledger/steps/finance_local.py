@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,10 @@ class Writes:
             quarantine = frame(spark, self.quarantine, QUARANTINE_SCHEMA)
             jobs.append(lambda: quarantine.write.mode("append").parquet(path))
         self.tables, self.quarantine = [], []
-        lake.run_together(jobs, "finance-write")
+        if jobs:
+            with ThreadPoolExecutor(len(jobs), thread_name_prefix="finance-write") as pool:
+                for done in [pool.submit(job) for job in jobs]:
+                    done.result()  # the first failure is raised, after every job ended
 
 
 def frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
