@@ -34,6 +34,7 @@ def generate(landing: Path, lines: int) -> None:
 
 def spark_billing(landing: Path, home: Path) -> dict:
     os.environ["LEDGER_HOME"] = str(home)
+    os.environ.setdefault("LEDGER_SPARK_DRIVER_MEMORY", "4g")  # as bench/run.py
     from inference_ledger import contracts
     from inference_ledger.ingest import exports
     from inference_ledger.run.context import RunContext, new_run_id
