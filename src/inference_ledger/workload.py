@@ -121,7 +121,7 @@ def _condition(field: str, cond: dict[str, Any]) -> Column:
         present = F.col(field).isNotNull() & (F.trim(F.col(field)) != "")
         return present if value else ~present
     if op == "pattern":
-        return F.col(field).rlike(value)
+        return pattern_match(field, value)
     folded = F.col(_folded(field))
     values = [v.strip().lower() for v in value]
     if op == "in":
@@ -144,17 +144,52 @@ def _rule_match(rule: dict[str, Any], tags: Column) -> tuple[Column, Column]:
         for c in conds[1:]:
             cond = cond & c
         return F.coalesce(cond, F.lit(False)), F.lit(rule["workload"])
-    return F.coalesce(F.col(rule["field"]).rlike(rule["pattern"]), F.lit(False)), F.lit(
+    return F.coalesce(pattern_match(rule["field"], rule["pattern"]), F.lit(False)), F.lit(
         rule["workload"]
     )
 
 
-def with_workload(df: DataFrame, rules: WorkloadRules, tags_col: str = "tags") -> DataFrame:
-    """Add `workload` and `workload_rule` (the id of the first matching rule, or `default`)."""
+# Case-insensitive patterns of plain words, matched without a regex. Java's `(?i)` folds ASCII
+# only, so a lowered value equals a lowered ASCII literal where the regex matches, except for
+# the two characters Java lowers into ASCII: U+212A (Kelvin, -> k) and U+0130 (-> i + U+0307).
+# A literal with a `k` is not rewritten; a prefix may not end in `i`. `$` also matches before a
+# final line terminator, so whole-value alternatives are compared with those appended too.
+_WORDS = r"[A-Za-z0-9 _-]+"
+_PREFIX = re.compile(rf"\(\?i\)\^({_WORDS})")
+_WHOLE = re.compile(rf"\(\?i\)\^\(({_WORDS}(?:\|{_WORDS})*)\)\$")
+_CONTAINS = re.compile(rf"\(\?i\)({_WORDS})")
+_LINE_ENDS = ("", "\n", "\r\n", "\r", "\u0085", "\u2028", "\u2029")
+
+
+def pattern_match(field: str, pattern: str) -> Column:
+    """`field` RLIKE `pattern`, by startswith / isin / contains on the lowered value where
+    the pattern is a case-insensitive plain prefix, whole value or word (same answer, no regex
+    per row); a plain word that could meet a Kelvin sign is only a pre-filter to the regex."""
+    col, lowered = F.col(field), F.lower(F.col(field))
+    m = _PREFIX.fullmatch(pattern)
+    if m and "k" not in m.group(1).lower() and not m.group(1).lower().endswith("i"):
+        return lowered.startswith(m.group(1).lower())
+    m = _WHOLE.fullmatch(pattern)
+    if m and "k" not in m.group(1).lower():
+        words = m.group(1).lower().split("|")
+        return lowered.isin(*[w + end for w in words for end in _LINE_ENDS])
+    m = _CONTAINS.fullmatch(pattern)
+    if m:
+        return lowered.contains(m.group(1).lower()) & col.rlike(pattern)
+    return col.rlike(pattern)
+
+
+def with_workload(
+    df: DataFrame, rules: WorkloadRules, tags_col: str = "tags", tags_map: str | None = None
+) -> DataFrame:
+    """Add `workload` and `workload_rule` (the id of the first matching rule, or `default`).
+    `tags_map`: a column already holding the tags parsed as map<string,string> (then
+    `tags_col` is not parsed again)."""
     # Parsed once into a column: referenced inside every rule's CASE branch, the expression
     # would be parsed again per reference and row. Likewise the folded (trimmed, lowercased)
     # text of each field compared by in/startswith/endswith.
-    df = df.withColumn("_tags_map", F.from_json(F.col(tags_col), "map<string,string>"))
+    parsed = F.col(tags_map) if tags_map else F.from_json(F.col(tags_col), "map<string,string>")
+    df = df.withColumn("_tags_map", parsed)
     folded = rules.folded_fields()
     for field in folded:
         df = df.withColumn(_folded(field), F.lower(F.trim(F.col(field))))

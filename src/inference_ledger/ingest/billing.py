@@ -32,7 +32,7 @@ from inference_ledger.ingest.billing_canonical import (
     with_canonical_billing,
     with_usd,
 )
-from inference_ledger.ingest.billing_checks import with_billing_status
+from inference_ledger.ingest.billing_checks import with_billing_status, with_failed_months
 from inference_ledger.ingest.billing_columns import LINEAGE
 from inference_ledger.ingest.billing_dialects import Dialect, resolve_dialect
 
@@ -68,7 +68,7 @@ def _lineage(header: tuple[str, ...], family: str) -> Column:
 
 
 def _select(
-    df: DataFrame, header: tuple[str, ...], dialect: Dialect, path_col: Column, line: Column
+    df: DataFrame, header: tuple[str, ...], dialect: Dialect, line: Column, csv: bool
 ) -> DataFrame:
     return df.select(
         *[
@@ -78,13 +78,39 @@ def _select(
         _x_columns(header).alias("x_columns"),
         _lineage(header, dialect.family).alias("_lineage"),
         F.lit(dialect.name).alias("source_format"),
-        path_col.alias("source_file"),
+        R.file_path_col().alias("source_file"),
         line.alias("line_number"),
+        F.lit(csv).alias("_csv"),
         F.col(R.CORRUPT)
         if R.CORRUPT in df.columns
         else F.lit(None).cast("string").alias(R.CORRUPT),
-        F.to_json(F.struct(*[F.col(f"`{h}`") for h in header])).alias("raw_record"),
+        *_raw_columns(header, csv),
     )
+
+
+def _raw_columns(header: tuple[str, ...], csv: bool) -> list[Column]:
+    """The row as delivered, for `raw_record` (serialised only where the row is not loaded,
+    `_raw_record`). CSV rows keep their text fields as a map in header order (`_raw`: a map,
+    so frames of different headers union, and nothing is serialised yet); Parquet rows, whose
+    fields have types of their own, are serialised here (`_raw_json`)."""
+    if csv:
+        pairs = [e for h in header for e in (F.lit(h), F.col(f"`{h}`"))]
+        return [
+            F.create_map(*pairs).alias("_raw"),
+            F.lit(None).cast("string").alias("_raw_json"),
+        ]
+    return [
+        F.lit(None).cast("map<string,string>").alias("_raw"),
+        F.to_json(F.struct(*[F.col(f"`{h}`") for h in header])).alias("_raw_json"),
+    ]
+
+
+def _raw_record() -> Column:
+    """The delivered row as JSON (what `to_json` of the row's struct gives: null fields left
+    out), for rows that are not loaded."""
+    kept = F.map_filter(F.col("_raw"), lambda _, v: v.isNotNull())
+    as_json = F.coalesce(F.col("_raw_json"), F.to_json(kept))
+    return F.when(F.col("status") != R.LOADED, as_json)
 
 
 def _parquet_header(spark: SparkSession, path: Path) -> tuple[tuple[str, ...], T.StructType]:
@@ -115,9 +141,7 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
                     c = F.col(f"`{f.name}`")
                     exact = c.try_cast(T.DecimalType(38, 10)).cast("string")
                     df = df.withColumn(f.name, F.coalesce(exact, c.cast("string")))
-            frames.append(
-                _select(df, header, dialect, R.file_path_col(), F.col("_metadata.row_index") + 1)
-            )
+            frames.append(_select(df, header, dialect, F.col("_metadata.row_index") + 1, False))
             continue
         header = R.read_header(path)
         if not header:
@@ -129,15 +153,16 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
             "_row_id", F.monotonically_increasing_id()
         )
         dialect = resolve_dialect(header, paths[0])
-        frames.append(
-            _select(df, header, dialect, R.file_path_col(), F.col("_row_id")).withColumn(
-                "_csv", F.lit(True)
-            )
-        )
-    if not frames:
-        return None
-    frames = [f if "_csv" in f.columns else f.withColumn("_csv", F.lit(False)) for f in frames]
+        frames.append(_select(df, header, dialect, F.col("_row_id"), True))
     return R.union_all(frames)
+
+
+def _line_number(first_id: Column) -> Column:
+    """A CSV row's line number from Spark's row id and its file's first row id (line 2, after
+    the header); a file split across partitions jumps by 2^33 ids: no reliable line number
+    then. Other rows keep theirs."""
+    offset = F.col("line_number") - first_id
+    return F.when(~F.col("_csv"), F.col("line_number")).when(offset < (1 << 33), offset + 2)
 
 
 def with_line_numbers(rows: DataFrame) -> DataFrame:
@@ -149,17 +174,16 @@ def with_line_numbers(rows: DataFrame) -> DataFrame:
     )
     return (
         rows.join(F.broadcast(first), "source_file", how="left")
-        .withColumn("_offset", F.col("line_number") - F.col("_first_id"))
-        .withColumn(
-            "line_number",
-            # A file split across partitions jumps by 2^33 ids: no reliable line number then.
-            F.when(~F.col("_csv"), F.col("line_number")).when(
-                F.col("_offset") < (1 << 33), F.col("_offset") + 2
-            ),
-        )
-        .drop("_offset")
+        .withColumn("line_number", _line_number(F.col("_first_id")))
         .drop("_first_id", "_csv")
     )
+
+
+def numbered(records: DataFrame, first_ids: dict[str, int]) -> DataFrame:
+    """`with_line_numbers` with each file's first row id known (counted once, elsewhere)."""
+    pairs = [F.lit(x) for kv in sorted(first_ids.items()) for x in kv]
+    first = F.create_map(*pairs)[F.col("source_file")] if pairs else F.lit(None).cast("long")
+    return records.withColumn("line_number", _line_number(first)).drop("_csv")
 
 
 def with_run_facts(
@@ -174,14 +198,24 @@ def with_run_facts(
 
 def billing_records(rows: DataFrame, fx: DataFrame, rules: WorkloadRules) -> DataFrame:
     """Raw billing rows (joined to run facts) -> accounting records with canonical columns."""
+    records = checked_records(rows, fx, rules)
+    return records.transform(with_line_numbers).select(*records.columns[:-1])
+
+
+def checked_records(
+    rows: DataFrame, fx: DataFrame, rules: WorkloadRules, failed: dict[str, str] | None = None
+) -> DataFrame:
+    """`billing_records` before line numbers: CSV rows keep their row id in `line_number` and
+    `_csv` set (`with_line_numbers` or `numbered` finish them). Lines of the `failed` months
+    (month -> why) that would load are quarantined, naming why."""
     typed = (
-        rows.transform(with_line_numbers)
-        .transform(with_billing_parsed)
+        rows.transform(with_billing_parsed)
         .transform(with_billing_status)
+        .transform(lambda df: with_failed_months(df, failed or {}))
         .transform(with_canonical_billing)
         .transform(rename_canonical)
-        .transform(lambda df: with_usd(df, fx))
-        .transform(lambda df: with_workload(df, rules))
+        .transform(lambda df: with_usd(df, F.broadcast(fx)))
+        .transform(lambda df: with_workload(df, rules, tags_map="_p_tags_map"))
         .withColumn(
             "source",
             F.when(F.col("source_format").startswith("focus"), F.lit("billing.focus")).otherwise(
@@ -197,7 +231,8 @@ def billing_records(rows: DataFrame, fx: DataFrame, rules: WorkloadRules) -> Dat
         "status",
         "reason",
         "field",
-        "raw_record",
+        _raw_record().alias("raw_record"),
+        "_csv",
     )
 
 

@@ -164,13 +164,14 @@ def _line_checks() -> list[Check]:
 
 def with_billing_status(rows: DataFrame) -> DataFrame:
     """Rejected or superseded run, else the first failed check, else loaded."""
-    reason, field = R.first_failure(_line_checks())
+    rows = rows.withColumn("_check", _first_failed_index(_line_checks()))
+    reason, field = _by_index(_line_checks(), F.col("_check"))
     rejected = F.col("rejected_reason").isNotNull()
     superseded = ~rejected & ~F.col("is_current_run")
     status = (
         F.when(rejected, F.lit(R.QUARANTINED))
         .when(superseded, F.lit(R.SUPERSEDED))
-        .when(reason.isNotNull(), F.lit(R.QUARANTINED))
+        .when(F.col("_check").isNotNull(), F.lit(R.QUARANTINED))
         .otherwise(F.lit(R.LOADED))
     )
     why = (
@@ -188,11 +189,42 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
         .when(superseded, F.lit("a newer run of the same scope and month restates it"))
         .otherwise(reason)
     )
-    return (
-        rows.withColumn("status", status)
-        .withColumn("reason", why)
-        .withColumn(
-            "field",
-            F.when(rejected | superseded, F.lit(None)).otherwise(F.nullif(field, F.lit(""))),
-        )
+    return rows.select(
+        "*",
+        status.alias("status"),
+        why.alias("reason"),
+        F.when(rejected | superseded, F.lit(None)).otherwise(field).alias("field"),
+    ).drop("_check")
+
+
+def _first_failed_index(checks: list[Check]) -> Column:
+    """1-based index of the first failing check (null when none fails): each check's
+    condition appears once in one CASE."""
+    index: Column = F.lit(None).cast("int")
+    for i, (fails, _, _) in reversed(list(enumerate(checks, start=1))):
+        index = F.when(fails, F.lit(i)).otherwise(index)
+    return index
+
+
+def _by_index(checks: list[Check], index: Column) -> tuple[Column, Column]:
+    """(reason, field) of the check at `index` (a field of "" is none)."""
+    reasons = F.array(*[F.lit(why) for _, _, why in checks])
+    fields = F.array(*[F.lit(fld or None).cast("string") for _, fld, _ in checks])
+    return F.try_element_at(reasons, index), F.try_element_at(fields, index)
+
+
+def with_failed_months(rows: DataFrame, failed: dict[str, str]) -> DataFrame:
+    """Lines of a billing month that cannot load (a missing FX rate) are quarantined, naming
+    why (`failed`: month -> reason); the line's own verdict stands where it is not loaded."""
+    if not failed:
+        return rows
+    why = F.create_map(*[F.lit(x) for kv in sorted(failed.items()) for x in kv])
+    hit = (F.col("status") == R.LOADED) & F.col("billing_month").isin(sorted(failed))
+    return rows.withColumns(
+        {
+            "reason": F.when(
+                hit, F.concat(F.lit("billing month not loaded: "), why[F.col("billing_month")])
+            ).otherwise(F.col("reason")),
+            "status": F.when(hit, F.lit(R.QUARANTINED)).otherwise(F.col("status")),
+        }
     )

@@ -105,23 +105,25 @@ def with_billing_parsed(rows: DataFrame) -> DataFrame:
         *[F.lit(x) for k, (_, cls) in CHARGE_TYPES.items() if cls for x in (k, cls)]
     )
     is_focus = F.col("source_format").startswith("focus")
-    start = _parse_day("charge_start")
-    end = F.when(is_focus, _parse_day("charge_end")).otherwise(start + F.expr("INTERVAL 1 DAY"))
+    # The charge date is parsed once: an Azure line's end is the day after `_p_start`.
+    end = F.when(is_focus, _parse_day("charge_end")).otherwise(
+        F.col("_p_start") + F.expr("INTERVAL 1 DAY")
+    )
     category = F.when(is_focus, F.trim("charge_category")).otherwise(
         azure_cat[F.trim("charge_type")]
     )
     charge_class = F.when(is_focus, F.nullif(F.trim("charge_class"), F.lit(""))).otherwise(
         azure_cls[F.trim("charge_type")]
     )
-    billed = R.parse_decimal("billed_cost")
     return (
-        rows.withColumn("_p_start", start)
+        rows.withColumn("_p_start", _parse_day("charge_start"))
         .withColumn("_p_end", end)
         .withColumn("_p_bp_start", F.when(is_focus, _parse_day("billing_period_start")))
         .withColumn("_p_bp_end", F.when(is_focus, _parse_day("billing_period_end")))
-        .withColumn("_p_cost", billed)
+        .withColumn("_p_cost", R.parse_decimal("billed_cost"))
         .withColumn(
-            "_p_effective", F.when(is_focus, R.parse_decimal("effective_cost")).otherwise(billed)
+            "_p_effective",
+            F.when(is_focus, R.parse_decimal("effective_cost")).otherwise(F.col("_p_cost")),
         )
         .withColumn(
             "_p_qty",

@@ -44,6 +44,14 @@ def account(
     """Per-file counts (including empty files) and the quarantine, kept under the run."""
     month = _month_of(records)
     counts = {r["source_file"]: r.asDict() for r in R.file_counts(records, month).collect()}
+    return account_counted(ctx, name, records, files, counts)
+
+
+def account_counted(
+    ctx: RunContext, name: str, records: DataFrame, files: list[Path], counts: dict[str, dict]
+) -> list[dict]:
+    """`account` with the per-file counts (`records.file_counts` rows by file) known."""
+    month = _month_of(records)
     source_name = next(iter(counts.values()))["source"] if counts else name
     quarantined = sum(int(r[f"rows_{R.QUARANTINED}"]) for r in counts.values())
     out = []

@@ -12,10 +12,18 @@ from pyspark.sql import functions as F
 
 from inference_ledger import lake
 from inference_ledger.ingest import billing, exports
+from inference_ledger.ingest import billing_summary as S
 from inference_ledger.ingest import records as R
+from inference_ledger.ingest.export_run_facts import runs_frame, with_current_run
 from inference_ledger.run import plan
 from inference_ledger.run.context import RunContext
-from inference_ledger.steps.accounting import account, empty_records, loaded, skipped
+from inference_ledger.steps.accounting import (
+    account,
+    account_counted,
+    empty_records,
+    loaded,
+    skipped,
+)
 from inference_ledger.workload import WorkloadRules
 
 log = logging.getLogger(__name__)
@@ -66,13 +74,16 @@ def ingest_billing(
     fx: DataFrame,
     rules: WorkloadRules,
 ) -> list[dict]:
-    """The chosen export runs -> lake `billing_lines`; returns their accounting."""
-    # The CSV is parsed once: the row-count check, the line numbers and the records all read
-    # this cache.
+    """The chosen export runs -> lake `billing_lines`; returns their accounting.
+
+    The files are scanned once: the checked records (the delivered row kept only where it is
+    not loaded) are cached and counted in one aggregation (rows per file against the manifests,
+    line numbers, per-file counts, control totals, lines lacking an FX rate); the lake and the
+    quarantine are written from the cache. Only a run the manifest check rejects or a month
+    without an FX rate has the records computed again."""
     raw = billing.read_billing_files(spark, [p for r in runs for p, _ in r.blobs])
     if raw is not None:
-        raw = raw.persist()
-        rows, runs = billing.with_run_facts(spark, raw, runs)
+        records, groups, runs = _checked_records(spark, ctx, raw, runs, fx, rules)
     for run in runs:
         if run.rejected_reason:
             log.warning(
@@ -83,76 +94,79 @@ def ingest_billing(
             )
     if raw is None:
         return []
-    records = _fail_months_without_fx(ctx, billing.billing_records(rows, fx, rules).persist())
-    raw.unpersist()
+    done = billing.numbered(records, S.first_ids(groups))
     files = [p for r in runs for p, _ in r.blobs]
-    accounting = account(spark, ctx, "billing", records, files)
-    lake.write_table(loaded(records), ctx.lake_dir, "billing_lines")
-    _billing_control_totals(spark, ctx, records)
+    accounting = account_counted(ctx, "billing", done, files, S.file_counts(groups))
+    lake.write_table(loaded(done), ctx.lake_dir, "billing_lines")
+    _billing_control_totals(spark, ctx, S.loaded_totals(groups))
     records.unpersist()
     return accounting
 
 
-def _billing_control_totals(spark: SparkSession, ctx: RunContext, records: DataFrame) -> None:
+def _checked_records(
+    spark: SparkSession,
+    ctx: RunContext,
+    raw: DataFrame,
+    runs: list[exports.ExportRun],
+    fx: DataFrame,
+    rules: WorkloadRules,
+) -> tuple[DataFrame, list[S.Group], list[exports.ExportRun]]:
+    """Checked records (cached), their summary, and the runs as checked against the rows read
+    (a blob whose row count differs from its manifest's rejects its run). A billing month with
+    a loaded line lacking an FX rate is not loaded (its lake partition, and so its published
+    figures, stay as they were): its lines are quarantined with the currency and date named,
+    the other months go on, and the run fails at the end (`ctx.failed_months`)."""
+    failed: dict[str, str] = {}
+    while True:
+        facts = with_current_run(runs_frame(spark, runs)).drop("source")
+        rows = raw.join(F.broadcast(facts), "source_file", how="left")
+        records = billing.checked_records(rows, fx, rules, failed).persist()
+        groups = S.summarize(records)
+        checked = exports.with_row_count_check(runs, S.rows_per_file(groups))
+        missing = [] if failed else S.without_fx(groups)
+        if checked == runs and not missing:
+            return records, groups, runs
+        records.unpersist()
+        if checked != runs:
+            runs = checked
+            continue
+        for month, currency, day in missing:
+            ctx.failed_months.setdefault(month, []).append(
+                f"no FX rate to USD for {currency} on {day}"
+            )
+        failed = {m: "; ".join(v[:5]) for m, v in ctx.failed_months.items()}
+
+
+def _billing_control_totals(
+    spark: SparkSession, ctx: RunContext, loaded_in: dict[tuple[str, str], dict]
+) -> None:
     """Loaded input rows vs what the lake holds for the months written, per currency."""
-    done = loaded(records)
-    months = [r[0] for r in done.select("billing_month").distinct().collect()]
-    key = ["billing_month", "billing_currency"]
-    inp = done.groupBy(*key).agg(
-        F.count(F.lit(1)).alias("rows_loaded"),
-        F.sum("billed_cost").alias("billed_cost_in"),
-        F.sum("billed_cost_usd").alias("billed_cost_usd"),
-    )
-    out = (
-        lake.read_table(spark, ctx.lake_dir, "billing_lines")
+    months = sorted({m for m, _ in loaded_in})
+    out = {
+        (r["billing_month"], r["billing_currency"]): r["billed_cost_lake"]
+        for r in lake.read_table(spark, ctx.lake_dir, "billing_lines")
         .filter(F.col("billing_month").isin(months))
-        .groupBy(*key)
+        .groupBy("billing_month", "billing_currency")
         .agg(F.sum("billed_cost").alias("billed_cost_lake"))
-    )
-    totals = [r.asDict() for r in inp.join(out, key, how="full").collect()]
+        .collect()
+    }
+    totals = []
+    for key in sorted(set(loaded_in) | set(out), key=str):
+        t = loaded_in.get(key, {"rows_loaded": None, "billed_cost_in": None})
+        totals.append(
+            {
+                "billing_month": key[0],
+                "billing_currency": key[1],
+                "rows_loaded": t["rows_loaded"],
+                "billed_cost_in": t["billed_cost_in"],
+                "billed_cost_usd": t.get("billed_cost_usd"),
+                "billed_cost_lake": out.get(key),
+            }
+        )
     wrong = [t for t in totals if t["billed_cost_in"] != t["billed_cost_lake"]]
     if wrong:
         raise RuntimeError(f"billing control totals differ between input and lake: {wrong[:3]}")
     ctx.billing_control_totals = totals
-
-
-def _fail_months_without_fx(ctx: RunContext, records: DataFrame) -> DataFrame:
-    """A billing month with a line lacking an FX rate is not loaded (its lake partition, and so
-    its published figures, stay as they were); its rows are quarantined with the currency and
-    date named, the other months go on, and the run fails at the end (`failed_months`).
-    `records` comes cached; what is returned is cached (`records` itself, or a cached copy
-    with those months quarantined, `records` then released)."""
-    missing = (
-        records.filter((F.col("status") == R.LOADED) & F.col("fx_rate").isNull())
-        .groupBy("billing_month", "billing_currency", "usage_date")
-        .count()
-        .orderBy("billing_month", "billing_currency", "usage_date")
-        .collect()
-    )
-    if not missing:
-        return records
-    cached = records
-    for r in missing:
-        ctx.failed_months.setdefault(r["billing_month"], []).append(
-            f"no FX rate to USD for {r['billing_currency']} on {r['usage_date']}"
-        )
-    reasons = {m: "; ".join(v[:5]) for m, v in ctx.failed_months.items()}
-    reason_of = F.create_map(*[F.lit(x) for kv in reasons.items() for x in kv])
-    failed = (F.col("status") == R.LOADED) & F.col("billing_month").isin(list(reasons))
-    out = (
-        records.withColumn(
-            "reason",
-            F.when(
-                failed,
-                F.concat(F.lit("billing month not loaded: "), reason_of[F.col("billing_month")]),
-            ).otherwise(F.col("reason")),
-        )
-        .withColumn("status", F.when(failed, F.lit(R.QUARANTINED)).otherwise(F.col("status")))
-        .persist()
-    )
-    out.count()
-    cached.unpersist()
-    return out
 
 
 def ingest_contract_commitments(
