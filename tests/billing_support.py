@@ -13,7 +13,8 @@ def read_billing_rows(
 ) -> tuple[DataFrame | None, list[ExportRun]]:
     """Raw rows of every blob of every run, joined to their run's facts; runs whose files
     disagree with their manifest come back rejected (their rows are quarantined). The ingest
-    step does the same with the raw rows cached (steps/ingest_billing.py)."""
+    step checks the row counts from its one summary of the checked records instead
+    (steps/ingest_billing.py)."""
     raw = billing.read_billing_files(spark, [path for r in runs for path, _ in r.blobs])
     if raw is None:
         return None, runs
