@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -514,3 +515,16 @@ def test_a_result_without_input_cached_tokens_and_a_bucket_named_result_load(spa
         ("", "loaded", 1000, 800, 500, 5),
         ("proj_sdk", "loaded", 1000, 0, 500, 5),
     ]
+
+
+def test_status_and_reason_share_one_dedupe_window(spark, tmp_path):
+    """The natural-key window decides both status and reason: Spark must sort and shuffle the
+    results for it once, not once per column (at 10M results that is a second full shuffle)."""
+    day = tmp_path / "usage" / "openai" / "2024-01-02"
+    day.mkdir(parents=True)
+    (day / "page-0001.json").write_text(json.dumps(_page([_result("p1"), _result("p2")])))
+    records = usage.usage_records(usage.read_pages(spark, usage.usage_files(tmp_path)))
+    plan = records._jdf.queryExecution().executedPlan().toString()
+    windows = [line for line in plan.splitlines() if re.match(r"^[\s:+-]*Window \[", line)]
+    assert len(windows) == 1, plan
+    assert {r["status"] for r in records.collect()} == {R.LOADED}

@@ -235,10 +235,9 @@ def with_status(rows: DataFrame) -> DataFrame:
             )
         )
     )
-    return (
-        rows.withColumn("status", status)
-        .withColumn("reason", why)
-        .withColumn("field", F.when(~valid, F.nullif(field, F.lit(""))))
+    # One projection: the window is computed once (records.first_wins_status).
+    return rows.withColumns({"status": status, "reason": why}).withColumn(
+        "field", F.when(~valid, F.nullif(field, F.lit("")))
     )
 
 

@@ -134,7 +134,7 @@ def revenue_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
         conflict_on=["entry_version"],
         conflict_why="conflicting duplicate of the same entry_version",
     )
-    df = df.withColumn("status", status).withColumn("reason", reason)
+    df = df.withColumns({"status": status, "reason": reason})
     df = df.withColumn(
         "_field",
         F.when(df.status == R.QUARANTINED, F.coalesce(F.col("_field"), F.lit("entry_version"))),
@@ -204,7 +204,7 @@ def settlement_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
         valid & F.col("_superseded_by").isNotNull(),
         F.concat(F.lit("superseded by statement "), F.col("_superseded_by")),
     ).otherwise(reason)
-    df = df.withColumn("status", status).withColumn("reason", reason)
+    df = df.withColumns({"status": status, "reason": reason})
     df = (
         with_fx_rate(df, fx, "currency", "statement_date")
         .withColumn("amount_usd", to_usd("amount"))
@@ -259,7 +259,7 @@ def commitment_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
         conflict_on=["commitment_id"],
         conflict_why="conflicting duplicate of ['commitment_id']",
     )
-    df = df.withColumn("status", status).withColumn("reason", reason)
+    df = df.withColumns({"status": status, "reason": reason})
     df = df.withColumn(
         "_field",
         F.when(F.col("status") == R.QUARANTINED, F.coalesce("_field", F.lit("commitment_id"))),
@@ -289,7 +289,7 @@ def simple_records(
         conflict_on=key,
         conflict_why=f"conflicting duplicate of {key}",
     )
-    df = df.withColumn("status", status).withColumn("reason", reason)
+    df = df.withColumns({"status": status, "reason": reason})
     df = df.withColumn(
         "_field", F.when(F.col("status") == R.QUARANTINED, F.coalesce("_field", F.lit(key[0])))
     )

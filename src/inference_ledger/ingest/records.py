@@ -249,6 +249,9 @@ def first_wins_status(
     first is loaded; another one is deduplicated when its `same` columns equal the winner's,
     else superseded by it -- unless its `conflict_on` columns also equal the winner's: then
     neither can be said to be newer, and it is quarantined with `conflict_why` for a person.
+
+    Add both columns in one projection (`df.withColumns`): each carries the window, and in two
+    projections Spark computes it, sort and shuffle included, twice.
     """
     w = Window.partitionBy(valid, *key).orderBy(*order)
     first = F.row_number().over(w) == 1

@@ -266,10 +266,8 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
         duplicate_why="redelivered bucket result (same natural key and numbers)",
         superseded_why="conflicting redelivery; the newest pull wins",
     )
-    return (
-        rows.withColumn("status", status)
-        .withColumn("reason", why)
-        .withColumn("field", F.when(~valid, F.col("_field")))
+    return rows.withColumns({"status": status, "reason": why}).withColumn(
+        "field", F.when(~valid, F.col("_field"))
     )
 
 
