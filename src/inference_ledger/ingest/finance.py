@@ -22,6 +22,50 @@ FEEDS = {
     "commitments": ("finance_commitments", "commitments"),
 }
 
+# feed -> (key, the columns whose equality makes a second row of a key an exact duplicate):
+# the one statement of each feed's dedupe, for the Spark builders here and the Python ones
+# (finance_local_feeds.py).
+DEDUPE: dict[str, tuple[list[str], list[str]]] = {
+    "fx": (["currency", "rate_date"], ["usd_per_unit"]),
+    "prices": (
+        ["channel", "model", "token_type", "effective_from"],
+        ["unit_price", "unit_tokens", "currency", "effective_to"],
+    ),
+    "contracts": (
+        ["agreement_id", "direction", "effective_from"],
+        [
+            "basis",
+            "rate",
+            "effective_to",
+            "cap_amount",
+            "tolerance_abs",
+            "tolerance_pct",
+            "payment_terms_days",
+        ],
+    ),  # fmt: skip
+    "revenue": (
+        ["entry_id"],
+        ["entry_version", "revenue_date", "product_line", "amount", "currency"],
+    ),
+    "settlements": (
+        ["statement_id"],
+        ["agreement_id", "direction", "period_start", "period_end", "amount", "currency"],
+    ),
+    "commitments": (
+        ["commitment_id"],
+        [
+            "counterparty",
+            "amount",
+            "currency",
+            "start_date",
+            "end_date",
+            "eligible_services",
+            "eligible_meters",
+            "provider",
+        ],
+    ),  # fmt: skip
+}
+
 
 def feed_files(landing: Path, feed: str) -> list[Path]:
     folder = landing / "finance" / FEEDS[feed][1]
@@ -126,9 +170,9 @@ def revenue_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
     valid = F.col("_reason").isNull()
     status, reason = R.first_wins_status(
         valid,
-        ["entry_id"],
+        DEDUPE["revenue"][0],
         [F.col("entry_version").desc(), F.col("source_file")],
-        ["entry_version", "revenue_date", "product_line", "amount", "currency"],
+        DEDUPE["revenue"][1],
         duplicate_why="exact duplicate of the entry version",
         superseded_why="a higher entry_version supersedes this one",
         conflict_on=["entry_version"],
@@ -188,10 +232,10 @@ def settlement_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
         )
     )
     valid = F.col("_reason").isNull()
-    same = ["agreement_id", "direction", "period_start", "period_end", "amount", "currency"]
+    key, same = DEDUPE["settlements"]
     status, reason = R.first_wins_status(
         valid,
-        ["statement_id"],
+        key,
         [F.col("source_file")],
         same,
         duplicate_why="exact duplicate row",
@@ -242,18 +286,9 @@ def commitment_records(rows: DataFrame, fx: DataFrame) -> DataFrame:
     valid = F.col("_reason").isNull()
     status, reason = R.first_wins_status(
         valid,
-        ["commitment_id"],
+        DEDUPE["commitments"][0],
         [F.col("source_file")],
-        [
-            "counterparty",
-            "amount",
-            "currency",
-            "start_date",
-            "end_date",
-            "eligible_services",
-            "eligible_meters",
-            "provider",
-        ],  # fmt: skip
+        DEDUPE["commitments"][1],
         duplicate_why="exact duplicate row",
         superseded_why="conflicting duplicate of ['commitment_id']",
         conflict_on=["commitment_id"],

@@ -21,9 +21,9 @@ def revenue_records(rows: list[Row], rates: Rates) -> list[dict]:
     L.check(rows, "finance_revenue")
     status = L.first_wins(
         rows,
-        ["entry_id"],
+        finance.DEDUPE["revenue"][0],
         lambda r: (-r.typed["entry_version"], r.source_file),
-        ["entry_version", "revenue_date", "product_line", "amount", "currency"],
+        finance.DEDUPE["revenue"][1],
         duplicate_why="exact duplicate of the entry version",
         superseded_why="a higher entry_version supersedes this one",
         conflict_on=["entry_version"],
@@ -55,9 +55,9 @@ def settlement_records(rows: list[Row], rates: Rates) -> list[dict]:
             r.field = r.field or "supersedes_statement_id"
     status = L.first_wins(
         rows,
-        ["statement_id"],
+        finance.DEDUPE["settlements"][0],
         L.by_file,
-        ["agreement_id", "direction", "period_start", "period_end", "amount", "currency"],
+        finance.DEDUPE["settlements"][1],
         duplicate_why="exact duplicate row",
         superseded_why="conflicting duplicate statement_id",
     )
@@ -83,18 +83,9 @@ def commitment_records(rows: list[Row], rates: Rates) -> list[dict]:
     L.check(rows, "finance_commitments", _commitment_checks)
     status = L.first_wins(
         rows,
-        ["commitment_id"],
+        finance.DEDUPE["commitments"][0],
         L.by_file,
-        [
-            "counterparty",
-            "amount",
-            "currency",
-            "start_date",
-            "end_date",
-            "eligible_services",
-            "eligible_meters",
-            "provider",
-        ],  # fmt: skip
+        finance.DEDUPE["commitments"][1],
         duplicate_why="exact duplicate row",
         superseded_why="conflicting duplicate of ['commitment_id']",
         conflict_on=["commitment_id"],

@@ -38,8 +38,8 @@ QUARANTINE_SCHEMA = T.StructType(
 )
 
 
-def _simple(feed: str, key: list[str], same: list[str]):
-    return lambda rows, rates: LF.simple_records(rows, feed, key, same)
+def _simple(feed: str):
+    return lambda rows, rates: LF.simple_records(rows, feed, *finance.DEDUPE[feed])
 
 
 @dataclass(frozen=True)
@@ -52,29 +52,9 @@ class LocalFeed:
 
 
 FEEDS: dict[str, LocalFeed] = {
-    "fx": LocalFeed(_simple("fx", ["currency", "rate_date"], ["usd_per_unit"])),
-    "prices": LocalFeed(
-        _simple(
-            "prices",
-            ["channel", "model", "token_type", "effective_from"],
-            ["unit_price", "unit_tokens", "currency", "effective_to"],
-        )
-    ),
-    "contracts": LocalFeed(
-        _simple(
-            "contracts",
-            ["agreement_id", "direction", "effective_from"],
-            [
-                "basis",
-                "rate",
-                "effective_to",
-                "cap_amount",
-                "tolerance_abs",
-                "tolerance_pct",
-                "payment_terms_days",
-            ],
-        )
-    ),
+    "fx": LocalFeed(_simple("fx")),
+    "prices": LocalFeed(_simple("prices")),
+    "contracts": LocalFeed(_simple("contracts")),
     "revenue": LocalFeed(
         LF.revenue_records, ("finance/revenue", "currency", "revenue_date"), "revenue_date"
     ),

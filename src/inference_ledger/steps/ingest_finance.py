@@ -33,8 +33,8 @@ def checked_fx(records: DataFrame, what: str, currency_col: str, date_col: str) 
     return records
 
 
-def _simple(name: str, table: str, key: list[str], values: list[str]):
-    return lambda rows, fx: finance.simple_records(rows, name, table, key, values)
+def _simple(name: str, table: str):
+    return lambda rows, fx: finance.simple_records(rows, name, table, *finance.DEDUPE[name])
 
 
 def _converted(build, what: str, currency_col: str, date_col: str):
@@ -43,33 +43,9 @@ def _converted(build, what: str, currency_col: str, date_col: str):
 
 # feed -> (lake table, records builder(rows, fx)), in the order they are read.
 FEEDS: dict[str, tuple[str, Callable[[DataFrame, DataFrame | None], DataFrame]]] = {
-    "fx": ("fx_rates", _simple("fx", "fx_rates", ["currency", "rate_date"], ["usd_per_unit"])),
-    "prices": (
-        "prices",
-        _simple(
-            "prices",
-            "prices",
-            ["channel", "model", "token_type", "effective_from"],
-            ["unit_price", "unit_tokens", "currency", "effective_to"],
-        ),
-    ),
-    "contracts": (
-        "contract_terms",
-        _simple(
-            "contracts",
-            "contract_terms",
-            ["agreement_id", "direction", "effective_from"],
-            [
-                "basis",
-                "rate",
-                "effective_to",
-                "cap_amount",
-                "tolerance_abs",
-                "tolerance_pct",
-                "payment_terms_days",
-            ],
-        ),
-    ),
+    "fx": ("fx_rates", _simple("fx", "fx_rates")),
+    "prices": ("prices", _simple("prices", "prices")),
+    "contracts": ("contract_terms", _simple("contracts", "contract_terms")),
     "revenue": (
         "revenue_lines",
         _converted(finance.revenue_records, "finance/revenue", "currency", "revenue_date"),
