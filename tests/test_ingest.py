@@ -354,3 +354,34 @@ def test_revenue_versions_and_settlement_supersession(spark, tmp_path, fx):
         "direction must be one of ['payable', 'receivable']",
         "supersedes unknown statement S9",
     ]
+
+
+def _full_plan(spark, df) -> str:
+    """The executed plan with every expression in full (the default cuts after 25 fields)."""
+    spark.conf.set("spark.sql.debug.maxToStringFields", "100000")
+    try:
+        return df._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.unset("spark.sql.debug.maxToStringFields")
+
+
+def test_billing_checks_once_and_raw_record_only_for_lines_not_loaded(spark, tmp_path, fx):
+    """Issue 16's properties of the billing records: each check appears once in the plan (one
+    CASE names the first failure; status, reason and field read it), the raw CSV is not cached,
+    and only lines that are not loaded carry their delivered text."""
+    write_run(
+        tmp_path,
+        "run-a",
+        "2024-02-02T06:00:00Z",
+        [ea_row("01/02/2024", "100.00"), ea_row("01/03/2024", "5.00", currency="usd")],
+    )
+    rows, _ = read_billing_rows(spark, exports.discover_runs(tmp_path))
+    records = billing.billing_records(rows, fx, WorkloadRules.load())
+    plan = _full_plan(spark, records)
+    assert plan.count("^[A-Z]{3}$") == 1, plan  # the currency-code check
+    assert "InMemoryRelation" not in plan and "InMemoryTableScan" not in plan
+    got = sorted(
+        (r["line_number"], r["status"], r["field"], r["raw_record"] is None)
+        for r in records.collect()
+    )
+    assert got == [(2, R.LOADED, None, True), (3, R.QUARANTINED, "BillingCurrency", False)]

@@ -164,8 +164,8 @@ def _line_checks() -> list[Check]:
 
 def with_billing_status(rows: DataFrame) -> DataFrame:
     """Rejected or superseded run, else the first failed check, else loaded."""
-    rows = rows.withColumn("_check", _first_failed_index(_line_checks()))
-    reason, field = _by_index(_line_checks(), F.col("_check"))
+    rows = rows.withColumn("_check", R.first_failed_index(_line_checks()))
+    reason, field = R.first_failure_by_index(_line_checks(), F.col("_check"))
     rejected = F.col("rejected_reason").isNotNull()
     superseded = ~rejected & ~F.col("is_current_run")
     status = (
@@ -195,22 +195,6 @@ def with_billing_status(rows: DataFrame) -> DataFrame:
         why.alias("reason"),
         F.when(rejected | superseded, F.lit(None)).otherwise(field).alias("field"),
     ).drop("_check")
-
-
-def _first_failed_index(checks: list[Check]) -> Column:
-    """1-based index of the first failing check (null when none fails): each check's
-    condition appears once in one CASE."""
-    index: Column = F.lit(None).cast("int")
-    for i, (fails, _, _) in reversed(list(enumerate(checks, start=1))):
-        index = F.when(fails, F.lit(i)).otherwise(index)
-    return index
-
-
-def _by_index(checks: list[Check], index: Column) -> tuple[Column, Column]:
-    """(reason, field) of the check at `index` (a field of "" is none)."""
-    reasons = F.array(*[F.lit(why) for _, _, why in checks])
-    fields = F.array(*[F.lit(fld or None).cast("string") for _, fld, _ in checks])
-    return F.try_element_at(reasons, index), F.try_element_at(fields, index)
 
 
 def with_failed_months(rows: DataFrame, failed: dict[str, str]) -> DataFrame:

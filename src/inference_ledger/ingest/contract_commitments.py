@@ -204,7 +204,8 @@ def _checks() -> list[tuple[Column, str, str]]:
 def with_status(rows: DataFrame) -> DataFrame:
     """The first failed check quarantines a row; of the rest, the newest delivery of each
     commitment loads (ContractCommitmentLastUpdated, then the run's submitted time)."""
-    reason, field = R.first_failure(_checks())
+    rows = R.with_first_failure(rows, _checks())
+    reason, field = F.col("_reason"), F.col("_field")
     valid = reason.isNull()
     newest = Window.partitionBy(valid, F.trim("commitment_id")).orderBy(
         F.col("_p_updated").desc_nulls_last(),
@@ -236,8 +237,10 @@ def with_status(rows: DataFrame) -> DataFrame:
         )
     )
     # One projection: the window is computed once (records.first_wins_status).
-    return rows.withColumns({"status": status, "reason": why}).withColumn(
-        "field", F.when(~valid, F.nullif(field, F.lit("")))
+    return (
+        rows.withColumns({"status": status, "reason": why})
+        .withColumn("field", F.when(~valid, field))
+        .drop("_reason", "_field")
     )
 
 

@@ -133,13 +133,11 @@ def with_feed_checks(
 ) -> DataFrame:
     """Typed columns (replacing the raw strings) + `_reason`/`_field` of the first failed check."""
     typed, checks = _typed(rows, contract)
-    reason, field = R.first_failure(checks + (extra or []))
     raw_cols = [c.name for c in contracts.columns("inputs", contract)]
     # Checks read the raw strings, so they are evaluated before the typed values replace them.
-    typed = (
-        typed.withColumn("raw_record", R.raw_record([*raw_cols, R.CORRUPT]))
-        .withColumn("_reason", reason)
-        .withColumn("_field", F.nullif(field, F.lit("")))
+    typed = R.with_first_failure(
+        typed.withColumn("raw_record", R.raw_record([*raw_cols, R.CORRUPT])),
+        checks + (extra or []),
     )
     for c in raw_cols:
         typed = typed.withColumn(c, F.col(f"_t_{c}")).drop(f"_t_{c}")

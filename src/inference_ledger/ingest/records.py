@@ -196,14 +196,34 @@ def raw_record(columns: list[str]) -> Column:
     return F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns]))
 
 
-def first_failure(checks: list[tuple[Column, str, str]]) -> tuple[Column, Column]:
-    """(reason, field) of the first failing check; checks are (is_bad, field, reason)."""
-    reason = F.lit(None).cast("string")
-    field = F.lit(None).cast("string")
-    for is_bad, fld, why in reversed(checks):
-        reason = F.when(is_bad, F.lit(why)).otherwise(reason)
-        field = F.when(is_bad, F.lit(fld)).otherwise(field)
-    return reason, field
+def with_first_failure(df: DataFrame, checks: list[tuple[Column, str, str]]) -> DataFrame:
+    """`_reason` and `_field` of the first failing check (null when none fails; a field of "" is
+    none); checks are (is_bad, field, reason). The index of the first failure is computed
+    first, in one CASE where each check appears once: a CASE per output column would carry
+    every check twice, and Spark evaluates both."""
+    reasons, fields = first_failure_by_index(checks, F.col("_check"))
+    return (
+        df.withColumn("_check", first_failed_index(checks))
+        .withColumns({"_reason": reasons, "_field": fields})
+        .drop("_check")
+    )
+
+
+def first_failed_index(checks: list[tuple[Column, str, str]]) -> Column:
+    """1-based index of the first failing check (null when none fails)."""
+    index: Column = F.lit(None).cast("int")
+    for i, (is_bad, _, _) in reversed(list(enumerate(checks, start=1))):
+        index = F.when(is_bad, F.lit(i)).otherwise(index)
+    return index
+
+
+def first_failure_by_index(
+    checks: list[tuple[Column, str, str]], index: Column
+) -> tuple[Column, Column]:
+    """(reason, field) of the check at `index` (a field of "" is none)."""
+    reasons = F.array(*[F.lit(why) for _, _, why in checks])
+    fields = F.array(*[F.lit(fld or None).cast("string") for _, fld, _ in checks])
+    return F.try_element_at(reasons, index), F.try_element_at(fields, index)
 
 
 def parse_decimal(c: str, precision: int = 38, scale: int = 10) -> Column:

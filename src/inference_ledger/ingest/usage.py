@@ -250,10 +250,8 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
         *[(F.col(c) < 0, c, f"{c} is negative") for c in MEASURES],
         *_token_bound_checks(),
     ]
-    reason, field = R.first_failure(checks)
     rows = (
-        rows.withColumn("_reason", reason)
-        .withColumn("_field", F.nullif(field, F.lit("")))
+        R.with_first_failure(rows, checks)
         .withColumn("bucket_start_at", F.timestamp_seconds("start_time"))
         .withColumn("bucket_end_at", F.timestamp_seconds("end_time"))
     )
