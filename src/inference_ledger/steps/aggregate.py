@@ -98,38 +98,43 @@ def _check_price_sheet(spark: SparkSession, ctx: RunContext, prices, terms) -> N
 def _write_marts(
     spark: SparkSession, ctx: RunContext, rec: Reconciliation, terms, prices
 ) -> dict[str, int]:
+    """Each mart written under the run; a mart another one is made from is read back from its
+    Parquet rather than computed again (at 10M usage results unit cost is a pass over them)."""
     from inference_ledger.transform import spend, summary
 
     start, end = rec.start, rec.end
     in_range = lambda c: (F.col(c) >= F.lit(start)) & (F.col(c) < F.lit(end))  # noqa: E731
     billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(in_range("usage_date"))
     usage_facts = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(in_range("usage_date"))
-    daily = spend.inference_spend_daily(billing)
-    unit = spend.unit_cost_monthly(usage_facts, billing, prices)
+    counts: dict[str, int] = {}
+    write = lambda name, df: _write_mart(spark, ctx, counts, name, df)  # noqa: E731
+    daily = write("inference_spend_daily", spend.inference_spend_daily(billing))
+    unit = write("unit_cost_monthly", spend.unit_cost_monthly(usage_facts, billing, prices))
     _warn_unpriced(spend.unpriced_usage(usage_facts, prices))
-    in_run = rec.in_run(spark)
     revenue = lake.read_table(spark, ctx.lake_dir, "revenue_lines")
     settlements = lake.read_table(spark, ctx.lake_dir, "settlements")
     unit_margin, revenue_totals = M.unit_margin(
         unit, usage_facts, prices, revenue.filter(in_range("revenue_date")),
         settlements.filter(in_range("period_start")), terms,
     )  # fmt: skip
-    counts = {}
-    for name, df in (
-        ("inference_spend_daily", daily),
-        ("unit_cost_monthly", unit),
-        ("unit_margin_monthly", unit_margin),
-        ("commitment_burndown", M.burndown(spark, ctx, start, end)),
-        *M.outlook(spark, ctx, rec.history, terms, rec.earliest, start, end),
-        ("revshare_reconciliation", in_run),
-        ("quarterly_summary", summary.quarterly_summary(rec.periods(spark), daily, in_run)),
-    ):
-        lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
-        counts[name] = lake.read_run_output(
-            spark, ctx.lake_dir, ctx.run_id, f"marts/{name}"
-        ).count()
+    write("unit_margin_monthly", unit_margin)
+    write("commitment_burndown", M.burndown(spark, ctx, start, end))
+    for name, df in M.outlook(spark, ctx, rec.history, terms, rec.earliest, start, end):
+        write(name, df)
+    in_run = write("revshare_reconciliation", rec.in_run(spark))
+    write("quarterly_summary", summary.quarterly_summary(rec.periods(spark), daily, in_run))
     M.control_totals(ctx, billing, revenue_totals)
     return counts
+
+
+def _write_mart(
+    spark: SparkSession, ctx: RunContext, counts: dict[str, int], name: str, df: DataFrame
+) -> DataFrame:
+    """Write one mart under the run, count its rows, and return it as written."""
+    lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
+    written = lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, f"marts/{name}")
+    counts[name] = written.count()
+    return written
 
 
 def _warn_unpriced(unpriced: DataFrame) -> None:
