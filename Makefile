@@ -54,7 +54,7 @@ db-stop: $(STAMP)
 clean: db-stop
 	rm -rf var spark-warehouse
 
-# Benchmark (bench/README.md): one night at SIZES usage results (1m, 10m; quick = smoke size)
+# Benchmark (bench/README.md): one night at SIZES usage results (1m, 10m, 50m; quick = smoke size)
 # against DuckDB and a bare COPY, plus one more night on HISTORY nights. DuckDB is installed
 # here, not by `make setup`: it is a reference, never a dependency of the pipeline.
 SIZES   ?= 1m,10m

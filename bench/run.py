@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -44,7 +45,11 @@ SIZES = {
     "100k": (100_000, 10_000),
     "1m": (1_000_000, 100_000),
     "10m": (10_000_000, 1_000_000),
+    "50m": (50_000_000, 5_000_000),
 }
+# The generator holds one usage file's pages in memory: past 10M results a night is split into
+# more files (at most 2.5M results a file, as at 10M), not into bigger ones.
+RESULTS_PER_FILE = 2_500_000
 NIGHT = date(2025, 9, 15)  # inside the scenario's finance quarters (2024-Q1..2025-Q3)
 # History nights are small: the point is that their size does not matter to one more night.
 HISTORY_USAGE, HISTORY_BILLING = 2_000, 1_000
@@ -62,7 +67,14 @@ def bench_size(name: str, work: Path, mem: MemorySampler, report: bool) -> tuple
     shutil.rmtree(landing, ignore_errors=True)
     stages = Stages(mem)
     with stages.stage("generate landing (not part of the run)") as info:
-        gen = write_bulk_landing(landing, NIGHT, 1, usage_results=usage_n, billing_lines=billing_n)
+        gen = write_bulk_landing(
+            landing,
+            NIGHT,
+            1,
+            usage_results=usage_n,
+            billing_lines=billing_n,
+            files_per_channel=max(4, math.ceil(usage_n / RESULTS_PER_FILE)),
+        )
         info["rows"] = gen.usage_results_written + gen.billing_lines
     run_stages = Stages(mem)
     with ledger_home(root / "home") as settings:
