@@ -58,23 +58,23 @@ HISTORY_USAGE, HISTORY_BILLING = 2_000, 1_000
 # ---------------------------------------------------------------- scenarios
 
 
-def bench_size(name: str, work: Path, mem: MemorySampler, report: bool) -> tuple[dict, Stages]:
+def _generate(landing: Path, usage_n: int, billing_n: int):
     from inference_ledger.sample.bulk import write_bulk_landing
 
+    files = max(4, math.ceil(usage_n / RESULTS_PER_FILE))
+    return write_bulk_landing(
+        landing, NIGHT, 1, usage_results=usage_n, billing_lines=billing_n, files_per_channel=files
+    )
+
+
+def bench_size(name: str, work: Path, mem: MemorySampler, report: bool) -> tuple[dict, Stages]:
     usage_n, billing_n = SIZES[name]
     root = work / name
     landing = root / "landing"
     shutil.rmtree(landing, ignore_errors=True)
     stages = Stages(mem)
     with stages.stage("generate landing (not part of the run)") as info:
-        gen = write_bulk_landing(
-            landing,
-            NIGHT,
-            1,
-            usage_results=usage_n,
-            billing_lines=billing_n,
-            files_per_channel=max(4, math.ceil(usage_n / RESULTS_PER_FILE)),
-        )
+        gen = _generate(landing, usage_n, billing_n)
         info["rows"] = gen.usage_results_written + gen.billing_lines
     run_stages = Stages(mem)
     with ledger_home(root / "home") as settings:
