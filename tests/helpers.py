@@ -83,3 +83,12 @@ def statement(sid, agreement, direction, start, end, amount, basis=None, rate="0
 
 def by_key(rows, *keys):
     return {tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]: r for r in rows}
+
+
+def full_plan(spark, df) -> str:
+    """The executed plan with every expression in full (the default cuts after 25 fields)."""
+    spark.conf.set("spark.sql.debug.maxToStringFields", "100000")
+    try:
+        return df._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.unset("spark.sql.debug.maxToStringFields")

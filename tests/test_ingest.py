@@ -13,7 +13,7 @@ from inference_ledger.ingest import billing, exports, finance, usage
 from inference_ledger.ingest import records as R
 from inference_ledger.workload import WorkloadRules
 from tests.billing_support import read_billing_rows
-from tests.helpers import D, lake_df
+from tests.helpers import D, full_plan, lake_df
 
 EA_HEADER = [
     "BillingAccountId",
@@ -356,15 +356,6 @@ def test_revenue_versions_and_settlement_supersession(spark, tmp_path, fx):
     ]
 
 
-def _full_plan(spark, df) -> str:
-    """The executed plan with every expression in full (the default cuts after 25 fields)."""
-    spark.conf.set("spark.sql.debug.maxToStringFields", "100000")
-    try:
-        return df._jdf.queryExecution().executedPlan().toString()
-    finally:
-        spark.conf.unset("spark.sql.debug.maxToStringFields")
-
-
 def test_billing_checks_once_and_raw_record_only_for_lines_not_loaded(spark, tmp_path, fx):
     """Issue 16's properties of the billing records: each check appears once in the plan (one
     CASE names the first failure; status, reason and field read it), the raw CSV is not cached,
@@ -377,7 +368,7 @@ def test_billing_checks_once_and_raw_record_only_for_lines_not_loaded(spark, tmp
     )
     rows, _ = read_billing_rows(spark, exports.discover_runs(tmp_path))
     records = billing.billing_records(rows, fx, WorkloadRules.load())
-    plan = _full_plan(spark, records)
+    plan = full_plan(spark, records)
     assert plan.count("^[A-Z]{3}$") == 1, plan  # the currency-code check
     assert "InMemoryRelation" not in plan and "InMemoryTableScan" not in plan
     got = sorted(

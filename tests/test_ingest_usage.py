@@ -15,6 +15,7 @@ from inference_ledger.ingest import records as R
 from inference_ledger.ingest import usage
 from inference_ledger.run.context import RunContext
 from inference_ledger.steps.ingest import ingest_landing
+from tests.helpers import full_plan
 
 DAY = 1704153600  # 2024-01-02T00:00:00Z
 
@@ -539,12 +540,7 @@ def test_each_check_appears_once_in_the_plan(spark, tmp_path):
     bad = {**_result("p2"), "object": "organization.usage.embeddings.result"}
     (day / "page-0001.json").write_text(json.dumps(_page([_result("p1"), bad])))
     records = usage.usage_records(usage.read_pages(spark, usage.usage_files(tmp_path)))
-    # Every expression in full (the default string cuts lists after 25 fields).
-    spark.conf.set("spark.sql.debug.maxToStringFields", "100000")
-    try:
-        plan = records._jdf.queryExecution().executedPlan().toString()
-    finally:
-        spark.conf.unset("spark.sql.debug.maxToStringFields")
+    plan = full_plan(spark, records)
     assert plan.count("organization.usage.completions.result") == 1, plan
     assert plan.count("is negative") == len(usage.MEASURES), plan
     got = {(r["status"], r["reason"], r["field"]) for r in records.collect()}
