@@ -36,17 +36,18 @@ def _page_marks(path: Path) -> list[PageMark]:
     quarantines it) but has no paging fields; an empty file holds no page."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        fast = _jsonl_marks(raw) if ".jsonl" in path.name else None
+        if fast is not None:
+            return fast
+        # The same bytes read as a text-mode file reads them (universal newlines).
+        f = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")
         if ".jsonl" in path.name:
-            with opener(path, "rb") as f:
-                fast = _jsonl_marks(f.read())
-            if fast is not None:
-                return fast
-        with opener(path, "rt", encoding="utf-8") as f:
-            if ".jsonl" in path.name:
-                texts = list(enumerate(f, start=1))
-            else:
-                m = _PAGE_NAME.match(path.name)
-                texts = [(int(m["number"]) if m else 1, f.read())]
+            texts = list(enumerate(f, start=1))
+        else:
+            m = _PAGE_NAME.match(path.name)
+            texts = [(int(m["number"]) if m else 1, f.read())]
     except (OSError, EOFError, UnicodeDecodeError):
         return []  # unreadable: the ingest names the file (and stops)
     return [_mark(n, text) for n, text in texts if text.strip()]
