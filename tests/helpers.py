@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from inference_ledger import contracts
+from inference_ledger.spark import local_frame
 
 D = Decimal
 
@@ -16,7 +17,7 @@ def lake_df(spark, table: str, rows: list[dict]):
     names = [f.name for f in schema.fields]
     data = [tuple(r.get(n) for n in names) for r in rows]
     relaxed = schema.__class__([f.__class__(f.name, f.dataType, True) for f in schema.fields])
-    return spark.createDataFrame(data, relaxed)
+    return local_frame(spark, data, relaxed)
 
 
 def term(

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from inference_ledger import contracts
+from inference_ledger.spark import local_frame
 
 # Canonical tables and their partition column (None = rewritten whole each run).
 TABLES = {
@@ -53,7 +54,7 @@ def read_table(spark: SparkSession, lake: Path | str, table: str) -> DataFrame:
     schema = contracts.spark_schema("lake", table)
     path = table_path(lake, table)
     if not _exists(spark, path):
-        return spark.createDataFrame([], schema)
+        return local_frame(spark, [], schema)
     df = spark.read.schema(schema).parquet(path)
     return df.select(*[f.name for f in schema.fields])
 

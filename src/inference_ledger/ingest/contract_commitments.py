@@ -21,6 +21,7 @@ from inference_ledger.fx import to_usd, with_fx_rate
 from inference_ledger.ingest import records as R
 from inference_ledger.ingest.billing import with_line_numbers
 from inference_ledger.ingest.exports import ExportRun
+from inference_ledger.spark import local_frame
 
 SOURCE = "billing.focus.contract_commitment"
 LAKE_TABLE = "contract_commitments"
@@ -67,8 +68,8 @@ def read_rows(spark: SparkSession, runs: list[ExportRun]) -> DataFrame | None:
     rows = R.union_all(frames)
     if rows is None:
         return None
-    facts = spark.createDataFrame(
-        [(str(p), r.run_id, r.submitted_at) for r in runs for p, _ in r.blobs], _RUN_SCHEMA
+    facts = local_frame(
+        spark, [(str(p), r.run_id, r.submitted_at) for r in runs for p, _ in r.blobs], _RUN_SCHEMA
     )
     return with_line_numbers(rows).join(F.broadcast(facts), "source_file", how="left")
 

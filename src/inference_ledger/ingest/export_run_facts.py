@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from inference_ledger.ingest.exports import DATASET_RANK, ExportRun
+from inference_ledger.spark import local_frame
 
 RUN_SCHEMA = T.StructType(
     [
@@ -52,7 +53,7 @@ def runs_frame(spark: SparkSession, runs: list[ExportRun]) -> DataFrame:
         for r in runs
         for path, _ in r.blobs
     ]
-    return spark.createDataFrame(rows, RUN_SCHEMA)
+    return local_frame(spark, rows, RUN_SCHEMA)
 
 
 def with_current_run(runs: DataFrame) -> DataFrame:

@@ -19,6 +19,7 @@ from inference_ledger.ingest.usage import NEWER_FIELDS as NEWER_USAGE_TOKENS
 from inference_ledger.quality.config import QualityConfig
 from inference_ledger.quality.iso4217 import CURRENCIES
 from inference_ledger.quality.runner import Suite, SuiteOutcome, gx_module, run_spark_suites
+from inference_ledger.spark import local_frame
 from inference_ledger.transform.contract import ratio
 
 # table -> (unique key, columns that must not be null, currency columns, money columns).
@@ -357,7 +358,7 @@ def validate_input_files(
         (str(r["source"]), str(r["source_file"]), int(r["rows_read"]), int(r["rows_quarantined"]))
         for r in accounting
     ]
-    files = spark.createDataFrame(
-        rows, "source string, source_file string, rows_read long, rows_quarantined long"
+    files = local_frame(
+        spark, rows, "source string, source_file string, rows_read long, rows_quarantined long"
     ).transform(with_quarantine_rate)
     return validate_frames({QUARANTINE_SUITE: files}, {QUARANTINE_SUITE: quarantine_suite(cfg)})

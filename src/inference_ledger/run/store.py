@@ -25,6 +25,7 @@ from psycopg2.errors import UndefinedTable
 from inference_ledger import audit
 from inference_ledger.db import connection, migrate
 from inference_ledger.db.locks import advisory_lock
+from inference_ledger.spark import local_frame
 
 # Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
 # folders would collide). Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with
@@ -89,7 +90,7 @@ class RunStore:
         maybe in another process) and in audit.runs (the report and the operator read it)."""
         from inference_ledger import lake
 
-        df = spark.createDataFrame([(start, end)], "start date, end date")
+        df = local_frame(spark, [(start, end)], "start date, end date")
         lake.write_run_output(df, self.lake_dir, self.run_id, RANGE)
         with connection(self.url) as conn:
             audit.set_run_range(conn, self.run_id, start, end)
@@ -117,7 +118,7 @@ class RunStore:
         were closed or reopened since."""
         from inference_ledger import lake
 
-        df = spark.createDataFrame([(label,) for label in labels], "period_label string")
+        df = local_frame(spark, [(label,) for label in labels], "period_label string")
         lake.write_run_output(df, self.lake_dir, self.run_id, CLOSED_PERIODS)
 
     def closed_periods_used(self, spark) -> list[str] | None:
@@ -151,7 +152,7 @@ class RunStore:
         lake.delete(spark, path)
         if failed:
             rows = [(m, ", ".join(v[:3])) for m, v in sorted(failed.items())]
-            df = spark.createDataFrame(rows, "billing_month string, reason string")
+            df = local_frame(spark, rows, "billing_month string, reason string")
             lake.write_run_output(df, self.lake_dir, self.run_id, FAILED_MONTHS)
 
     def failed_months(self, spark) -> list[tuple[str, str]]:

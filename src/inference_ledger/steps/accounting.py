@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from inference_ledger import lake
 from inference_ledger.ingest import records as R
 from inference_ledger.run.context import EVERY_PERIOD_INPUTS, RunContext
+from inference_ledger.spark import local_frame
 
 # Where each source's rows say which month they belong to and what money they carry: the
 # quarantine shows per period the rows and dollars at stake (marts.period_quarantine).
@@ -114,7 +115,8 @@ def loaded(records: DataFrame) -> DataFrame:
 
 
 def empty_records(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame(
+    return local_frame(
+        spark,
         [],
         "source string, source_file string, line_number long, status string, reason string,"
         " field string, raw_record string",

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -22,6 +21,7 @@ from inference_ledger.ingest import finance_local_feeds as LF
 from inference_ledger.ingest import finance_local_records as L
 from inference_ledger.ingest import records as R
 from inference_ledger.run.context import EVERY_PERIOD_INPUTS, RunContext
+from inference_ledger.spark import local_frame
 
 QUARANTINE_SCHEMA = T.StructType(
     [
@@ -82,35 +82,13 @@ class Writes:
         jobs = [lambda df=df, t=t: write_table(df, ctx.lake_dir, t) for df, t in self.tables]
         if self.quarantine:
             path = lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine")
-            quarantine = frame(spark, self.quarantine, QUARANTINE_SCHEMA)
+            quarantine = local_frame(spark, self.quarantine, QUARANTINE_SCHEMA)
             jobs.append(lambda: quarantine.write.mode("append").parquet(path))
         self.tables, self.quarantine = [], []
         if jobs:
             with ThreadPoolExecutor(len(jobs), thread_name_prefix="finance-write") as pool:
                 for done in [pool.submit(job) for job in jobs]:
                     done.result()  # the first failure is raised, after every job ended
-
-
-def frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
-    """Rows as a DataFrame of exactly `schema`, through Arrow: the DataFrame is a local
-    relation in the JVM, and writing it starts no Python worker (rows pickled through an RDD
-    would)."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema.fields)
-    table = pa.table(
-        {f.name: pa.array(c, type=_ARROW[type(f.dataType)](f.dataType))
-         for f, c in zip(schema.fields, columns, strict=True)}
-    )  # fmt: skip
-    return spark.createDataFrame(table, schema)
-
-
-_ARROW = {
-    T.StringType: lambda t: pa.string(),
-    T.DateType: lambda t: pa.date32(),
-    T.LongType: lambda t: pa.int64(),
-    T.BooleanType: lambda t: pa.bool_(),
-    T.TimestampType: lambda t: pa.timestamp("us", tz="UTC"),
-    T.DecimalType: lambda t: pa.decimal128(t.precision, t.scale),
-}
 
 
 def write_table(df: DataFrame, lake_dir, table: str) -> None:
@@ -147,7 +125,7 @@ def read_local(
     columns = [c.name for c in contracts.columns("lake", table)]
     loaded = [{c: r[c] for c in columns} for r in records if r["status"] == R.LOADED]
     schema = contracts.spark_schema("lake", table)
-    df = frame(spark, [tuple(r[c] for c in columns) for r in loaded], schema)
+    df = local_frame(spark, [tuple(r[c] for c in columns) for r in loaded], schema)
     writes.tables.append((df, table))
     return loaded, df, accounting
 

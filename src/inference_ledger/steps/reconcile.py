@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from inference_ledger import lake
 from inference_ledger.periods import Quarter, quarters_between
 from inference_ledger.run.context import RunContext
+from inference_ledger.spark import local_frame
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ def _adjustments(spark: SparkSession, rec_all, frozen, pairs, all_periods, chang
     )
     return reconcile.prior_period_adjustments(
         rec_all,
-        spark.createDataFrame(frozen, nullable),
-        spark.createDataFrame(pairs, "target_period string, corrected_period string"),
+        local_frame(spark, frozen, nullable),
+        local_frame(spark, pairs, "target_period string, corrected_period string"),
         all_periods,
-        spark.createDataFrame(changed, "target_period string, source string, entry string"),
+        local_frame(spark, changed, "target_period string, source string, entry string"),
     ).persist()

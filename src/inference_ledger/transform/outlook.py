@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from inference_ledger.spark import local_frame
 from inference_ledger.transform.contract import minus, ratio, select_mart
 from inference_ledger.transform.reconcile import quarter_label
 
@@ -121,7 +122,7 @@ def metric_history(
             .alias("metric"),
         )
     )
-    metrics = periods.sparkSession.createDataFrame([(m,) for m in METRICS], "metric string")
+    metrics = local_frame(periods.sparkSession, [(m,) for m in METRICS], "metric string")
     return (
         periods.crossJoin(metrics)
         .join(spend.unionByName(share), ["period_label", "metric"], how="left")

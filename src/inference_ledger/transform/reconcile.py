@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from inference_ledger.periods import quarters_between
+from inference_ledger.spark import local_frame
 from inference_ledger.transform.adjustments import (
     prior_period_adjustments as prior_period_adjustments,  # re-exported: steps and tests call it
 )
@@ -52,7 +53,7 @@ def quarter_label(c: Column) -> Column:
 def periods_frame(spark: SparkSession, start: date, end: date) -> DataFrame:
     rows = [(q.label, q.start, q.end) for q in quarters_between(start, end)]
     schema = "period_label string, period_start date, period_end date"
-    return spark.createDataFrame(rows, schema)
+    return local_frame(spark, rows, schema)
 
 
 def agreement_periods(terms: DataFrame, periods: DataFrame) -> DataFrame:

@@ -11,6 +11,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from inference_ledger.spark import local_frame
 from inference_ledger.transform.contract import minus, ratio, select_mart
 from inference_ledger.transform.pricing import token_rows, with_price_sheet
 
@@ -168,7 +169,7 @@ def priced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
     unpriced. No price sheet at all (None) = every token unpriced."""
     tokens = _token_rows(usage_facts)
     if prices is None:
-        prices = tokens.sparkSession.createDataFrame([], _PRICES_DDL)
+        prices = local_frame(tokens.sparkSession, [], _PRICES_DDL)
     priced = with_price_sheet(tokens, prices)
     has_price = F.col("unit_price").isNotNull()
     value = F.col("tokens").cast(TOKENS) * F.col("unit_price").cast(RATE)
