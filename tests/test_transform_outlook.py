@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from inference_ledger.spark import local_frame
 from inference_ledger.transform.outlook import (
     OutlookRule,
     cap_projection,
@@ -27,8 +28,10 @@ def _history(spark, series: dict[str, list[str]]):
         for metric, values in series.items()
         for label, start, v in zip(LABELS, Q, values, strict=True)
     ]
-    return spark.createDataFrame(
-        rows, "metric string, period_label string, period_start date, value_usd decimal(24,10)"
+    return local_frame(
+        spark,
+        rows,
+        "metric string, period_label string, period_start date, value_usd decimal(24,10)",
     )
 
 
@@ -89,7 +92,8 @@ def _rec(spark, agreement, expected, cap):
     for label, start, e in zip(LABELS, Q, expected, strict=True):
         used = min(used + D(e), D(cap))
         rows.append((label, start, agreement, "payable", D(e), used, False))
-    return spark.createDataFrame(
+    return local_frame(
+        spark,
         rows,
         "period_label string, period_start date, agreement_id string, direction string,"
         " expected_usd decimal(38,10), cap_used_usd decimal(38,10), is_adjustment boolean",
@@ -132,7 +136,8 @@ def test_metric_history_fills_every_quarter(spark):
     billing = lake_df(spark, "billing_lines", [
         line("2024-01-05", "10.00"), line("2024-02-05", "5.00", workload="training"),
     ])  # fmt: skip
-    rec = spark.createDataFrame(
+    rec = local_frame(
+        spark,
         [
             ("2024-Q1", "payable", D("2"), False),
             ("2024-Q2", "receivable", D("3"), False),

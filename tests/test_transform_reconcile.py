@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from inference_ledger.spark import local_frame
 from inference_ledger.transform import reconcile, summary
 from tests.helpers import D, by_key, lake_df, revenue, statement, term
 
@@ -150,8 +151,8 @@ def _q1_summary(spark, received: str, spend_rows: list) -> dict:
         statement("R1", "RCV", "receivable", *Q1, received, basis="150.00"),
     ]
     _, periods, rec = run(spark, terms, rev, stm, end=date(2024, 4, 1))
-    spend = spark.createDataFrame(
-        spend_rows, "usage_date date, workload string, billed_cost_usd decimal(38,10)"
+    spend = local_frame(
+        spark, spend_rows, "usage_date date, workload string, billed_cost_usd decimal(38,10)"
     )
     return summary.quarterly_summary(periods, spend, rec).collect()[0].asDict()
 
@@ -400,12 +401,10 @@ def _adjust(spark, recomputed, frozen_rows, pairs, changed=()):
         r.asDict()
         for r in reconcile.prior_period_adjustments(
             recomputed,
-            spark.createDataFrame(frozen_rows, recomputed.schema),
-            spark.createDataFrame(pairs, "target_period string, corrected_period string"),
+            local_frame(spark, frozen_rows, recomputed.schema),
+            local_frame(spark, pairs, "target_period string, corrected_period string"),
             periods,
-            spark.createDataFrame(
-                list(changed), "target_period string, source string, entry string"
-            ),
+            local_frame(spark, list(changed), "target_period string, source string, entry string"),
         ).collect()
     ]
 
@@ -460,12 +459,12 @@ def test_prior_period_adjustment_posts_recomputed_minus_closed(spark):
     assert adj["cap_used_usd"] is None and adj["tolerance_usd"] is None
 
     # The summary books the adjustment in the open quarter and says how much of it it is.
-    spend = spark.createDataFrame(
-        [], "usage_date date, workload string, billed_cost_usd decimal(38,10)"
+    spend = local_frame(
+        spark, [], "usage_date date, workload string, billed_cost_usd decimal(38,10)"
     )
     periods = reconcile.periods_frame(spark, date(2024, 4, 1), date(2024, 7, 1))
     q2_rows = recomputed.filter("period_label = '2024-Q2'").unionByName(
-        spark.createDataFrame([adj], recomputed.schema)
+        local_frame(spark, [adj], recomputed.schema)
     )
     q2 = summary.quarterly_summary(periods, spend, q2_rows).collect()[0].asDict()
     assert q2["revshare_paid_usd"] == D("450.00")  # 400 + 50
@@ -513,7 +512,7 @@ def test_spark_fiscal_label_is_the_rule_of_periods(spark):
     from inference_ledger.periods import fiscal_quarter_label, months_between
 
     months = months_between(date(2023, 1, 1), date(2025, 1, 1))
-    df = spark.createDataFrame([(m.start,) for m in months], "d date")
+    df = local_frame(spark, [(m.start,) for m in months], "d date")
     got = {
         r["d"]: r["label"]
         for r in df.select("d", summary.fiscal_label(F.col("d")).alias("label")).collect()

@@ -52,8 +52,8 @@ def get_spark(app_name: str = "inference-ledger"):
 
 
 def local_frame(spark, rows, schema):
-    """A DataFrame of rows the driver holds (tuples in the order of `schema`, a StructType or
-    a DDL string), of exactly that schema.
+    """A DataFrame of rows the driver holds (tuples in the order of `schema`, or dicts by
+    column name; `schema` a StructType or a DDL string), of exactly that schema.
 
     Sent to the JVM as Arrow, so the plan reads a local relation. `spark.createDataFrame` of
     a Python list parallelizes the rows instead: every action that reads the frame then runs
@@ -65,7 +65,8 @@ def local_frame(spark, rows, schema):
 
     struct = schema if isinstance(schema, StructType) else DataType.fromDDL(schema)
     arrow = to_arrow_schema(struct)
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(struct.fields)
+    tuples = [tuple(r[n] for n in struct.names) if isinstance(r, dict) else r for r in rows]
+    columns = list(zip(*tuples, strict=True)) if tuples else [()] * len(struct.fields)
     table = pa.table(
         [pa.array(c, type=f.type) for f, c in zip(arrow, columns, strict=True)], schema=arrow
     )

@@ -1,0 +1,49 @@
+"""spark.local_frame: driver-held rows as a local relation of exactly the given schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from inference_ledger.spark import local_frame
+
+DDL = (
+    "name string, n long, day date, at timestamp, amount decimal(38,10), ok boolean,"
+    " tags array<string>"
+)
+
+
+def test_values_and_types_are_kept_exactly(spark):
+    rows = [
+        ("a", 9007199254740993, date(2024, 2, 29), datetime(2024, 3, 1, 23, 59, 59, 123456),
+         Decimal("12345678901234567890123456.0123456789"), True, ["x", "y"]),
+        (None, None, None, None, None, None, None),
+    ]  # fmt: skip
+    df = local_frame(spark, rows, DDL)
+    assert [(f.name, f.dataType.simpleString()) for f in df.schema.fields] == [
+        ("name", "string"),
+        ("n", "bigint"),
+        ("day", "date"),
+        ("at", "timestamp"),
+        ("amount", "decimal(38,10)"),
+        ("ok", "boolean"),
+        ("tags", "array<string>"),
+    ]
+    got = [tuple(r) for r in df.collect()]
+    # A naive datetime is UTC (the session's time zone): it comes back unchanged.
+    assert got == rows
+    at = df.selectExpr("CAST(unix_micros(at) AS BIGINT) AS us").first()["us"]
+    assert at == int(datetime(2024, 3, 1, 23, 59, 59, 123456, tzinfo=UTC).timestamp() * 1e6)
+
+
+def test_dict_rows_by_name_and_empty_frames(spark):
+    df = local_frame(spark, [{"b": 2, "a": "x"}], "a string, b long")
+    assert [tuple(r) for r in df.collect()] == [("x", 2)]
+    empty = local_frame(spark, [], "a string, b long")
+    assert empty.count() == 0 and empty.columns == ["a", "b"]
+
+
+def test_the_plan_reads_a_local_relation_not_python_rows(spark):
+    plan = local_frame(spark, [("x",)], "a string")._jdf.queryExecution().executedPlan()
+    text = plan.toString()
+    assert "LocalTableScan" in text and "ExistingRDD" not in text
