@@ -111,12 +111,14 @@ def _spark_submit_binary(target: SparkTarget) -> str:
 
 
 def spark_conf(target: SparkTarget) -> dict[str, str]:
-    """The Spark properties every job runs with: the driver's log4j config and memory, then
+    """The Spark properties every job runs with: the JVM options of `inference_ledger.spark`
+    (log4j config, JIT of huge generated methods) and the driver memory, then
     the connection's `conf` extra (which may override them)."""
-    from inference_ledger.resources import LOG4J_CONFIG
+    from inference_ledger.spark import DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS
 
     return {
-        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={LOG4J_CONFIG}",
+        "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
+        "spark.executor.extraJavaOptions": EXECUTOR_JAVA_OPTIONS,
         "spark.driver.memory": load_settings().spark_driver_memory,
         **target.conf,
     }
