@@ -18,7 +18,7 @@ from tests.test_report import (  # noqa: F401  (db: the module's own database of
     _chromium_args,
     _insert,
     db,
-    read_png,
+    png_colours,
 )
 
 M = 1_000_000
@@ -151,8 +151,7 @@ def test_outlook_renders_in_headless_chromium(outlook_page, tmp_path):
             timeout=180,
         )
     assert shot.is_file(), proc.stderr.decode(errors="replace")[-2000:]
-    _, _, rows = read_png(shot.read_bytes())
-    colours = {tuple(r[i : i + 3]) for r in rows[::2] for i in range(0, len(r), 3)}
+    _, _, colours = png_colours(shot.read_bytes())
     assert (180, 83, 9) in colours  # cap gauge fill, projection-high bars #b45309
     assert (245, 158, 11) in colours  # projection bars #f59e0b
     with tempfile.TemporaryDirectory() as profile:

@@ -51,6 +51,12 @@ def get_spark(app_name: str = "inference-ledger"):
         # the recomputed side of a period as two groups (test_transform_reconcile); the
         # feature's follow-up fixes (SPARK-58819, SPARK-59141) are not in 4.1.4.
         .config("spark.sql.unionOutputPartitioning", "false")
+        # On, every pyspark function call records its Python call site in the JVM (~5 Py4J
+        # round trips and a stack walk each): 26,215 round trips for one small billing ingest,
+        # 9,735 without, 6.0 s -> 4.8 s warm. It only adds a call site to a runtime error's
+        # message; the pipeline's own errors name the file, row and field.
+        .config("spark.python.sql.dataFrameDebugging.enabled", "false")
+        .config("spark.sql.codegen.cache.maxEntries", "2000")
         .config("spark.driver.extraJavaOptions", DRIVER_JAVA_OPTIONS)
         .config("spark.executor.extraJavaOptions", EXECUTOR_JAVA_OPTIONS)
     )
