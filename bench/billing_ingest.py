@@ -6,7 +6,9 @@ generated Azure EA month-to-date export, next to DuckDB reading the same CSVs.
 
 The landing is generated once (`inference_ledger.sample.bulk`) and reused. The Spark figure is
 taken in a warm JVM (a small export is ingested first); run it with PYTHONPATH pointing at the
-code version to measure. Prints one JSON line.
+code version to measure. `--rejected-month N` adds the previous month (N lines) and a re-run of
+it that its manifest check rejects (the files whose verdicts that changes are checked again).
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 NIGHT = date(2025, 9, 15)
@@ -30,6 +32,33 @@ def generate(landing: Path, lines: int) -> None:
     if (landing / "billing").is_dir():
         return
     write_billing_month_to_date(Sink(landing), NIGHT, lines, 7, BulkSummary())
+
+
+def add_rejected_rerun(landing: Path, lines: int) -> None:
+    """The month before NIGHT's as a final run of `lines` lines, and a later re-run of it whose
+    manifest says a row more than its last blob holds: the re-run is rejected, so that month's
+    final run is current again (its lines' verdicts change; the night's month's do not)."""
+    import json
+    import shutil
+
+    from inference_ledger.sample.bulk import BulkSummary, write_billing_month_to_date
+    from inference_ledger.sample.sink import Sink
+
+    month = NIGHT.replace(day=1) - timedelta(days=1)
+    if any(landing.glob(f"billing/azure/*/{month:%Y%m}01-*")):
+        return
+    write_billing_month_to_date(Sink(landing), month, lines, 8, BulkSummary())
+    [final] = landing.glob(f"billing/azure/*/{month:%Y%m}01-*/*")
+    rerun = final.with_name("rerun-" + final.name)
+    shutil.copytree(final, rerun)
+    manifest = json.loads((rerun / "manifest.json").read_text())
+    manifest["runInfo"]["runId"] = rerun.name
+    manifest["runInfo"]["submittedTime"] = f"{month + timedelta(days=2):%Y-%m-%d}T03:00:00Z"
+    for blob in manifest["blobs"]:
+        blob["blobName"] = blob["blobName"].replace(final.name, rerun.name)
+    manifest["blobs"][-1]["dataRowCount"] += 1
+    manifest["dataRowCount"] += 1  # consistent in itself: only the rows read disagree
+    (rerun / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def spark_billing(landing: Path, home: Path) -> dict:
@@ -54,6 +83,8 @@ def spark_billing(landing: Path, home: Path) -> dict:
         "seconds": round(seconds, 3),
         "rows_read": sum(int(r["rows_read"]) for r in accounting),
         "rows_loaded": sum(int(r["rows_loaded"]) for r in accounting),
+        "rows_quarantined": sum(int(r["rows_quarantined"]) for r in accounting),
+        "rows_superseded": sum(int(r["rows_superseded"]) for r in accounting),
         "control_totals": len(ctx.billing_control_totals),
     }
 
@@ -76,9 +107,18 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=1_000_000)
     p.add_argument("--duckdb", action="store_true", help="time the DuckDB reference instead")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument(
+        "--rejected-month",
+        type=int,
+        default=0,
+        help="add the previous month (this many lines) and a rejected re-run of it",
+    )
     args = p.parse_args()
-    landing = args.data / f"landing-{args.lines}"
+    suffix = f"-rejected-{args.rejected_month}" if args.rejected_month else ""
+    landing = args.data / f"landing-{args.lines}{suffix}"
     generate(landing, args.lines)
+    if args.rejected_month:
+        add_rejected_rerun(landing, args.rejected_month)
     out: dict = {"lines": args.lines, "load": os.getloadavg(), "cpus": os.cpu_count()}
     if args.duckdb:
         out["duckdb"] = [duckdb_billing(landing) for _ in range(args.repeat)]

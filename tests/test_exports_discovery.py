@@ -43,14 +43,14 @@ EA_HEADER = [
 ]
 
 
-def ea_csv(*rows: tuple[str, str]) -> bytes:
-    """An EA actual-cost blob: (MM/DD/YYYY, cost) per row, USD, one inference VM."""
+def ea_csv(*rows: tuple[str, str], currency: str = "USD") -> bytes:
+    """An EA actual-cost blob: (MM/DD/YYYY, cost) per row, one inference VM."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(EA_HEADER)
     for day, cost in rows:
         w.writerow(["8611537", "Acme", "sub-1", "rg-inference-eastus", day, "Virtual Machines",
-                    "ND96isr H100 v5", "1 Hour", "1", cost, "USD", "eastus", "/subscriptions/x",
+                    "ND96isr H100 v5", "1 Hour", "1", cost, currency, "eastus", "/subscriptions/x",
                     '"workload": "inference"', "Usage"])  # fmt: skip
     return out.getvalue().encode()
 
@@ -481,9 +481,10 @@ def test_ingest_of_an_unrelated_landing_is_an_error_naming_what_it_found(spark, 
 
 
 def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
-    spark, tmp_path, caplog
+    spark, tmp_path, caplog, monkeypatch
 ):
     from inference_ledger import lake
+    from inference_ledger.ingest import billing
     from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
@@ -515,8 +516,17 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
     fx.write_text("rate_date,currency,usd_per_unit\n" + "".join(f"{d},USD,1\n" for d in days))
     settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
     ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
+    reads, read = [], billing.read_billing_files
+    monkeypatch.setattr(
+        billing,
+        "read_billing_files",
+        lambda spark, files: reads.append([f.parent.name for f in files]) or read(spark, files),
+    )
     with caplog.at_level("WARNING", logger="inference_ledger.ingest.landing"):
         rows = ingest_landing(spark, ctx)
+    # Rejecting feb-2 (row count) makes feb-1 February's current run: only February's files
+    # are checked again, January's records stay as first checked.
+    assert reads == [["jan", "feb-1", "feb-2"], ["feb-1", "feb-2"]]
     got = {
         str(Path(r["source_file"]).relative_to(landing)): (
             r["source"], r["rows_read"], r["rows_loaded"], r["rows_superseded"],
@@ -553,6 +563,66 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
         ("2024-01", "jan", "final", D("10.00")),
         ("2024-02", "feb-1", "provisional", D("7.00")),
     ]
+    quarantine = lake.read_run_output(spark, ctx.lake_dir, "r", "quarantine").collect()
+    assert sorted((Path(q["source_file"]).parent.name, q["line_number"]) for q in quarantine) == [
+        ("feb-2", 2),
+        ("feb-2", 3),
+    ]
+
+
+def test_a_month_without_an_fx_rate_is_checked_again_alone(spark, tmp_path, monkeypatch):
+    from inference_ledger import lake
+    from inference_ledger.ingest import billing
+    from inference_ledger.settings import Settings
+
+    landing = tmp_path / "landing"
+    root = "cost-exports/ea/ea-actualcost-daily"
+    azure_run(
+        landing, f"{root}/20240101-20240131/202402050400/jan", "jan",
+        {"part_0_0001.csv": ea_csv(("01/02/2024", "10.00"))},
+        start="2024-01-01T00:00:00", end="2024-01-31T00:00:00", submitted="2024-02-05T04:00:00Z",
+    )  # fmt: skip
+    azure_run(
+        landing, f"{root}/20240201-20240229/202403050400/feb", "feb",
+        {"part_0_0001.csv": ea_csv(("02/01/2024", "7.00"), ("02/02/2024", "8.00"), currency="EUR")},
+        start="2024-02-01T00:00:00", end="2024-02-29T00:00:00", submitted="2024-03-05T04:00:00Z",
+    )  # fmt: skip
+    fx = landing / "finance" / "fx" / "fx.csv"
+    fx.parent.mkdir(parents=True)
+    january = [date(2024, 1, 1) + timedelta(days=i) for i in range(31)]
+    # EUR rates for January only: February's EUR lines have none.
+    fx.write_text("rate_date,currency,usd_per_unit\n" + "".join(f"{d},EUR,1.1\n" for d in january))
+    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
+    ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
+    reads, read = [], billing.read_billing_files
+    monkeypatch.setattr(
+        billing,
+        "read_billing_files",
+        lambda spark, files: reads.append([f.parent.name for f in files]) or read(spark, files),
+    )
+    rows = ingest_landing(spark, ctx)
+    assert reads == [["jan", "feb"], ["feb"]]
+    assert ctx.failed_months == {
+        "2024-02": ["no FX rate to USD for EUR on 2024-02-01", "no FX rate to USD for EUR on 2024-02-02"]
+    }  # fmt: skip
+    got = {
+        Path(r["source_file"]).parent.name: (
+            r["rows_read"],
+            r["rows_loaded"],
+            r["rows_quarantined"],
+        )
+        for r in rows
+        if r["source"] == "billing.azure"
+    }
+    assert got == {"jan": (1, 1, 0), "feb": (2, 0, 2)}
+    lines = lake.read_table(spark, ctx.lake_dir, "billing_lines").collect()
+    assert [(r["source_run_id"], r["billed_cost_usd"]) for r in lines] == [("jan", D("10.00"))]
+    quarantine = lake.read_run_output(spark, ctx.lake_dir, "r", "quarantine").collect()
+    why = (
+        "billing month not loaded: no FX rate to USD for EUR on 2024-02-01; "
+        "no FX rate to USD for EUR on 2024-02-02"
+    )
+    assert sorted((q["line_number"], q["reason"]) for q in quarantine) == [(2, why), (3, why)]
 
 
 def test_a_run_delivered_twice_counts_once(tmp_path):

@@ -6,6 +6,7 @@ input and lake, and the provider's FOCUS Contract Commitment deliveries."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -79,11 +80,10 @@ def ingest_billing(
     The files are scanned once: the checked records (the delivered row kept only where it is
     not loaded) are cached and counted in one aggregation (rows per file against the manifests,
     line numbers, per-file counts, control totals, lines lacking an FX rate); the lake and the
-    quarantine are written from the cache. Only a run the manifest check rejects or a month
-    without an FX rate has the records computed again."""
-    raw = billing.read_billing_files(spark, [p for r in runs for p, _ in r.blobs])
-    if raw is not None:
-        records, groups, runs = _checked_records(spark, ctx, raw, runs, fx, rules)
+    quarantine are written from the cache. Only where a run the manifest check rejects or a
+    month without an FX rate changes the verdict of lines are files read again: those of that
+    scope and month."""
+    checked, runs = _checked_records(spark, ctx, runs, fx, rules)
     for run in runs:
         if run.rejected_reason:
             log.warning(
@@ -92,49 +92,115 @@ def ingest_billing(
                 run.billing_month,
                 run.rejected_reason,
             )
-    if raw is None:
+    records = checked.records()
+    if records is None:
         return []
-    done = billing.numbered(records, S.first_ids(groups))
-    files = [p for r in runs for p, _ in r.blobs]
-    accounting = account_counted(ctx, "billing", done, files, S.file_counts(groups))
-    lake.write_table(loaded(done), ctx.lake_dir, "billing_lines")
-    _billing_control_totals(spark, ctx, S.loaded_totals(groups))
-    records.unpersist()
+    try:
+        done = billing.numbered(records, S.first_ids(checked.groups))
+        files = [p for r in runs for p, _ in r.blobs]
+        accounting = account_counted(ctx, "billing", done, files, S.file_counts(checked.groups))
+        lake.write_table(loaded(done), ctx.lake_dir, "billing_lines")
+        _billing_control_totals(spark, ctx, S.loaded_totals(checked.groups))
+    finally:
+        checked.release()
     return accounting
+
+
+@dataclass
+class _Checked:
+    """Checked billing records in cached parts, and the summary of their rows. A part checked
+    again (its files' verdicts changed) takes those files' place in the parts before it."""
+
+    frames: list[DataFrame] = field(default_factory=list)
+    groups: list[S.Group] = field(default_factory=list)
+    cached: list[DataFrame] = field(default_factory=list)
+
+    def replace(self, files: set[str], records: DataFrame | None) -> None:
+        gone = sorted(files)
+        self.frames = [df.filter(~F.col("source_file").isin(gone)) for df in self.frames]
+        self.groups = [g for g in self.groups if g.source_file not in files]
+        if records is not None:
+            cached = records.persist()
+            self.cached.append(cached)
+            self.frames.append(cached)
+            self.groups += S.summarize(cached)
+
+    def records(self) -> DataFrame | None:
+        return R.union_all(self.frames)
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
 
 
 def _checked_records(
     spark: SparkSession,
     ctx: RunContext,
-    raw: DataFrame,
     runs: list[exports.ExportRun],
     fx: DataFrame,
     rules: WorkloadRules,
-) -> tuple[DataFrame, list[S.Group], list[exports.ExportRun]]:
-    """Checked records (cached), their summary, and the runs as checked against the rows read
-    (a blob whose row count differs from its manifest's rejects its run). A billing month with
-    a loaded line lacking an FX rate is not loaded (its lake partition, and so its published
-    figures, stay as they were): its lines are quarantined with the currency and date named,
-    the other months go on, and the run fails at the end (`ctx.failed_months`)."""
+) -> tuple[_Checked, list[exports.ExportRun]]:
+    """Checked records (cached) with their summary, and the runs as checked against the rows
+    read (a blob whose row count differs from its manifest's rejects its run). A billing month
+    with a loaded line lacking an FX rate is not loaded (its lake partition, and so its
+    published figures, stay as they were): its lines are quarantined with the currency and
+    date named, the other months go on, and the run fails at the end (`ctx.failed_months`).
+    Either change is applied by checking again only the files whose lines it concerns."""
     failed: dict[str, str] = {}
-    while True:
-        facts = with_current_run(runs_frame(spark, runs)).drop("source")
-        rows = raw.join(F.broadcast(facts), "source_file", how="left")
-        records = billing.checked_records(rows, fx, rules, failed).persist()
-        groups = S.summarize(records)
-        checked = exports.with_row_count_check(runs, S.rows_per_file(groups))
-        missing = [] if failed else S.without_fx(groups)
-        if checked == runs and not missing:
-            return records, groups, runs
-        records.unpersist()
-        if checked != runs:
-            runs = checked
-            continue
-        for month, currency, day in missing:
-            ctx.failed_months.setdefault(month, []).append(
-                f"no FX rate to USD for {currency} on {day}"
+    checked = _Checked()
+    stale = {str(p) for r in runs for p, _ in r.blobs}
+    try:
+        while True:
+            raw = billing.read_billing_files(
+                spark, [p for r in runs for p, _ in r.blobs if str(p) in stale]
             )
-        failed = {m: "; ".join(v[:5]) for m, v in ctx.failed_months.items()}
+            if raw is None and not checked.frames:
+                return checked, runs
+            checked.replace(stale, _checked(spark, raw, runs, fx, rules, failed))
+            verdict = exports.with_row_count_check(runs, S.rows_per_file(checked.groups))
+            missing = [] if failed else S.without_fx(checked.groups)
+            if verdict == runs and not missing:
+                return checked, runs
+            if verdict != runs:
+                stale, runs = _files_of_rejected_scope_months(runs, verdict), verdict
+                continue
+            for month, currency, day in missing:
+                ctx.failed_months.setdefault(month, []).append(
+                    f"no FX rate to USD for {currency} on {day}"
+                )
+            failed = {m: "; ".join(v[:5]) for m, v in ctx.failed_months.items()}
+            stale = {str(p) for r in runs if r.billing_month in failed for p, _ in r.blobs}
+    except BaseException:
+        checked.release()
+        raise
+
+
+def _checked(
+    spark: SparkSession,
+    raw: DataFrame | None,
+    runs: list[exports.ExportRun],
+    fx: DataFrame,
+    rules: WorkloadRules,
+    failed: dict[str, str],
+) -> DataFrame | None:
+    if raw is None:
+        return None
+    facts = with_current_run(runs_frame(spark, runs)).drop("source")
+    rows = raw.join(F.broadcast(facts), "source_file", how="left")
+    return billing.checked_records(rows, fx, rules, failed)
+
+
+def _files_of_rejected_scope_months(
+    before: list[exports.ExportRun], after: list[exports.ExportRun]
+) -> set[str]:
+    """Every file of a (scope, month) in which a run is newly rejected: which run of it is
+    current, and so each of its lines' verdict, may have changed (export_run_facts)."""
+    hit = {
+        (a.scope_id, a.billing_month)
+        for b, a in zip(before, after, strict=True)
+        if b.rejected_reason != a.rejected_reason
+    }
+    return {str(p) for r in after if (r.scope_id, r.billing_month) in hit for p, _ in r.blobs}
 
 
 def _billing_control_totals(
