@@ -480,12 +480,27 @@ def test_ingest_of_an_unrelated_landing_is_an_error_naming_what_it_found(spark, 
         ingest_landing(spark, ctx)
 
 
+def _billing_run(landing: Path, home: Path, monkeypatch) -> tuple[RunContext, list[list[str]]]:
+    """A billing-only run's context, and the run folders of the files each
+    `billing.read_billing_files` call reads (in order), as the ingest makes them."""
+    from inference_ledger.ingest import billing
+    from inference_ledger.settings import Settings
+
+    settings = Settings(home=home, database_url=None, spark_master="local[2]")
+    ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
+    reads, read = [], billing.read_billing_files
+    monkeypatch.setattr(
+        billing,
+        "read_billing_files",
+        lambda spark, files: reads.append([f.parent.name for f in files]) or read(spark, files),
+    )
+    return ctx, reads
+
+
 def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
     spark, tmp_path, caplog, monkeypatch
 ):
     from inference_ledger import lake
-    from inference_ledger.ingest import billing
-    from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
     root = "cost-exports/ea/ea-actualcost-daily"
@@ -514,14 +529,7 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
     fx.parent.mkdir(parents=True)
     days = [date(2024, 1, 1) + timedelta(days=i) for i in range(60)]
     fx.write_text("rate_date,currency,usd_per_unit\n" + "".join(f"{d},USD,1\n" for d in days))
-    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
-    ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
-    reads, read = [], billing.read_billing_files
-    monkeypatch.setattr(
-        billing,
-        "read_billing_files",
-        lambda spark, files: reads.append([f.parent.name for f in files]) or read(spark, files),
-    )
+    ctx, reads = _billing_run(landing, tmp_path / "home", monkeypatch)
     with caplog.at_level("WARNING", logger="inference_ledger.ingest.landing"):
         rows = ingest_landing(spark, ctx)
     # Rejecting feb-2 (row count) makes feb-1 February's current run: only February's files
@@ -572,8 +580,6 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
 
 def test_a_month_without_an_fx_rate_is_checked_again_alone(spark, tmp_path, monkeypatch):
     from inference_ledger import lake
-    from inference_ledger.ingest import billing
-    from inference_ledger.settings import Settings
 
     landing = tmp_path / "landing"
     root = "cost-exports/ea/ea-actualcost-daily"
@@ -592,14 +598,7 @@ def test_a_month_without_an_fx_rate_is_checked_again_alone(spark, tmp_path, monk
     january = [date(2024, 1, 1) + timedelta(days=i) for i in range(31)]
     # EUR rates for January only: February's EUR lines have none.
     fx.write_text("rate_date,currency,usd_per_unit\n" + "".join(f"{d},EUR,1.1\n" for d in january))
-    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
-    ctx = RunContext(run_id="r", landing=landing, settings=settings, sources=("billing",))
-    reads, read = [], billing.read_billing_files
-    monkeypatch.setattr(
-        billing,
-        "read_billing_files",
-        lambda spark, files: reads.append([f.parent.name for f in files]) or read(spark, files),
-    )
+    ctx, reads = _billing_run(landing, tmp_path / "home", monkeypatch)
     rows = ingest_landing(spark, ctx)
     assert reads == [["jan", "feb"], ["feb"]]
     assert ctx.failed_months == {
