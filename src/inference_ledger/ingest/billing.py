@@ -192,8 +192,14 @@ def with_run_facts(
     """`read_billing_files` rows joined to their run's facts, after the manifest row-count
     check (a pass over `raw`: a caller with large exports caches `raw`)."""
     runs = with_row_count_check(runs, rows_per_file(raw))
+    return joined_to_runs(spark, raw, runs), runs
+
+
+def joined_to_runs(spark: SparkSession, raw: DataFrame, runs: list[ExportRun]) -> DataFrame:
+    """`read_billing_files` rows with their run's facts and whether it is the current run of
+    its scope and month (as the runs stand: their row-count check already applied)."""
     facts = with_current_run(runs_frame(spark, runs)).drop("source")
-    return raw.join(F.broadcast(facts), "source_file", how="left"), runs
+    return raw.join(F.broadcast(facts), "source_file", how="left")
 
 
 def billing_records(rows: DataFrame, fx: DataFrame, rules: WorkloadRules) -> DataFrame:

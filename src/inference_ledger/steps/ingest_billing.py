@@ -15,7 +15,6 @@ from inference_ledger import lake
 from inference_ledger.ingest import billing, exports
 from inference_ledger.ingest import billing_summary as S
 from inference_ledger.ingest import records as R
-from inference_ledger.ingest.export_run_facts import runs_frame, with_current_run
 from inference_ledger.run import plan
 from inference_ledger.run.context import RunContext
 from inference_ledger.steps.accounting import (
@@ -185,9 +184,7 @@ def _checked(
 ) -> DataFrame | None:
     if raw is None:
         return None
-    facts = with_current_run(runs_frame(spark, runs)).drop("source")
-    rows = raw.join(F.broadcast(facts), "source_file", how="left")
-    return billing.checked_records(rows, fx, rules, failed)
+    return billing.checked_records(billing.joined_to_runs(spark, raw, runs), fx, rules, failed)
 
 
 def _files_of_rejected_scope_months(
