@@ -456,6 +456,7 @@ def test_spark_target_reads_the_connection_like_the_spark_provider(monkeypatch):
 
 def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch):
     monkeypatch.setenv("LEDGER_DATABASE_URL", "postgresql://loader:s3cret@db/ledger")
+    monkeypatch.setenv("LEDGER_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
     target = orchestration.SparkTarget(
         master="spark://127.0.0.1:7077", conf={"spark.executor.memory": "1g"}
     )
@@ -470,6 +471,11 @@ def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch):
     assert cmd[0].endswith("spark-submit")
     assert cmd[cmd.index("--master") + 1] == "spark://127.0.0.1:7077"
     assert "spark.executor.memory=1g" in cmd
+    assert (
+        "spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1" in cmd
+    )
+    driver = next(p for p in cmd if p.startswith("spark.driver.extraJavaOptions="))
+    assert driver.endswith(" -XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1")
     job = cmd.index(str(REPO / "jobs" / "aggregate.py"))
     assert cmd[job + 1 :] == [
         "--run-id", "run-x", "--landing", "/data/landing", "--start", "2024-03-31",

@@ -1,11 +1,13 @@
-"""spark.local_frame: driver-held rows as a local relation of exactly the given schema."""
+"""inference_ledger.spark: the session's JVM options, and local_frame (driver-held rows as a
+local relation of exactly the given schema)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from inference_ledger.spark import local_frame
+from inference_ledger.settings import load_settings
+from inference_ledger.spark import java_options, local_frame
 
 DDL = (
     "name string, n long, day date, at timestamp, amount decimal(38,10), ok boolean,"
@@ -47,3 +49,23 @@ def test_the_plan_reads_a_local_relation_not_python_rows(spark):
     plan = local_frame(spark, [("x",)], "a string")._jdf.queryExecution().executedPlan()
     text = plan.toString()
     assert "LocalTableScan" in text and "ExistingRDD" not in text
+
+
+def test_ledger_spark_java_options_come_after_the_projects_own(monkeypatch):
+    monkeypatch.setenv("LEDGER_SPARK_JAVA_OPTIONS", " -XX:TieredStopAtLevel=1 -Xss4m ")
+    driver, executor = java_options(load_settings())
+    assert executor == "-XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1 -Xss4m"
+    assert driver.startswith("-Dlog4j.configurationFile=")
+    assert driver.endswith(" -XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1 -Xss4m")
+    monkeypatch.delenv("LEDGER_SPARK_JAVA_OPTIONS")
+    assert java_options(load_settings())[1] == "-XX:-DontCompileHugeMethods"
+
+
+def test_the_session_jvm_was_started_with_the_projects_options(spark):
+    """The driver options reach the JVM that get_spark launched (not only its conf). The test
+    run's own session is started without LEDGER_SPARK_JAVA_OPTIONS (tests/conftest.py)."""
+    runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(runtime.getInputArguments())
+    assert "-XX:-DontCompileHugeMethods" in arguments
+    assert any(a.startswith("-Dlog4j.configurationFile=") for a in arguments)
+    assert "-XX:TieredStopAtLevel=1" not in arguments

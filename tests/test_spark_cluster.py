@@ -46,6 +46,7 @@ def _env(home: Path, url: str, **extra: str) -> dict[str, str]:
         LEDGER_DATABASE_URL=url,
         LEDGER_SHUFFLE_PARTITIONS="2",
         LEDGER_SPARK_DRIVER_MEMORY="1g",
+        LEDGER_SPARK_JAVA_OPTIONS=os.environ.get("LEDGER_SPARK_JAVA_OPTIONS", ""),
         PYSPARK_PYTHON=sys.executable,
         PYSPARK_DRIVER_PYTHON=sys.executable,
         **extra,
@@ -86,6 +87,8 @@ class StandaloneCluster:
             SPARK_LOCAL_IP="127.0.0.1",
             SPARK_LOG_DIR=str(self.workdir),
             PYSPARK_PYTHON=sys.executable,
+            # The master's and workers' own JVMs, like the jobs' (tests/conftest.py).
+            SPARK_DAEMON_JAVA_OPTS=os.environ.get("LEDGER_SPARK_JAVA_OPTIONS", ""),
         )
         self.procs.append(
             subprocess.Popen(

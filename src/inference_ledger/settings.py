@@ -13,6 +13,7 @@ DAG task, a spark-submit job and a test each see the environment they run in.
 | LEDGER_JOBS_DIR | jobs_dir (the spark-submit entry points) | the repository's jobs/ |
 | LEDGER_SPARK_DRIVER_MEMORY | spark_driver_memory | 2g |
 | LEDGER_SHUFFLE_PARTITIONS | shuffle_partitions | 4 |
+| LEDGER_SPARK_JAVA_OPTIONS | spark_java_options (added to the driver's and executors' JVM options) | none |
 | LEDGER_ALERT_WEBHOOK_URL | alert_webhook_url (missed-deadline alerts) | none |
 | LEDGER_LOGIN_PASSWORD | login_password (`ledger db grant-login`) | prompt |
 | LEDGER_FAULT_KILL_AT | fault_kill_at (crash tests' kill point) | none |
@@ -43,6 +44,10 @@ class Settings:
     jobs_dir: Path | None = None
     spark_driver_memory: str = "2g"
     shuffle_partitions: int = 4
+    # LEDGER_SPARK_JAVA_OPTIONS: JVM options for the Spark driver and executors, after the
+    # project's own (inference_ledger.spark.java_options), e.g. `-XX:TieredStopAtLevel=1`
+    # where JVMs are short-lived and share few cores (the test suite).
+    spark_java_options: str = ""
     alert_webhook_url: str | None = field(default=None, repr=False)
     login_password: str | None = field(default=None, repr=False)
     fault_kill_at: str | None = None
@@ -99,6 +104,7 @@ def load_settings() -> Settings:
         shuffle_partitions=_whole(
             "LEDGER_SHUFFLE_PARTITIONS", os.environ.get("LEDGER_SHUFFLE_PARTITIONS"), 4, 1
         ),
+        spark_java_options=(_set("LEDGER_SPARK_JAVA_OPTIONS") or "").strip(),
         alert_webhook_url=_set("LEDGER_ALERT_WEBHOOK_URL"),
         # An empty password is a password (rejected as too short), not "ask me".
         login_password=os.environ.get("LEDGER_LOGIN_PASSWORD"),

@@ -18,6 +18,13 @@ EXECUTOR_JAVA_OPTIONS = "-XX:-DontCompileHugeMethods"
 DRIVER_JAVA_OPTIONS = f"-Dlog4j.configurationFile={LOG4J_CONFIG} {EXECUTOR_JAVA_OPTIONS}"
 
 
+def java_options(settings=None) -> tuple[str, str]:
+    """The driver's and the executors' JVM options: the project's, then LEDGER_SPARK_JAVA_OPTIONS
+    (later options win in HotSpot)."""
+    extra = (settings or load_settings()).spark_java_options
+    return tuple(f"{base} {extra}".strip() for base in (DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS))
+
+
 def get_spark(app_name: str = "inference-ledger"):
     """Create (once) and return the process's SparkSession at LEDGER_SPARK_MASTER."""
     global _SESSION
@@ -33,6 +40,7 @@ def get_spark(app_name: str = "inference-ledger"):
     # before) its --master / spark-defaults.conf are left alone.
     submitted = _under_spark_submit()
     builder = SparkSession.builder if submitted else SparkSession.builder.appName(app_name)
+    driver_options, executor_options = java_options(settings)
     if settings.configured_spark_master or not submitted:
         builder = builder.master(settings.spark_master)
     builder = (
@@ -60,8 +68,8 @@ def get_spark(app_name: str = "inference-ledger"):
         # running many plans compiled the same ones again and again (unit margin: 223 classes
         # on every warm run, 17-58 with 2,000 kept).
         .config("spark.sql.codegen.cache.maxEntries", "2000")
-        .config("spark.driver.extraJavaOptions", DRIVER_JAVA_OPTIONS)
-        .config("spark.executor.extraJavaOptions", EXECUTOR_JAVA_OPTIONS)
+        .config("spark.driver.extraJavaOptions", driver_options)
+        .config("spark.executor.extraJavaOptions", executor_options)
     )
     _SESSION = builder.getOrCreate()
     _SESSION.sparkContext.setLogLevel("ERROR")

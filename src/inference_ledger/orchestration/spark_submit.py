@@ -112,14 +112,16 @@ def _spark_submit_binary(target: SparkTarget) -> str:
 
 def spark_conf(target: SparkTarget) -> dict[str, str]:
     """The Spark properties every job runs with: the JVM options of `inference_ledger.spark`
-    (log4j config, JIT of huge generated methods) and the driver memory, then
-    the connection's `conf` extra (which may override them)."""
-    from inference_ledger.spark import DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS
+    (log4j config, JIT of huge generated methods, LEDGER_SPARK_JAVA_OPTIONS) and the driver
+    memory, then the connection's `conf` extra (which may override them)."""
+    from inference_ledger.spark import java_options
 
+    settings = load_settings()
+    driver, executor = java_options(settings)
     return {
-        "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
-        "spark.executor.extraJavaOptions": EXECUTOR_JAVA_OPTIONS,
-        "spark.driver.memory": load_settings().spark_driver_memory,
+        "spark.driver.extraJavaOptions": driver,
+        "spark.executor.extraJavaOptions": executor,
+        "spark.driver.memory": settings.spark_driver_memory,
         **target.conf,
     }
 
