@@ -18,10 +18,10 @@ EXECUTOR_JAVA_OPTIONS = "-XX:-DontCompileHugeMethods"
 DRIVER_JAVA_OPTIONS = f"-Dlog4j.configurationFile={LOG4J_CONFIG} {EXECUTOR_JAVA_OPTIONS}"
 
 
-def java_options(settings=None) -> tuple[str, str]:
+def java_options(settings) -> tuple[str, str]:
     """The driver's and the executors' JVM options: the project's, then LEDGER_SPARK_JAVA_OPTIONS
     (later options win in HotSpot)."""
-    extra = (settings or load_settings()).spark_java_options
+    extra = settings.spark_java_options
     return tuple(f"{base} {extra}".strip() for base in (DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS))
 
 
