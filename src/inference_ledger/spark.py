@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
+import threading
 
 from inference_ledger.resources import LOG4J_CONFIG
 from inference_ledger.settings import load_settings
 
 _SESSION = None
+# Held while the session is created: a driver may start creating it on another thread
+# (`start_in_background`) and its own `get_spark` then waits for that one.
+_CREATING = threading.Lock()
+# pyspark lets Ctrl-C cancel the running jobs only when the main thread creates the context.
+_INTERRUPTS_UNHANDLED = False
+log = logging.getLogger(__name__)
 
 # HotSpot leaves a method of more than 8,000 bytes of bytecode to the interpreter for good
 # (DontCompileHugeMethods). Whole-stage codegen of the billing checks' projection is such a
@@ -27,9 +36,51 @@ def java_options(settings) -> tuple[str, str]:
 
 def get_spark(app_name: str = "inference-ledger"):
     """Create (once) and return the process's SparkSession at LEDGER_SPARK_MASTER."""
-    global _SESSION
-    if _SESSION is not None:
-        return _SESSION
+    global _SESSION, _INTERRUPTS_UNHANDLED
+    if _SESSION is None:
+        with _CREATING:
+            if _SESSION is None:
+                _SESSION = _create(app_name)
+                _INTERRUPTS_UNHANDLED = threading.current_thread() is not threading.main_thread()
+    if _INTERRUPTS_UNHANDLED and threading.current_thread() is threading.main_thread():
+        _cancel_jobs_on_interrupt(_SESSION)
+        _INTERRUPTS_UNHANDLED = False
+    return _SESSION
+
+
+def start_in_background(app_name: str = "inference-ledger") -> None:
+    """Start creating the session on a daemon thread, so that the JVM starts (~5 s) while the
+    driver does other work (the run's database, imports). `get_spark` then returns it, or
+    waits for it; if starting it failed, `get_spark` tries again and raises the error itself.
+    Nothing to gain under spark-submit, whose JVM is already running."""
+    if _SESSION is not None or _under_spark_submit():
+        return
+    import pyspark.sql  # noqa: F401 - imported here, not by two threads at once
+
+    threading.Thread(
+        target=_start_quietly, args=(app_name,), name="spark-start", daemon=True
+    ).start()
+
+
+def _start_quietly(app_name: str) -> None:
+    try:
+        get_spark(app_name)
+    except Exception:  # noqa: BLE001 - the driver's own get_spark raises it where it is handled
+        log.debug("starting Spark in the background failed", exc_info=True)
+
+
+def _cancel_jobs_on_interrupt(session) -> None:
+    """What pyspark does when the main thread creates the context (a thread cannot): Ctrl-C
+    cancels the running jobs, then interrupts the driver."""
+
+    def on_interrupt(signum, frame):
+        session.sparkContext.cancelAllJobs()
+        raise KeyboardInterrupt()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+
+
+def _create(app_name: str):
     from pyspark.sql import SparkSession
 
     # Workers must run the same interpreter as the driver (the project's virtualenv).
@@ -71,9 +122,9 @@ def get_spark(app_name: str = "inference-ledger"):
         .config("spark.driver.extraJavaOptions", driver_options)
         .config("spark.executor.extraJavaOptions", executor_options)
     )
-    _SESSION = builder.getOrCreate()
-    _SESSION.sparkContext.setLogLevel("ERROR")
-    return _SESSION
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def local_frame(spark, rows, schema):
