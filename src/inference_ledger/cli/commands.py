@@ -33,7 +33,7 @@ def _has_inputs(landing: Path) -> bool:
 
 
 def cmd_demo(args) -> int:
-    from inference_ledger import progress
+    from inference_ledger import progress, spark
     from inference_ledger.pipeline import run_pipeline
     from inference_ledger.sample import generate_landing
     from inference_ledger.settings import load_settings
@@ -41,6 +41,7 @@ def cmd_demo(args) -> int:
     settings = load_settings()
     landing = Path(args.landing) if args.landing else settings.landing_dir
     t0 = time.monotonic()
+    spark.start_in_background()  # the JVM starts while the sample is generated
     # Every deliberate input fault on: the run below shows each one handled.
     summary = generate_landing(
         landing,
