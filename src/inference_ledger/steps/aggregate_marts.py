@@ -4,6 +4,7 @@ staged marts must tie out to."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,19 +16,25 @@ from inference_ledger.run.context import RunContext
 
 def unit_margin(
     unit: DataFrame,
-    usage_facts: DataFrame,
-    prices: DataFrame,
+    weights: DataFrame,
     revenue: DataFrame,
     settlements: DataFrame,
     terms: DataFrame,
+    written: Callable[[str, DataFrame], DataFrame],
 ) -> tuple[DataFrame, DataFrame]:
     """marts.unit_margin_monthly of the run's months (revenue lines and statements of the
-    run's range), and the first-party revenue per month it must add up to."""
-    from inference_ledger.transform import margin, spend
+    run's range), and the first-party revenue per month it must add up to. `weights` are
+    spend.usage_weights of the run's usage, as unit cost allocated by them; the statements'
+    monthly amounts go through `written` (under the run), as their split to models reads them
+    twice and each read was the statements' and terms' whole plan again."""
+    from inference_ledger.transform import margin
 
     rule = margin.MarginRule.load()
-    weights = spend.usage_weights(usage_facts, prices)
-    df = margin.unit_margin_monthly(unit, weights, revenue, settlements, terms, rule)
+    monthly = written(
+        "work/margin_monthly_amounts",
+        margin.monthly_amounts(weights, revenue, settlements, terms, rule),
+    )
+    df = margin.unit_margin_from_monthly(unit, weights, monthly, rule)
     return df, margin.first_party_revenue(revenue, rule)
 
 

@@ -171,15 +171,15 @@ def _statement_month_weights(
     return revenue_weights.unionByName(usage_weights)
 
 
-def attributed_amounts(
+def monthly_amounts(
     usage: DataFrame,
     revenue_lines: DataFrame,
     settlements: DataFrame,
     terms: DataFrame,
     rule: MarginRule,
 ) -> DataFrame:
-    """(usage_month, channel, model, kind, `_part`): first-party revenue and every statement
-    split to months and then to the models of their channel by usage weight."""
+    """(usage_month, channel, kind, `_amount`): first-party revenue and every statement split
+    to months (by revenue of its basis product lines, or by its channel's usage weight)."""
     statements = _statements(settlements, terms, rule)
     months = split(
         statements,
@@ -189,13 +189,18 @@ def attributed_amounts(
         targets=["usage_month"],
         fallback={"usage_month": F.col("_from")},
     )
-    monthly = (
+    return (
         months.groupBy("usage_month", "channel", "kind")
         .agg(F.sum("_part").alias("_amount"))
         .unionByName(first_party_revenue(revenue_lines, rule))
         .groupBy("usage_month", "channel", "kind")
         .agg(F.sum("_amount").alias("_amount"))
     )
+
+
+def attributed_amounts(usage: DataFrame, monthly: DataFrame) -> DataFrame:
+    """(usage_month, channel, model, kind, `_part`): the `monthly_amounts` split to the models
+    of their channel by usage weight."""
     return split(
         monthly,
         usage.select(*KEY, "_weight"),
@@ -223,8 +228,17 @@ def unit_margin_monthly(
     margin = revenue - inference cost - revenue share paid (config/unit_margin_allocation.yaml).
     """
     rule = rule or MarginRule.load()
+    monthly = monthly_amounts(usage, revenue_lines, settlements, terms, rule)
+    return unit_margin_from_monthly(unit_cost, usage, monthly, rule)
+
+
+def unit_margin_from_monthly(
+    unit_cost: DataFrame, usage: DataFrame, monthly: DataFrame, rule: MarginRule
+) -> DataFrame:
+    """`unit_margin_monthly` of `monthly_amounts` computed once (the aggregate step writes them
+    under the run: the split to models reads them twice)."""
     amounts = (
-        attributed_amounts(usage, revenue_lines, settlements, terms, rule)
+        attributed_amounts(usage, monthly)
         .groupBy(*KEY)
         .agg(
             _sum_of((REVENUE, RECEIVED)).alias("revenue_usd"),

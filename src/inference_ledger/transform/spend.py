@@ -342,7 +342,12 @@ def unit_cost_monthly(
     model_id matching a usage model) to that model, the rest by weight — by default the usage
     priced at the price sheet, so models with different prices get different costs per 1M
     tokens (config/unit_cost_allocation.yaml, docs/reports.md "Unit cost")."""
-    usage = usage_weights(usage_facts, prices, rule)
+    return unit_cost_from_weights(usage_weights(usage_facts, prices, rule), billing_lines)
+
+
+def unit_cost_from_weights(usage: DataFrame, billing_lines: DataFrame) -> DataFrame:
+    """`unit_cost_monthly` of `usage_weights` computed once (the aggregate step writes them
+    under the run: unit margin allocates by the same weights)."""
     spend, direct = _month_spend(billing_lines, usage)
     out = (
         usage.join(spend, "usage_month", how="left")
