@@ -1,7 +1,6 @@
 """inference_ledger.spark.start_in_background: a fresh driver starts its JVM on another thread
-while it does other work; `get_spark` hands that session to the main thread, where Ctrl-C still
-cancels the running jobs (pyspark installs that handler only when the main thread creates the
-context)."""
+while it does other work; `get_spark` hands that session to the main thread and installs there
+the Ctrl-C handler pyspark installs only when the main thread creates the context."""
 
 from __future__ import annotations
 

@@ -86,3 +86,12 @@ def write_run_output(df: DataFrame, lake: Path | str, run_id: str, name: str) ->
 
 def read_run_output(spark: SparkSession, lake: Path | str, run_id: str, name: str) -> DataFrame:
     return spark.read.parquet(run_path(lake, run_id, name))
+
+
+def written_run_output(
+    spark: SparkSession, df: DataFrame, lake: Path | str, run_id: str, name: str
+) -> DataFrame:
+    """`df` written under the run and read back: what is made from it plans and reads the
+    Parquet, not `df`'s whole lineage again."""
+    write_run_output(df, lake, run_id, name)
+    return read_run_output(spark, lake, run_id, name)

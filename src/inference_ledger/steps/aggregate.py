@@ -111,15 +111,17 @@ def _write_marts(
     daily = write("inference_spend_daily", spend.inference_spend_daily(billing))
     # Unit margin's plan refers to the weights at six places (each split reads its weights
     # twice): computed from the usage facts there, it scanned them twelve times.
-    weights = _written(spark, ctx, "work/usage_weights", spend.usage_weights(usage_facts, prices))
+    weights = lake.written_run_output(
+        spark, spend.usage_weights(usage_facts, prices), ctx.lake_dir, ctx.run_id,
+        "work/usage_weights",
+    )  # fmt: skip
     unit = write("unit_cost_monthly", spend.unit_cost_from_weights(weights, billing))
     _warn_unpriced(spend.unpriced_usage(usage_facts, prices))
     revenue = lake.read_table(spark, ctx.lake_dir, "revenue_lines")
     settlements = lake.read_table(spark, ctx.lake_dir, "settlements")
     unit_margin, revenue_totals = M.unit_margin(
-        unit, weights, revenue.filter(in_range("revenue_date")),
+        spark, ctx, unit, weights, revenue.filter(in_range("revenue_date")),
         settlements.filter(in_range("period_start")), terms,
-        lambda name, df: _written(spark, ctx, name, df),
     )  # fmt: skip
     write("unit_margin_monthly", unit_margin)
     write("commitment_burndown", M.burndown(spark, ctx, start, end))
@@ -135,16 +137,9 @@ def _write_mart(
     spark: SparkSession, ctx: RunContext, counts: dict[str, int], name: str, df: DataFrame
 ) -> DataFrame:
     """Write one mart under the run, count its rows, and return it as written."""
-    written = _written(spark, ctx, f"marts/{name}", df)
+    written = lake.written_run_output(spark, df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
     counts[name] = written.count()
     return written
-
-
-def _written(spark: SparkSession, ctx: RunContext, name: str, df: DataFrame) -> DataFrame:
-    """`df` written under the run and read back: what is made from it plans and reads the
-    Parquet, not `df`'s whole lineage again."""
-    lake.write_run_output(df, ctx.lake_dir, ctx.run_id, name)
-    return lake.read_run_output(spark, ctx.lake_dir, ctx.run_id, name)
 
 
 def _warn_unpriced(unpriced: DataFrame) -> None:

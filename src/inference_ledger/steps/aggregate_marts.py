@@ -4,7 +4,6 @@ staged marts must tie out to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,24 +14,28 @@ from inference_ledger.run.context import RunContext
 
 
 def unit_margin(
+    spark: SparkSession,
+    ctx: RunContext,
     unit: DataFrame,
     weights: DataFrame,
     revenue: DataFrame,
     settlements: DataFrame,
     terms: DataFrame,
-    written: Callable[[str, DataFrame], DataFrame],
 ) -> tuple[DataFrame, DataFrame]:
     """marts.unit_margin_monthly of the run's months (revenue lines and statements of the
     run's range), and the first-party revenue per month it must add up to. `weights` are
     spend.usage_weights of the run's usage, as unit cost allocated by them; the statements'
-    monthly amounts go through `written` (under the run), as their split to models reads them
+    monthly amounts are written under the run and read back, as their split to models reads them
     twice and each read was the statements' and terms' whole plan again."""
     from inference_ledger.transform import margin
 
     rule = margin.MarginRule.load()
-    monthly = written(
-        "work/margin_monthly_amounts",
+    monthly = lake.written_run_output(
+        spark,
         margin.monthly_amounts(weights, revenue, settlements, terms, rule),
+        ctx.lake_dir,
+        ctx.run_id,
+        "work/margin_monthly_amounts",
     )
     df = margin.unit_margin_from_monthly(unit, weights, monthly, rule)
     return df, margin.first_party_revenue(revenue, rule)
