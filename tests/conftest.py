@@ -25,7 +25,9 @@ SLOW_MODULES = {"test_dags.py"}
 # CPU in the JIT (C1 only: ~14 s) for the same ~54 s of wall time, and the standalone-cluster
 # test (five JVMs) took 150 s with C2, 109 s without. Set before any fixture builds a
 # subprocess' environment; a test that builds one from scratch passes the variable on.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# C1 alone gets the non-tiered code cache (48 MB), which a subprocess run filled ("Out of space
+# in CodeCache for method handle intrinsic", the concurrency test): give it the tiered default.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 os.environ.setdefault("LEDGER_SPARK_JAVA_OPTIONS", TEST_JVM_OPTIONS)
 
 
