@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from inference_ledger.quality import QualityConfig, QualityConfigError
 from inference_ledger.quality.lake_suites import (
@@ -153,13 +154,13 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
                 "dq_charge_outside_billing_period",
                 "2",
             ),
-            ("lake.usage_facts", "keys", c, ",".join(LAKE_CHECKS["usage_facts"][0]), "2"),
+            ("lake.usage_facts", "keys", c, "dq_key_duplicate", "2"),
             ("lake.usage_facts", "keys", c, "dq_key_missing", "1"),
             ("lake.usage_facts", "token_bounds", c, "dq_tokens_out_of_bounds", "2"),
             ("lake.usage_facts", "cached_within_input", c, "input_cached_tokens", "1"),
             ("lake.revenue_lines", "keys", c, "entry_id", "2"),
             ("lake.revenue_lines", "currency_iso", c, "currency", "1"),
-            ("lake.fx_rates", "keys", c, "currency,rate_date", "2"),
+            ("lake.fx_rates", "keys", c, "dq_key_duplicate", "2"),
             ("lake.fx_rates", "amount_bounds", c, "dq_amount_out_of_bounds", "1"),
         ]
     )
@@ -186,6 +187,36 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
     ]
     assert samples[("lake.billing_lines", "dq_required_missing")] == ["b.csv: scope_id is null"]
     assert samples[("lake.fx_rates", "dq_amount_out_of_bounds")] == ["usd_per_unit=0.0000000000"]
+    # A repeated key names how many rows share it and its values.
+    assert (
+        samples[("lake.fx_rates", "dq_key_duplicate")]
+        == ["key shared by 2 rows: currency=EUR rate_date=2024-01-05"] * 2
+    )
+    assert (
+        samples[("lake.usage_facts", "dq_key_duplicate")]
+        == [
+            "key shared by 2 rows: channel=openai bucket_start_at=2024-01-05 00:00:00"
+            " bucket_end_at=2024-01-06 00:00:00 project_id=p1 model=gpt-4o batch=null"
+            " service_tier=null user_id=null api_key_id=null api_source=null"
+        ]
+        * 2
+    )
+
+
+def test_keys_that_only_share_a_hash_are_not_duplicates(spark):
+    """Spark's xxhash64 skips nulls, so two keys that differ only in which column is null hash
+    alike: the duplicate check must count them apart by their values."""
+    rows = [
+        use("p1", user_id="u", api_key_id=None),
+        use("p1", user_id=None, api_key_id="u"),
+        use("p1", user_id=None, api_key_id=None, batch=True),
+        use("p1", user_id=None, api_key_id=None, batch=False),
+    ]
+    df = lake_df(spark, "usage_facts", rows)
+    key = LAKE_CHECKS["usage_facts"][0]
+    assert df.select(F.xxhash64(*key)).distinct().count() < len(rows)
+    frame = table_frame(df, "usage_facts", CFG)
+    assert [r.dq_key_duplicate for r in frame.collect()] == [None] * len(rows)
 
 
 def test_freshness_names_the_stalled_feed(spark):

@@ -10,7 +10,9 @@ from inference_ledger.transform.spend import (
     AllocationRule,
     inference_spend_daily,
     unit_cost_monthly,
+    unpriced_of,
     unpriced_usage,
+    usage_weights,
 )
 from tests.helpers import D, lake_df
 
@@ -272,12 +274,16 @@ def test_unpriced_usage_falls_back_to_the_month_average_or_zero(spark, tmp_path)
         (1, "openai", "d"): (D("10.00"), D("5.00")),
         **february,
     }
-    assert sorted(tuple(r) for r in unpriced_usage(facts, prices).collect()) == [
+    unpriced = [
         (date(2024, 1, 1), "openai", "c", 500_000),
         (date(2024, 1, 1), "openai", "d", 1_000_000),
         (date(2024, 2, 1), "openai", "x", 300),
         (date(2024, 2, 1), "openai", "y", 100),
     ]
+    assert sorted(tuple(r) for r in unpriced_usage(facts, prices).collect()) == unpriced
+    # The aggregate step reads the same from the usage weights it has written.
+    weights = usage_weights(facts, prices)
+    assert sorted(tuple(r) for r in unpriced_of(weights).collect()) == unpriced
     cfg = tmp_path / "rule.yaml"
     cfg.write_text("version: 3\nmethod: price_sheet\nfallback: zero\n")
     assert allocated(facts, billing, prices, AllocationRule.load(cfg)) == {

@@ -116,7 +116,7 @@ def _write_marts(
         "work/usage_weights",
     )  # fmt: skip
     unit = write("unit_cost_monthly", spend.unit_cost_from_weights(weights, billing))
-    _warn_unpriced(spend.unpriced_usage(usage_facts, prices))
+    _warn_unpriced(spend.unpriced_of(weights))
     revenue = lake.read_table(spark, ctx.lake_dir, "revenue_lines")
     settlements = lake.read_table(spark, ctx.lake_dir, "settlements")
     unit_margin, revenue_totals = M.unit_margin(

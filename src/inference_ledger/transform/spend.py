@@ -191,12 +191,14 @@ def priced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
 def unpriced_usage(usage_facts: DataFrame, prices: DataFrame | None) -> DataFrame:
     """The (month, channel, model)s with tokens that had no USD price in effect, and how
     many: what the unit-cost `fallback` weighed (for a run's warnings)."""
-    return (
-        priced_usage(usage_facts, prices)
-        .filter(F.col("_unpriced_tokens") > 0)
-        .select(
-            "usage_month", "channel", "model", F.col("_unpriced_tokens").alias("unpriced_tokens")
-        )
+    return unpriced_of(priced_usage(usage_facts, prices))
+
+
+def unpriced_of(priced: DataFrame) -> DataFrame:
+    """`unpriced_usage` of `priced_usage` or of `usage_weights`, which carry its columns (the
+    aggregate step reads them from the written weights instead of pricing the usage again)."""
+    return priced.filter(F.col("_unpriced_tokens") > 0).select(
+        "usage_month", "channel", "model", F.col("_unpriced_tokens").alias("unpriced_tokens")
     )
 
 
