@@ -30,6 +30,8 @@ PLAIN = [
     ('{"object": "page", "data": []}\n' + _page(None, None) + "\n").encode(),  # absent, null
     (_page(True, "c", v=float("nan"), big=10**30) + "\n").encode(),  # NaN, a 100-bit number
     ("  " + _page(True, "ü-cur") + "  \n" + _page(False, None, user="名前") + "\n").encode(),
+    (_page(True, "a") + "\t \n" + _page(False, None)).encode(),  # spaces and tabs at an end
+    (_page(True, "a") + "\n  ").encode(),  # only spaces after the last newline
 ]
 ODD = [
     # Anything else: the line-by-line reading decides (Arrow would read it differently).
@@ -37,6 +39,8 @@ ODD = [
     b"\xef\xbb\xbf" + (_page(True, "a") + "\n").encode(),  # byte-order mark
     (_page(True, "a") + "\n\n" + _page(True, "b") + "\n").encode(),  # a blank line
     (_page(True, "a") + "\n   \n" + _page(True, "b") + "\n").encode(),  # a whitespace line
+    (_page(True, "a") + "\n\n").encode(),  # a blank line before the last newline
+    ("\u00a0" + _page(True, "a") + "\n").encode(),  # a non-ASCII space str.strip strips
     (_page(True, "a") + " " + _page(True, "b") + "\n").encode(),  # two pages on one line
     (_page(True, "a") + " garbage\n").encode(),  # not JSON after the page
     (_page("true", "a") + "\n").encode(),  # has_more a string

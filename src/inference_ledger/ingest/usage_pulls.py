@@ -7,8 +7,10 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,29 +72,62 @@ _PAGING = pa.schema([("has_more", pa.bool_()), ("next_page", pa.string())])
 
 def _jsonl_marks(raw: bytes) -> list[PageMark] | None:
     """The marks of a `.jsonl` with its paging fields read by Arrow's JSON reader instead of
-    building every page as Python objects (1M results: 0.4 s instead of 3.5 s); None when the
-    file is anything but plain lines of objects whose has_more is a boolean and next_page a
-    string: then the line-by-line reading decides, as it always did."""
+    building every page as Python objects (1M results: 0.4 s instead of 3.5 s), and each page
+    digested where it lies in the file's bytes rather than as a decoded, re-encoded copy (10M
+    results, 3.6 GB of pages: 21 s -> see `Delivery.of`); None when the file is anything but
+    plain lines of objects whose has_more is a boolean and next_page a string: then the
+    line-by-line reading decides, as it always did."""
     if b"\r" in raw or raw.startswith(b"\xef\xbb\xbf"):
         return None  # other line ends or a byte-order mark: the text reader's rules apply
-    try:
-        lines = raw.decode("utf-8").split("\n")
-    except UnicodeDecodeError:
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    spans = _line_spans(raw)
+    if not spans:
         return None
-    if lines and not lines[-1].strip():
-        lines.pop()
-    if not lines or not all(line.strip() for line in lines):
-        return None  # Arrow skips blank lines: positions would shift
     options = pa_json.ParseOptions(explicit_schema=_PAGING, unexpected_field_behavior="ignore")
     try:
         paging = pa_json.read_json(io.BytesIO(raw), parse_options=options).to_pylist()
     except pa.ArrowInvalid:
         return None  # a line that is not an object, or paging fields of another type
-    if len(paging) != len(lines):
+    if len(paging) != len(spans):
         return None
+    view = memoryview(raw)
     return [
-        _mark(n, text, p) for n, (text, p) in enumerate(zip(lines, paging, strict=True), start=1)
+        PageMark(n, p.get("has_more"), p.get("next_page"), hashlib.sha256(view[a:b]).hexdigest())
+        for n, ((a, b), p) in enumerate(zip(spans, paging, strict=True), start=1)
     ]
+
+
+# The ASCII characters str.strip() strips (str.isspace): stripping them from the bytes gives
+# the bytes of the stripped text, so the digests equal `_mark`'s.
+_SPACE = frozenset(c for c in range(128) if chr(c).isspace())
+
+
+def _line_spans(raw: bytes) -> list[tuple[int, int]] | None:
+    """(start, end) of each line's stripped text; None when a line is blank (Arrow skips blank
+    lines: positions would shift) or starts or ends with a non-ASCII character (which str.strip
+    may strip too). A blank last line (the final newline) is not a line."""
+    spans, start, size = [], 0, len(raw)
+    while start < size:
+        stop = raw.find(b"\n", start)
+        stop = size if stop < 0 else stop
+        a, b = start, stop
+        while a < b and raw[a] in _SPACE:
+            a += 1
+        while b > a and raw[b - 1] in _SPACE:
+            b -= 1
+        if a == b:
+            if stop == size:
+                break  # whitespace after the last newline: not a line
+            return None
+        if raw[a] >= 0x80 or raw[b - 1] >= 0x80:
+            return None
+        spans.append((a, b))
+        start = stop + 1
+    return spans
 
 
 def _delivery_order(path: Path, mark: PageMark) -> tuple:
@@ -112,7 +147,9 @@ class Delivery:
 
     @classmethod
     def of(cls, files: list[Path]) -> Delivery:
-        marks = {p: _page_marks(p) for p in files}
+        # Reading is mostly decompressing, parsing and hashing, which release the GIL.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            marks = dict(zip(files, pool.map(_page_marks, files), strict=True))
         first_seen: dict[str, tuple] = {}
         first_pages = {}
         for p, pages in marks.items():
