@@ -132,6 +132,19 @@ def normalised_model(c: Column) -> Column:
     return F.nullif(F.lower(F.trim(F.regexp_replace(c, r"^.*/", ""))), F.lit(""))
 
 
+def _daily_usage(usage_facts: DataFrame) -> DataFrame:
+    """The usage facts summed per usage date, channel and model: the columns `_month_usage` and
+    `priced_usage` read. Both are sums of these columns (a token type's tokens are linear in
+    them, and a price is fixed per day), so they come out the same from the day sums, exactly,
+    and the millions of usage rows are read once instead of twice and exploded three ways."""
+    return usage_facts.groupBy("usage_date", "channel", "model").agg(
+        *[
+            F.sum(c).alias(c)
+            for c in ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests")
+        ]
+    )
+
+
 def _month_usage(usage_facts: DataFrame) -> DataFrame:
     return (
         usage_facts.groupBy(
@@ -326,9 +339,10 @@ def usage_weights(
     the usage priced at the price sheet. Unit cost and unit margin allocate by it."""
     rule = rule or AllocationRule.load()
     key = ["usage_month", "channel", "model"]
+    daily = _daily_usage(usage_facts)
     return (
-        _month_usage(usage_facts)
-        .join(priced_usage(usage_facts, prices), key, how="left")
+        _month_usage(daily)
+        .join(priced_usage(daily, prices), key, how="left")
         .transform(lambda df: _weights(df, rule))
     )
 
