@@ -418,6 +418,9 @@ def test_partial_pulls_are_flagged_by_name_and_their_rows_loaded(spark, tmp_path
     assert sorted(r["project_id"] for r in facts.collect()) == [
         "a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2", "d3"
     ]  # fmt: skip
+    # The records were written under the run for the counts and the lake write, then removed.
+    assert Path(lake.run_path(ctx.lake_dir, "r", "work")).is_dir()
+    assert not Path(lake.run_path(ctx.lake_dir, "r", "work/usage_records")).exists()
 
 
 def test_generated_newer_fields_and_unfinished_pull_load_as_documented(spark, tmp_path):

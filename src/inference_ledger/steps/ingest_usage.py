@@ -66,16 +66,16 @@ def ingest_usage(
     spark: SparkSession, ctx: RunContext, files: list[Path], todo: UsageRead | None
 ) -> list[dict]:
     """Usage pages -> lake `usage_facts`; returns the accounting of every usage file."""
-    records, files, accounting = _usage_records(spark, ctx, files, todo)
-    if records is not None:
-        try:
+    try:
+        records, files, accounting = _usage_records(spark, ctx, files, todo)
+        if records is not None:
             accounting = accounting + _flag_partial_pulls(
                 account(spark, ctx, "usage", records, files)
             )
             lake.write_table(loaded(records), ctx.lake_dir, "usage_facts")
-        finally:
-            lake.delete(spark, _records_path(ctx))
-    return accounting
+        return accounting
+    finally:
+        lake.delete(spark, _records_path(ctx))
 
 
 def _records_path(ctx: RunContext) -> str:
