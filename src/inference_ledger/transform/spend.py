@@ -135,8 +135,9 @@ def normalised_model(c: Column) -> Column:
 def _daily_usage(usage_facts: DataFrame) -> DataFrame:
     """The usage facts summed per usage date, channel and model: the columns `_month_usage` and
     `priced_usage` read. Both are sums of these columns (a token type's tokens are linear in
-    them, and a price is fixed per day), so they come out the same from the day sums, exactly,
-    and the millions of usage rows are read once instead of twice and exploded three ways."""
+    them, and a price is fixed per day), so they come out the same from the day sums, exactly;
+    pricing then explodes and joins a few thousand day sums, not every usage row three ways.
+    (Spark still scans the facts once per branch: the branches prune different columns.)"""
     return usage_facts.groupBy("usage_date", "channel", "model").agg(
         *[
             F.sum(c).alias(c)
