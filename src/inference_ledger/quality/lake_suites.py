@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from inference_ledger import contracts, lake
+from inference_ledger.ingest.records import key_window
 from inference_ledger.ingest.usage import NATURAL_KEY as USAGE_KEY
 from inference_ledger.ingest.usage import NEWER_FIELDS as NEWER_USAGE_TOKENS
 from inference_ledger.quality.config import QualityConfig
@@ -132,13 +133,10 @@ def with_key_duplicates(df: DataFrame, key: list[str]) -> DataFrame:
 
     GX's compound-uniqueness check counts over a window partitioned by a struct of the key: at
     10M usage facts it sorted and shuffled ten string and timestamp columns (~12 s), and caching
-    the key columns for it cost ~17 s more. Here rows are partitioned by a 64-bit hash of the key
-    (a long sorts fast) and counted exactly by the key within it, so a hash collision costs a
-    sort, never a false duplicate; the key columns are not kept for GX afterwards."""
-    rows = F.count(F.lit(1))
-    hashed = F.xxhash64(*key)
-    shared = rows.over(Window.partitionBy(hashed))
-    copies = F.when(shared > 1, rows.over(Window.partitionBy(hashed, *key)))
+    the key columns for it cost ~17 s more. Here rows are counted over `records.key_window`
+    (hash of the key, then the key: exact, and a long sorts fast); the key columns are not kept
+    for GX afterwards."""
+    copies = F.count(F.lit(1)).over(key_window(key))
     label = F.concat(
         F.lit("key shared by "),
         copies.cast("string"),
