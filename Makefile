@@ -26,12 +26,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ledger demo
 
+# Two worker processes (pytest-xdist), each a test session with its own Spark and embedded
+# Postgres: a small pipeline run keeps ~1 of the 2 cores busy (planning is single-threaded), so
+# two sessions side by side fill the machine. Groups and their order: tests/conftest.py.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP)
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory azurite; else echo "npm not found: the Azurite (object-storage landing) tests will skip"; fi
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from tests import xdist_support
 from tests.tmpdirs import private_tmp_dir
 
 # Tests never touch the user's ./var: every test run gets its own LEDGER_HOME.
@@ -35,6 +36,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    xdist_support.check_groups(items)
+    if hasattr(config, "workerinput"):
+        # An xdist worker: the controller takes the groups in collection order (make test
+        # passes --no-loadscope-reorder).
+        xdist_support.longest_first(items)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (make test): modules, and the modules sharing a costly session
+    fixture, each on one worker (tests/xdist_support.py says why not xdist's own)."""
+    if config.getvalue("dist") == "loadgroup":
+        return xdist_support.make_scheduler(config, log)
+    return None
 
 
 @pytest.fixture(scope="session")
