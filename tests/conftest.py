@@ -1,5 +1,6 @@
-"""Shared fixtures: one Spark session per test run (2 cores), one embedded Postgres, and the
-reliability tests' baseline publish (one per test run, copied by the tests that use it)."""
+"""Shared fixtures: one Spark session per test session (2 cores), one embedded Postgres, and the
+reliability tests' baseline publish (one per test session, copied by the tests that use it).
+`make test` runs two test sessions side by side, one per xdist worker (tests/xdist_support.py)."""
 
 from __future__ import annotations
 
