@@ -48,7 +48,7 @@ def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` (make test): modules, and the modules sharing a costly session
     fixture, each on one worker (tests/xdist_support.py says why not xdist's own)."""
     if config.getvalue("dist") == "loadgroup":
-        return xdist_support.make_scheduler(config, log)
+        return xdist_support.ModuleGroupScheduling(config, log)
     return None
 
 

@@ -16,6 +16,7 @@ without being in that fixture's group.
 from __future__ import annotations
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 SHARED_BASELINES = {
     "reliability_baseline": "reliability",
@@ -82,12 +83,8 @@ def longest_first(items) -> None:
     items.sort(key=key)
 
 
-def make_scheduler(config, log):
+class ModuleGroupScheduling(LoadScopeScheduling):
     """A load-scope scheduler whose scope is the group of a node id's module."""
-    from xdist.scheduler import LoadScopeScheduling
 
-    class ModuleGroupScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return group_of(nodeid.split("::", 1)[0].rsplit("/", 1)[-1])
-
-    return ModuleGroupScheduling(config, log)
+    def _split_scope(self, nodeid: str) -> str:
+        return group_of(nodeid.split("::", 1)[0].rsplit("/", 1)[-1])
