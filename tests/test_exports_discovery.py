@@ -576,6 +576,9 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
         ("feb-2", 2),
         ("feb-2", 3),
     ]
+    # Both passes' checked records were written under the run, and are gone once it is done.
+    work = Path(lake.run_path(ctx.lake_dir, "r", "work"))
+    assert work.is_dir() and not (work / "billing_records").exists()
 
 
 def test_a_month_without_an_fx_rate_is_checked_again_alone(spark, tmp_path, monkeypatch):

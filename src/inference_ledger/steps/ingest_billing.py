@@ -77,11 +77,11 @@ def ingest_billing(
     """The chosen export runs -> lake `billing_lines`; returns their accounting.
 
     The files are scanned once: the checked records (the delivered row kept only where it is
-    not loaded) are cached and counted in one aggregation (rows per file against the manifests,
-    line numbers, per-file counts, control totals, lines lacking an FX rate); the lake and the
-    quarantine are written from the cache. Only where a run the manifest check rejects or a
-    month without an FX rate changes the verdict of lines are files read again: those of that
-    scope and month."""
+    not loaded) are written under the run and counted in one aggregation of that Parquet (rows
+    per file against the manifests, line numbers, per-file counts, control totals, lines
+    lacking an FX rate); the lake and the quarantine are written from it. Only where a run the
+    manifest check rejects or a month without an FX rate changes the verdict of lines are
+    files read again: those of that scope and month."""
     checked, runs = _checked_records(spark, ctx, runs, fx, rules)
     for run in runs:
         if run.rejected_reason:
@@ -105,31 +105,46 @@ def ingest_billing(
     return accounting
 
 
+# The checked records of each pass are written once under the run and read back, as usage's
+# are: the summary reads a few columns of that Parquet and the lake write reads it again. Cheaper
+# than caching them (1M lines, warm, alternated: 24.0-24.6 s against 26.1-28.4 s); deleted once
+# the ingest is done.
+_RECORDS = "work/billing_records"
+
+
 @dataclass
 class _Checked:
-    """Checked billing records in cached parts, and the summary of their rows. A part checked
-    again (its files' verdicts changed) takes those files' place in the parts before it."""
+    """Checked billing records in parts written under the run, and the summary of their rows.
+    A part checked again (its files' verdicts changed) takes those files' place in the parts
+    before it."""
 
+    spark: SparkSession
+    ctx: RunContext
     frames: list[DataFrame] = field(default_factory=list)
     groups: list[S.Group] = field(default_factory=list)
-    cached: list[DataFrame] = field(default_factory=list)
+    parts: int = 0
 
     def replace(self, files: set[str], records: DataFrame | None) -> None:
         gone = sorted(files)
         self.frames = [df.filter(~F.col("source_file").isin(gone)) for df in self.frames]
         self.groups = [g for g in self.groups if g.source_file not in files]
         if records is not None:
-            cached = records.persist()
-            self.cached.append(cached)
-            self.frames.append(cached)
-            self.groups += S.summarize(cached)
+            written = lake.written_run_output(
+                self.spark, records, self.ctx.lake_dir, self.ctx.run_id, self._part()
+            )
+            self.frames.append(written)
+            self.groups += S.summarize(written)
+
+    def _part(self) -> str:
+        self.parts += 1
+        return f"{_RECORDS}/{self.parts}"
 
     def records(self) -> DataFrame | None:
         return R.union_all(self.frames)
 
     def release(self) -> None:
-        for df in self.cached:
-            df.unpersist()
+        if self.parts:
+            lake.delete(self.spark, lake.run_path(self.ctx.lake_dir, self.ctx.run_id, _RECORDS))
 
 
 def _checked_records(
@@ -139,14 +154,15 @@ def _checked_records(
     fx: DataFrame,
     rules: WorkloadRules,
 ) -> tuple[_Checked, list[exports.ExportRun]]:
-    """Checked records (cached) with their summary, and the runs as checked against the rows
-    read (a blob whose row count differs from its manifest's rejects its run). A billing month
-    with a loaded line lacking an FX rate is not loaded (its lake partition, and so its
-    published figures, stay as they were): its lines are quarantined with the currency and
-    date named, the other months go on, and the run fails at the end (`ctx.failed_months`).
+    """Checked records (written under the run) with their summary, and the runs as checked
+    against the rows read (a blob whose row count differs from its manifest's rejects its
+    run). A billing month with a loaded line lacking an FX rate is not loaded (its lake
+    partition, and so its published figures, stay as they were): its lines are quarantined
+    with the currency and date named, the other months go on, and the run fails at the end
+    (`ctx.failed_months`).
     Either change is applied by checking again only the files whose lines it concerns."""
     failed: dict[str, str] = {}
-    checked = _Checked()
+    checked = _Checked(spark, ctx)
     stale = {str(p) for r in runs for p, _ in r.blobs}
     try:
         while True:
