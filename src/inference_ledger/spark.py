@@ -119,11 +119,6 @@ def _create(app_name: str):
         # running many plans compiled the same ones again and again (unit margin: 223 classes
         # on every warm run, 17-58 with 2,000 kept).
         .config("spark.sql.codegen.cache.maxEntries", "2000")
-        # A partitioned lake write (billing lines, usage facts: by month) sorts each task's rows
-        # by the partition column unless it may keep a file open per partition value; a night
-        # writes one or two months (1M billing lines: the lake write 5.7-6.7 s -> 4.8-4.9 s).
-        # A task with more values than this falls back to sorting the rest.
-        .config("spark.sql.maxConcurrentOutputFileWriters", "4")
         .config("spark.driver.extraJavaOptions", driver_options)
         .config("spark.executor.extraJavaOptions", executor_options)
     )
