@@ -54,7 +54,7 @@ def night_steps(stages: Stages, landing: Path, night: date, report_dir: Path | N
     if report_dir is not None:
         from inference_ledger.report import write_reports
 
-        labels = quarter_labels(*run.store.range(run.spark))
+        labels = quarter_labels(*run.store.range())
         with connection(url) as conn, stages.stage("report"):
             write_reports(conn, report_dir, labels)
     return ctx, url, accounting, counts, outcome

@@ -3,8 +3,9 @@ partition, on the ingest DAGs' assets or at 03:00 UTC. Wiring only.
 
 The task bodies are in `inference_ledger.orchestration` (a light module: no Spark, Great
 Expectations, files or database at import), so parsing this file costs next to nothing; the
-Spark work runs in `spark-submit` jobs (jobs/aggregate.py, jobs/publish.py) through the
-apache-spark provider's SparkSubmitOperator.
+Spark work runs in a `spark-submit` job (jobs/aggregate.py) through the apache-spark provider's
+SparkSubmitOperator. Publishing needs no Spark (the run's Parquet through Arrow, Postgres, GX on
+SQL): it runs in the Airflow worker.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ Publishes the Inference Ledger marts for one **partition**, the same steps as
 |---|---|
 | prepare | migrates the DB, records the run in `audit.runs`; XCom: run id, landing, partition |
 | aggregate | `spark-submit jobs/aggregate.py`: lake → spend, unit cost, **reconciliation**, summary for the partition's quarters |
-| publish | `spark-submit jobs/publish.py`: **stage** (COPY) → **audit** (Great Expectations) → publish in one transaction |
+| publish | in the worker, no Spark: **stage** (COPY of the run's mart Parquet) → **audit** (Great Expectations on the staging tables) → publish in one transaction |
 | report | HTML + CSV report of every quarter published (`$LEDGER_HOME/reports`) |
 | finish | `all_done`: marks the run succeeded / failed in `audit.runs`; fails if any task did |
 
@@ -62,10 +63,10 @@ a partition to whole calendar quarters, so each run re-publishes the quarters co
 override either side. Reconciliation statuses are judged as of `as_of`, default the end of the
 data interval (else the trigger date).
 
-**Spark.** `aggregate` and `publish` are SparkSubmitOperator tasks (apache-spark provider) at the
-master of the Airflow connection `spark_default` (`local[*]` by default, `spark://…` in the
-compose deployment). Settings come from the worker's environment (`LEDGER_HOME`,
-`LEDGER_LAKE_URI`, `LEDGER_DATABASE_URL`).
+**Spark.** `aggregate` is a SparkSubmitOperator task (apache-spark provider) at the master of
+the Airflow connection `spark_default` (`local[*]` by default, `spark://…` in the compose
+deployment); `publish` and `report` run in the worker and hold no Spark driver. Settings come
+from the worker's environment (`LEDGER_HOME`, `LEDGER_LAKE_URI`, `LEDGER_DATABASE_URL`).
 
 **Failures.** Transient errors retry (2 retries, exponential backoff). Bad input (job exit code
 2), a failed data-quality gate (exit code 3) and bad params fail at once, without retries. A
@@ -114,6 +115,12 @@ def ledger_nightly():
             )
 
     @task
+    def publish(run: dict):
+        # The run stays open: `finish` records how it ended, once, after the report.
+        with orchestration.airflow_errors():
+            return orchestration.publish_run(run)
+
+    @task
     def report(run: dict):
         with orchestration.airflow_errors():
             return orchestration.report(run)
@@ -125,10 +132,8 @@ def ledger_nightly():
     run = prepare()
     # Lake -> the four marts of the run's quarters (spend, unit cost, reconciliation, summary).
     aggregate = LedgerSparkSubmitOperator(task_id="aggregate", job="aggregate")
-    # Stage (COPY) -> audit (Great Expectations) -> publish in one transaction. The run stays
-    # open: `finish` records how it ended, once, after the report.
-    publish = LedgerSparkSubmitOperator(task_id="publish", job="publish", job_args=["--keep-open"])
-    run >> aggregate >> publish >> report(run) >> finish()
+    # Stage (COPY) -> audit (Great Expectations) -> publish in one transaction.
+    run >> aggregate >> publish(run) >> report(run) >> finish()
 
 
 # `airflow dags test ledger_nightly` crashes at the end of a successful run of a DAG with a

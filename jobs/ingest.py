@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     ctx.sources = args.sources
     rows = IngestStep().run(ledger_run)
     print(f"ingested {len(rows)} files, {sum(r['rows_read'] for r in rows)} rows read")
-    failed = ledger_run.store.failed_months(ledger_run.spark) if args.fail_on_failed_months else []
+    failed = ledger_run.store.failed_months() if args.fail_on_failed_months else []
     if failed:
         raise RunStore.failed_months_error(failed)
     return 0

@@ -1,6 +1,9 @@
 """spark-submit jobs/publish.py --run-id R --landing DIR: stage (COPY) -> audit (GX) -> publish.
 
-The run is finished here (succeeded, or failed with the error) unless `--keep-open` says a
+Publishing starts no Spark session (the run's Parquet through Arrow, Postgres, GX on SQL; the
+run's state from the run store): the nightly DAG runs the same step as a Python task
+(`orchestration.publish_run`); this entry point is for running the steps by hand. The run is
+finished here (succeeded, or failed with the error) unless `--keep-open` says a
 later step finishes it: the nightly DAG's `finish` task, after the report."""
 
 from _args import open_run, parser, run

@@ -226,17 +226,19 @@ def test_ledger_nightly_wiring(dagbag):
     assert upstream == {
         "prepare": [],
         "aggregate": ["prepare"],
-        "publish": ["aggregate"],
+        "publish": ["aggregate", "prepare"],
         "report": ["prepare", "publish"],
         "finish": ["report"],
     }
-    # The Spark steps are the apache-spark provider's operator, on the `spark_default`
+    # The Spark step is the apache-spark provider's operator, on the `spark_default`
     # connection (its master: local[*] by default, spark://spark-master:7077 in compose).
-    # The publish job leaves the run open: `finish` records how it ended, after the report.
-    for job, args in (("aggregate", []), ("publish", ["--keep-open"])):
-        t = d["tasks"][job]
-        assert t["operator"][:2] == ["LedgerSparkSubmitOperator", "SparkSubmitOperator"]
-        assert (t["conn_id"], t["job"], t["job_args"]) == ("spark_default", job, args)
+    t = d["tasks"]["aggregate"]
+    assert t["operator"][:2] == ["LedgerSparkSubmitOperator", "SparkSubmitOperator"]
+    assert (t["conn_id"], t["job"], t["job_args"]) == ("spark_default", "aggregate", [])
+    # Publishing needs no Spark: a Python task in the worker, like the report.
+    for task_id in ("publish", "report"):
+        assert "SparkSubmitOperator" not in d["tasks"][task_id]["operator"], task_id
+        assert d["tasks"][task_id]["operator"][0] == "_PythonDecoratedOperator", task_id
     assert d["tasks"]["finish"]["trigger_rule"] == "all_done"
     assert all(t["backoff"] > 0 for t in d["tasks"].values())
     assert d["deadlines"] == [

@@ -26,7 +26,6 @@ from inference_ledger.quality import QualityGateFailed
 from inference_ledger.run.context import RunContext, new_run_id
 from inference_ledger.run.runner import Run
 from inference_ledger.settings import load_settings
-from inference_ledger.spark import local_frame
 from inference_ledger.steps.aggregate_marts import control_totals
 from inference_ledger.steps.publish import PublishStep
 from inference_ledger.transform import commitment, margin, outlook, reconcile, spend, summary
@@ -153,6 +152,9 @@ def publish_batch(spark, pg_url, batch, tamper=None):
         conn.close()
     _write_outputs(spark, ctx, batch, tamper)
     run = Run(ctx, pg_url)
+    # What the run's aggregate records for its publish step.
+    run.store.record_range(START, END)
+    run.store.record_closed_periods([])
     try:
         outcome = PublishStep().run(run)
     except BaseException as exc:
@@ -175,10 +177,6 @@ def _write_outputs(spark, ctx, batch, tamper) -> None:
         control_totals(ctx, batch["billing"], batch["revenue"])
         for name, df in frames.items():
             lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
-        range_df = local_frame(spark, [(START, END)], "start date, end date")
-        lake.write_run_output(range_df, ctx.lake_dir, ctx.run_id, "range")
-        closed = local_frame(spark, [], "period_label string")
-        lake.write_run_output(closed, ctx.lake_dir, ctx.run_id, "closed_periods")
         written = Path(tempfile.mkdtemp(prefix="good-batch-"))
         shutil.copytree(run_dir, written, dirs_exist_ok=True)
         _WRITTEN.append((batch, written))

@@ -136,7 +136,6 @@ def kills(ledger):
                 str(ledger["b"]),
                 "--as-of",
                 str(AS_OF),
-                "--full",
             ],
             env={**env, "LEDGER_FAULT_KILL_AT": point},
             stdout=subprocess.PIPE,

@@ -65,6 +65,40 @@ def test_a_run_is_opened_once_and_finished_once(pg_url, tmp_path):
         assert query(url, "SELECT count(*) FROM audit.runs") == [(1,)]
 
 
+def test_what_a_step_leaves_for_the_next_is_in_the_database(pg_url, tmp_path):
+    """Range, closed periods and failed months are read back by another process' step (the
+    nightly DAG's publish task) without Spark: they live in audit tables, per run."""
+    with isolated_ledger(pg_url, tmp_path / "home", "state") as url:
+        store = RunStore(url, "run-state-test", str(tmp_path / "no-lake"))
+        other = RunStore(url, "run-state-other", str(tmp_path / "no-lake"))
+        for s in (store, other):
+            s.open("ledger run", "/landing", "local[2]", date(2024, 2, 1), date(2024, 2, 2), AS_OF)
+        # Before the aggregate: the range asked for, no closed periods recorded.
+        assert store.range() == (date(2024, 2, 1), date(2024, 2, 2))
+        assert store.closed_periods_used() is None
+        assert store.failed_months() == []
+
+        store.record_range(date(2024, 1, 1), date(2024, 4, 1))
+        store.record_closed_periods(["2023-Q4", "2023-Q3"])
+        store.record_failed_months(
+            {"2024-02": ["no FX rate to USD for EUR on 2024-02-03"] * 4, "2024-01": ["x"]}
+        )
+        assert store.range() == (date(2024, 1, 1), date(2024, 4, 1))
+        assert store.closed_periods_used() == ["2023-Q3", "2023-Q4"]
+        assert store.failed_months() == [
+            ("2024-01", "x"),
+            ("2024-02", ", ".join(["no FX rate to USD for EUR on 2024-02-03"] * 3)),
+        ]
+        # A retried ingest replaces what the failed try recorded; other runs are untouched.
+        other.record_failed_months({"2024-03": ["y"]})
+        store.record_failed_months({})
+        assert store.failed_months() == []
+        assert other.failed_months() == [("2024-03", "y")]
+        store.record_closed_periods([])
+        assert store.closed_periods_used() == []
+        assert not (tmp_path / "no-lake").exists()  # nothing of it under the run in the lake
+
+
 def test_the_lake_lock_is_reentrant_in_a_thread_and_exclusive_between_threads(pg_url, tmp_path):
     with isolated_ledger(pg_url, tmp_path / "home", "lock") as url:
         events: list[str] = []

@@ -102,7 +102,7 @@ def run_pipeline(
             run.store.finish(error=f"{type(exc).__name__}: {exc}")
             raise
         run.store.finish()
-        s, e = run.store.range(run.spark)
+        s, e = run.store.range()
     return _result(run, accounting, outcome, s, e)
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from psycopg2 import sql
-from pyspark.sql import SparkSession
 
 from inference_ledger import audit, contracts, faults, lake
 from inference_ledger import close as closing
@@ -18,7 +17,7 @@ from inference_ledger.db.copy import copy_parquet, truncate
 from inference_ledger.periods import Quarter, months_between, quarter_labels
 from inference_ledger.quality.gate import staging_gate
 from inference_ledger.run.context import MARTS, RunContext
-from inference_ledger.run.store import RunStore
+from inference_ledger.run.store import RunStateError, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def closed_periods(conn) -> list[str]:
     return closing.closed_labels(conn)
 
 
-def stage(spark: SparkSession, ctx: RunContext, conn) -> dict[str, int]:
+def stage(ctx: RunContext, conn) -> dict[str, int]:
     """The run's marts and control totals (Parquet under the run) COPYed into the emptied
     staging tables, streamed from the files (binary COPY where every column has an exact
     binary form): no Spark job, no CSV on disk. One transaction, committed at the end."""
@@ -163,24 +162,29 @@ def replace_period_calendar(cur) -> int:
     return len(months)
 
 
-def publish(spark: SparkSession, ctx: RunContext, url: str) -> PublishOutcome:
+def publish(ctx: RunContext, url: str) -> PublishOutcome:
+    """Stage, audit and publish the run's marts. Database and Parquet only: no Spark session."""
     store = RunStore(url, ctx.run_id, str(ctx.lake_dir))
-    start, end = store.range(spark)
+    start, end = store.range()
     conn = connect(url)
     try:
         with conn.cursor() as cur:
             locks.take(cur, PUBLISH_LOCK_KEY, "another run is publishing; waiting for it to finish")
         conn.commit()
-        used = store.closed_periods_used(spark)
+        used = store.closed_periods_used()
+        if used is None:
+            raise RunStateError(
+                f"run {ctx.run_id} has no aggregate recorded: nothing to publish (aggregate first)"
+            )
         now = closed_periods(conn)
-        if used is not None and used != now:
+        if used != now:
             raise ClosedPeriodsChanged(
                 f"periods were closed or reopened after this run aggregated (closed then: "
                 f"{', '.join(used) or 'none'}; now: {', '.join(now) or 'none'}); nothing "
                 "published: run again so adjustments are computed against the current close"
             )
         clock = time.monotonic()
-        staged = stage(spark, ctx, conn)
+        staged = stage(ctx, conn)
         ctx.timings["publish.stage"] = time.monotonic() - clock
         faults.checkpoint("publish:after_stage")
         # Records every result, then raises QualityGateFailed on a critical failure.

@@ -11,7 +11,8 @@ The DAGs (see docs/deploy.md):
   the landing folder -> lake (`spark-submit jobs/ingest.py --sources <source>`), each emitting
   its `Asset` (`ASSET_URIS`) with the run's partition in the event's `extra`.
 - `ledger_nightly`: on those assets or at 03:00 UTC: `spark-submit jobs/aggregate.py`
-  (aggregate + reconcile), `spark-submit jobs/publish.py` (stage -> audit -> publish), report.
+  (aggregate + reconcile), then in the worker, without Spark, `publish_run` (stage -> audit ->
+  publish) and the report.
 - `ledger_quarterly_close`: freezes the quarter that just ended (`close_period`).
 
 Tasks pass one small JSON dict between them (`RunInfo`, the XCom of `prepare`): the ledger run
@@ -53,6 +54,7 @@ from inference_ledger.orchestration.tasks import (
     ledger_run,
     prepare,
     prepare_dag_run,
+    publish_run,
     report,
 )
 from inference_ledger.orchestration.wiring import (
@@ -99,6 +101,7 @@ __all__ = [
     "partition",
     "prepare",
     "prepare_dag_run",
+    "publish_run",
     "quarter_to_close",
     "report",
     "ledger_run",

@@ -1,5 +1,5 @@
-"""What the tasks of the DAGs do: open the run, summarise its ingest, write its reports, close a
-quarter, finish the run from the other tasks' final states."""
+"""What the tasks of the DAGs do: open the run, summarise its ingest, publish its marts, write
+its reports, close a quarter, finish the run from the other tasks' final states."""
 
 from __future__ import annotations
 
@@ -153,6 +153,23 @@ def ingest_job_args(source: str) -> list[str]:
     loaded, e.g. for a missing FX rate, since the nightly run publishes under its own run id
     and would not see them."""
     return ["--sources", source, "--fail-on-failed-months"]
+
+
+def publish_run(run: RunInfo) -> dict[str, int]:
+    """The nightly publish, in the worker: the run's marts (Parquet under the run, written by
+    its aggregate job) -> staging (COPY) -> the staging gate -> one publishing transaction. No
+    Spark session: the run's state comes from the run store (the database). The run stays
+    open; the DAG's `finish` task records how it ended."""
+    from inference_ledger.steps.publish import PublishStep
+
+    outcome = PublishStep().run(ledger_run(run))
+    done = {
+        "rows": sum(outcome.rows.values()),
+        "checks": outcome.checks,
+        "warnings": outcome.warnings,
+    }
+    log.info("published %(rows)d mart rows; %(checks)d checks, %(warnings)d warnings", done)
+    return done
 
 
 def report(run: RunInfo) -> list[str]:

@@ -4,12 +4,15 @@ CLI, a `spark-submit` job, an Airflow task, the benchmark).
 - the run's row in `audit.runs`: recorded once (`open`), its range once known (`record_range`),
   finished once (`finish`; a second finish is refused, so one task can never overwrite what
   another concluded);
-- what its aggregate decided (the range, the closed periods it assumed), kept under the run
-  in the lake for its publish step;
-- the billing months its ingest could not load (`record_failed_months` / `failed_months`), kept
-  under the run in the lake so a later step in another process fails the run naming them;
+- what its aggregate decided (the range, the closed periods it assumed), in `audit.runs`, for
+  its publish step and report;
+- the billing months its ingest could not load (`record_failed_months` / `failed_months`), in
+  `audit.run_failed_months`, so a later step in another process fails the run naming them;
 - the lake lock (`lake_lock`): a run ingests or aggregates only while no other run writes the
   lake, whether the other is a CLI run, an ingest DAG's job or the nightly DAG's.
+
+All of it is in the database: a step that only publishes (the nightly DAG's publish task)
+needs no Spark session to read it.
 """
 
 from __future__ import annotations
@@ -25,16 +28,12 @@ from psycopg2.errors import UndefinedTable
 from inference_ledger import audit
 from inference_ledger.db import connection, migrate
 from inference_ledger.db.locks import advisory_lock
-from inference_ledger.spark import local_frame
 
 # Runs share the lake (whole tables and month partitions are rewritten, Spark's `_temporary`
 # folders would collide). Publishing has its own lock (publish.PUBLISH_LOCK_KEY), shared with
 # close and reopen.
 LAKE_LOCK_KEY = 7_420_002
 WAITING = "another run is in progress on this ledger; waiting for it to finish"
-FAILED_MONTHS = "failed_months"
-RANGE = "range"
-CLOSED_PERIODS = "closed_periods"
 
 
 class RunStateError(RuntimeError):
@@ -85,24 +84,14 @@ class RunStore:
 
     # ------------------------------------------------------------------ what aggregate decided
 
-    def record_range(self, spark, start: date, end: date) -> None:
-        """The quarters the run's marts cover: under the run in the lake (publish reads it,
-        maybe in another process) and in audit.runs (the report and the operator read it)."""
-        from inference_ledger import lake
-
-        df = local_frame(spark, [(start, end)], "start date, end date")
-        lake.write_run_output(df, self.lake_dir, self.run_id, RANGE)
+    def record_range(self, start: date, end: date) -> None:
+        """The quarters the run's marts cover (audit.runs period_start / period_end): publish
+        reads it, maybe in another process, and so do the report and the operator."""
         with connection(self.url) as conn:
             audit.set_run_range(conn, self.run_id, start, end)
 
-    def range(self, spark) -> tuple[date, date]:
-        from inference_ledger import lake
-
-        row = lake.read_run_output(spark, self.lake_dir, self.run_id, RANGE).first()
-        return row["start"], row["end"]
-
-    def recorded_range(self) -> tuple[date, date]:
-        """The range as audit.runs has it: for readers without Spark (the report task)."""
+    def range(self) -> tuple[date, date]:
+        """The run's range as its aggregate recorded it (before that: as the run was opened)."""
         with connection(self.url) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT period_start, period_end FROM audit.runs WHERE run_id = %s",
@@ -113,22 +102,23 @@ class RunStore:
             raise RunStateError(f"ledger run {self.run_id} has no period in audit.runs")
         return row[0], row[1]
 
-    def record_closed_periods(self, spark, labels: list[str]) -> None:
+    def record_closed_periods(self, labels: list[str]) -> None:
         """The periods closed when the run aggregated: publish refuses to go ahead if periods
         were closed or reopened since."""
-        from inference_ledger import lake
+        with connection(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE audit.runs SET closed_periods_used = %s WHERE run_id = %s",
+                (sorted(labels), self.run_id),
+            )
 
-        df = local_frame(spark, [(label,) for label in labels], "period_label string")
-        lake.write_run_output(df, self.lake_dir, self.run_id, CLOSED_PERIODS)
-
-    def closed_periods_used(self, spark) -> list[str] | None:
-        """The closed periods the run's aggregate worked with (None for an older run)."""
-        from inference_ledger import lake
-
-        path = lake.run_path(self.lake_dir, self.run_id, CLOSED_PERIODS)
-        if not lake.exists(spark, path):
-            return None
-        return sorted(r["period_label"] for r in spark.read.parquet(path).collect())
+    def closed_periods_used(self) -> list[str] | None:
+        """The closed periods the run's aggregate worked with (None: not recorded)."""
+        with connection(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT closed_periods_used FROM audit.runs WHERE run_id = %s", (self.run_id,)
+            )
+            row = cur.fetchone()
+        return None if not row or row[0] is None else list(row[0])
 
     # ------------------------------------------------------------------ the end of the run
 
@@ -144,24 +134,26 @@ class RunStore:
 
     # ------------------------------------------------------------------ failed months
 
-    def record_failed_months(self, spark, failed: dict[str, list[str]]) -> None:
-        """Kept with the run, so its publish step (maybe another process) fails the run."""
-        from inference_ledger import lake
+    def record_failed_months(self, failed: dict[str, list[str]]) -> None:
+        """Kept with the run (replacing what an earlier try recorded), so its publish step,
+        maybe in another process, fails the run naming them."""
+        rows = [(self.run_id, m, ", ".join(v[:3])) for m, v in sorted(failed.items())]
+        with connection(self.url) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM audit.run_failed_months WHERE run_id = %s", (self.run_id,))
+            cur.executemany(
+                "INSERT INTO audit.run_failed_months (run_id, billing_month, reason)"
+                " VALUES (%s, %s, %s)",
+                rows,
+            )
 
-        path = lake.run_path(self.lake_dir, self.run_id, FAILED_MONTHS)
-        lake.delete(spark, path)
-        if failed:
-            rows = [(m, ", ".join(v[:3])) for m, v in sorted(failed.items())]
-            df = local_frame(spark, rows, "billing_month string, reason string")
-            lake.write_run_output(df, self.lake_dir, self.run_id, FAILED_MONTHS)
-
-    def failed_months(self, spark) -> list[tuple[str, str]]:
-        from inference_ledger import lake
-
-        path = lake.run_path(self.lake_dir, self.run_id, FAILED_MONTHS)
-        if not lake.exists(spark, path):
-            return []
-        return sorted((r["billing_month"], r["reason"]) for r in spark.read.parquet(path).collect())
+    def failed_months(self) -> list[tuple[str, str]]:
+        with connection(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT billing_month, reason FROM audit.run_failed_months WHERE run_id = %s"
+                " ORDER BY billing_month",
+                (self.run_id,),
+            )
+            return [tuple(r) for r in cur.fetchall()]
 
     @staticmethod
     def failed_months_error(failed: list[tuple[str, str]]):

@@ -168,6 +168,6 @@ class AggregateStep(Step[Range, Aggregated]):
 
     def record(self, run: Run, plan: Range, result: Aggregated) -> None:
         store = run.store
-        store.record_range(run.spark, result.range.start, result.range.end)
+        store.record_range(result.range.start, result.range.end)
         # Publish refuses to go ahead if periods were closed or reopened since (see publish.py).
-        store.record_closed_periods(run.spark, result.closed)
+        store.record_closed_periods(result.closed)

@@ -184,7 +184,7 @@ class IngestStep(Step[IngestPlan, list[dict]]):
 
     def record(self, run: Run, plan: IngestPlan, result: list[dict]) -> None:
         ctx = run.ctx
-        run.store.record_failed_months(run.spark, ctx.failed_months)
+        run.store.record_failed_months(ctx.failed_months)
         with connection(run.url) as conn:
             audit.clear_ingest(conn, ctx.run_id)
             audit.record_billing_control_totals(conn, ctx.run_id, ctx.billing_control_totals)

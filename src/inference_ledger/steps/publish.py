@@ -14,9 +14,9 @@ class PublishStep(Step[None, PublishOutcome]):
     name = "publish"
 
     def execute(self, run: Run, plan: None) -> PublishOutcome:
-        return publish(run.spark, run.ctx, run.url)
+        return publish(run.ctx, run.url)
 
     def record(self, run: Run, plan: None, result: PublishOutcome) -> None:
-        failed = run.store.failed_months(run.spark)
+        failed = run.store.failed_months()
         if failed:
             raise RunStore.failed_months_error(failed)

@@ -17,7 +17,7 @@ class ReportStep(Step[list[str], list[Path]]):
         self.out_dir = out_dir
 
     def plan(self, run: Run) -> list[str]:
-        return quarter_labels(*run.store.recorded_range())
+        return quarter_labels(*run.store.range())
 
     def execute(self, run: Run, plan: list[str]) -> list[Path]:
         from inference_ledger.report import write_period_report
