@@ -427,6 +427,7 @@ def test_prior_period_adjustment_posts_recomputed_minus_closed(spark):
     late_rev = [*rev, revenue("late-1", "2024-03-30", "api", "500.00")]
     late_stm = [r1, stm[1]]
     _, _, recomputed = run(spark, terms, late_rev, late_stm, end=date(2024, 10, 1))
+    recomputed = recomputed.persist()  # as steps/reconcile.py hands it over
     changed = [
         ("2024-Q2", "finance.revenue", "finance/revenue/late.csv (new)"),
         ("2024-Q2", "finance.settlements", "finance/settlements/s.csv (changed)"),
