@@ -452,3 +452,43 @@ def test_a_rejected_row_names_the_table_and_the_row(pg_conn, tmp_path, binary):
         copy_parquet(pg_conn, "pg_temp", "spend_rows", ["n", "amount"], out, binary=binary)
     assert "COPY spend_rows, line 2, column amount" in str(failed.value)
     pg_conn.rollback()
+
+
+@pytest.mark.parametrize("scheme", ["s3a", "s3"])
+def test_a_lake_on_s3_is_copied_like_the_same_local_folder(pg_conn, tmp_path, monkeypatch, scheme):
+    """LEDGER_LAKE_URI=s3a://… (what Spark writes the lake with): the run's Parquet is read
+    through s3fs with the environment's endpoint and keys (moto's S3 server here), rows and
+    values as from the same files on disk, and the binary/CSV choice by the objects' sizes."""
+    from tests.moto_support import moto_s3, s3_fs
+
+    local = _edge_parquet(tmp_path / "edge")
+    (local / "_SUCCESS").write_text("")
+    columns = list(EDGE_TYPES)
+    with moto_s3(monkeypatch):
+        fs = s3_fs()
+        fs.mkdir("lake")
+        for f in sorted(local.iterdir()):
+            fs.pipe_file(f"lake/ledger/_runs/r1/marts/edge/{f.name}", f.read_bytes())
+        with pg_conn.cursor() as cur:
+            for name in ("t_local", "t_s3", "t_s3_auto"):
+                _edge_table(cur, name)
+        url = f"{scheme}://lake/ledger/_runs/r1/marts/edge"
+        assert copy_parquet(pg_conn, "pg_temp", "t_s3", columns, url, binary=True) == 12
+        assert copy_parquet(pg_conn, "pg_temp", "t_s3_auto", columns, url) == 12
+    assert copy_parquet(pg_conn, "pg_temp", "t_local", columns, local, binary=True) == 12
+    listed = ", ".join(columns)
+    with pg_conn.cursor() as cur:
+        for a, b in (("t_s3", "t_local"), ("t_local", "t_s3"), ("t_s3_auto", "t_local")):
+            cur.execute(
+                f"SELECT count(*) FROM (SELECT {listed} FROM {a} EXCEPT ALL SELECT {listed} FROM {b}) x"
+            )
+            assert cur.fetchone() == (0,), f"{a} has rows {b} does not"
+
+
+def test_a_missing_lake_folder_on_s3_names_it(pg_conn, monkeypatch):
+    from tests.moto_support import moto_s3, s3_fs
+
+    with moto_s3(monkeypatch):
+        s3_fs().mkdir("lake")
+        with pytest.raises(FileNotFoundError, match="lake/ledger/_runs/r2/marts/x"):
+            copy_parquet(pg_conn, "staging", "x", ["a"], "s3a://lake/ledger/_runs/r2/marts/x")

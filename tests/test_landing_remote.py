@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,38 @@ def test_the_deferred_trigger_waits_for_the_run_to_complete(store, tmp_path, mon
     assert event.payload == {"status": "success", "message": f"export run arrived in {url}"}
     # The sensor defers to this trigger when its first poke finds nothing.
     assert ExportRunSensor(task_id="wait", landing=url).deferrable is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "abfss://lake@devstoreaccount1.dfs.core.windows.net/ledger/_runs/r1/marts/t",
+        "abfs://lake/ledger/_runs/r1/marts/t",
+    ],
+    ids=["abfss-account-host", "abfs"],
+)
+def test_a_lake_on_azure_storage_is_copied_like_the_same_local_folder(
+    store, tmp_path, pg_conn, url
+):
+    """LEDGER_LAKE_URI=abfss://container@account.dfs.core.windows.net/… (what Spark writes the
+    lake with): the run's Parquet is read through adlfs with the environment's credentials
+    (Azurite's connection string here), the same rows as from the files on disk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from inference_ledger.db import copy_parquet
+
+    fs, _ = store
+    local = tmp_path / "t"
+    local.mkdir()
+    rows = [{"k": "a", "amount": Decimal("0.0000000001")}, {"k": "b", "amount": None}]
+    schema = pa.schema([("k", pa.string()), ("amount", pa.decimal128(38, 10))])
+    pq.write_table(pa.Table.from_pylist(rows, schema), local / "part-00000.parquet")
+    (local / "_SUCCESS").write_text("")
+    upload_tree(fs, local, "lake/ledger/_runs/r1/marts/t")
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE t_azure (k text, amount numeric(38,10))")
+    assert copy_parquet(pg_conn, "pg_temp", "t_azure", ["k", "amount"], url) == 2
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT k, amount FROM t_azure ORDER BY k")
+        assert cur.fetchall() == [("a", Decimal("0.0000000001")), ("b", None)]

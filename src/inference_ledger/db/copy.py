@@ -8,7 +8,6 @@ It does not commit: the caller owns the transaction (load, audit, then publish o
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import psycopg2
 from psycopg2 import sql
 
 from inference_ledger.db import pgcopy
+from inference_ledger.ingest.remote import is_remote
 
 
 class _Prefetched:
@@ -101,6 +101,27 @@ class _Inline:
 INLINE_BYTES = 1 << 20
 
 
+def parquet_dataset(path: Path | str):
+    """The Parquet folder at `path` as an Arrow dataset: a local path, or a lake on object
+    storage (`LEDGER_LAKE_URI`: `s3a://` / `s3://` through s3fs, `abfss://` / `abfs://` / `az://`
+    through adlfs), opened with the environment's credentials as the landings are
+    (ingest/remote.py). Arrow's own URI parsing knows no `s3a://`, the scheme Spark writes the
+    lake with."""
+    import pyarrow.dataset as ds
+
+    text = str(path)
+    if not is_remote(text):
+        return ds.dataset(text, format="parquet", partitioning="hive")
+    import fsspec
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    # A new client each time: its endpoint and keys are read from the environment now.
+    fs, root = fsspec.core.url_to_fs(text, skip_instance_cache=True)
+    return ds.dataset(
+        root, filesystem=PyFileSystem(FSSpecHandler(fs)), format="parquet", partitioning="hive"
+    )
+
+
 def copy_parquet(
     conn,
     schema: str,
@@ -123,16 +144,15 @@ def copy_parquet(
     NULL and empty string stay apart; decimals stay exact (no float on the way). An error
     names the table: Postgres' own says which row and column, one raised while reading or
     writing a batch gets a note."""
-    import pyarrow.dataset as ds
-
     constants = constants or {}
     name_in_file = {c: (renamed or {}).get(c, c) for c in columns if c not in constants}
-    dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+    dataset = parquet_dataset(path)
     from_files = list(name_in_file.values())
     missing = [c for c in from_files if c not in dataset.schema.names]
     if missing:
         raise ValueError(f"{path}: no column(s) {missing} to load into {schema}.{table}")
-    small = sum(os.path.getsize(f) for f in dataset.files) < INLINE_BYTES
+    sizes = dataset.filesystem.get_file_info(dataset.files)
+    small = sum(info.size for info in sizes) < INLINE_BYTES
     if binary is None:
         # Binary saves the server its parsing, per row; on tens of rows its fixed cost (the
         # catalog query, ~100 Arrow calls a batch) is more than that: 9 mart-sized tables
