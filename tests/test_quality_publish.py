@@ -153,8 +153,7 @@ def publish_batch(spark, pg_url, batch, tamper=None):
     _write_outputs(spark, ctx, batch, tamper)
     run = Run(ctx, pg_url)
     # What the run's aggregate records for its publish step.
-    run.store.record_range(START, END)
-    run.store.record_closed_periods([])
+    run.store.record_aggregate(START, END, [])
     try:
         outcome = PublishStep().run(run)
     except BaseException as exc:

@@ -42,7 +42,7 @@ def _until(condition, what: str, timeout: float = 600) -> None:
 
 def test_a_run_is_opened_once_and_finished_once(pg_url, tmp_path):
     with isolated_ledger(pg_url, tmp_path / "home", "store") as url:
-        store = RunStore(url, "run-store-test", str(tmp_path / "lake"))
+        store = RunStore(url, "run-store-test")
         span = (date(2024, 1, 1), date(2024, 4, 1))
         # The DAG's prepare task opens the run; its spark-submit job opens it again.
         assert store.open("airflow:ledger_ingest_billing/r1", "/landing", "local[2]", *span,
@@ -69,8 +69,8 @@ def test_what_a_step_leaves_for_the_next_is_in_the_database(pg_url, tmp_path):
     """Range, closed periods and failed months are read back by another process' step (the
     nightly DAG's publish task) without Spark: they live in audit tables, per run."""
     with isolated_ledger(pg_url, tmp_path / "home", "state") as url:
-        store = RunStore(url, "run-state-test", str(tmp_path / "no-lake"))
-        other = RunStore(url, "run-state-other", str(tmp_path / "no-lake"))
+        store = RunStore(url, "run-state-test")
+        other = RunStore(url, "run-state-other")
         for s in (store, other):
             s.open("ledger run", "/landing", "local[2]", date(2024, 2, 1), date(2024, 2, 2), AS_OF)
         # Before the aggregate: the range asked for, no closed periods recorded.
@@ -78,8 +78,7 @@ def test_what_a_step_leaves_for_the_next_is_in_the_database(pg_url, tmp_path):
         assert store.closed_periods_used() is None
         assert store.failed_months() == []
 
-        store.record_range(date(2024, 1, 1), date(2024, 4, 1))
-        store.record_closed_periods(["2023-Q4", "2023-Q3"])
+        store.record_aggregate(date(2024, 1, 1), date(2024, 4, 1), ["2023-Q4", "2023-Q3"])
         store.record_failed_months(
             {"2024-02": ["no FX rate to USD for EUR on 2024-02-03"] * 4, "2024-01": ["x"]}
         )
@@ -94,9 +93,9 @@ def test_what_a_step_leaves_for_the_next_is_in_the_database(pg_url, tmp_path):
         store.record_failed_months({})
         assert store.failed_months() == []
         assert other.failed_months() == [("2024-03", "y")]
-        store.record_closed_periods([])
+        store.record_aggregate(date(2024, 1, 1), date(2024, 7, 1), [])
         assert store.closed_periods_used() == []
-        assert not (tmp_path / "no-lake").exists()  # nothing of it under the run in the lake
+        assert store.range() == (date(2024, 1, 1), date(2024, 7, 1))
 
 
 def test_the_lake_lock_is_reentrant_in_a_thread_and_exclusive_between_threads(pg_url, tmp_path):
@@ -142,7 +141,7 @@ def test_the_ingest_dags_job_and_the_nightly_dags_job_never_write_the_lake_at_on
         lake_dir = home / "lake"
         run = {"run_id": "run-lock-test", "landing": str(landing), "start": "2024-01-01",
                "end": "2024-04-01", "as_of": str(AS_OF)}  # fmt: skip
-        RunStore(url, run["run_id"], str(lake_dir)).open(
+        RunStore(url, run["run_id"]).open(
             "airflow:ledger_ingest_billing/test", str(landing), "local[2]",
             date(2024, 1, 1), date(2024, 4, 1), as_of=AS_OF,
         )  # fmt: skip

@@ -32,15 +32,6 @@ def start_run(
     conn.commit()
 
 
-def set_run_range(conn, run_id: str, start: date, end: date) -> None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE audit.runs SET period_start = %s, period_end = %s WHERE run_id = %s",
-            (start, end, run_id),
-        )
-    conn.commit()
-
-
 def finish_run(conn, run_id: str, error: str | None = None) -> bool:
     """Finish a running run; False (nothing changed) when it is not running."""
     conn.rollback()

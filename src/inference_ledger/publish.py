@@ -164,7 +164,7 @@ def replace_period_calendar(cur) -> int:
 
 def publish(ctx: RunContext, url: str) -> PublishOutcome:
     """Stage, audit and publish the run's marts. Database and Parquet only: no Spark session."""
-    store = RunStore(url, ctx.run_id, str(ctx.lake_dir))
+    store = RunStore(url, ctx.run_id)
     start, end = store.range()
     conn = connect(url)
     try:

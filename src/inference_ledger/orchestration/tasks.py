@@ -110,9 +110,7 @@ def prepare(
     folder = local_landing(landing, settings.home) if landing else default_landing()
     run_id = new_run_id()
     master = spark_connection().master
-    RunStore(url, run_id, str(settings.lake_dir)).open(
-        command, str(folder.resolve()), master, start, end, as_of
-    )
+    RunStore(url, run_id).open(command, str(folder.resolve()), master, start, end, as_of)
     run = {
         "run_id": run_id,
         "landing": str(folder.resolve()),

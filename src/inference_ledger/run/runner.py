@@ -41,7 +41,7 @@ class Run:
 
     @property
     def store(self) -> RunStore:
-        return RunStore(self.url, self.ctx.run_id, str(self.ctx.lake_dir))
+        return RunStore(self.url, self.ctx.run_id)
 
     @property
     def spark(self):

@@ -1,7 +1,7 @@
 """The run store: the one owner of a ledger run's state, whichever driver runs it (the `ledger`
 CLI, a `spark-submit` job, an Airflow task, the benchmark).
 
-- the run's row in `audit.runs`: recorded once (`open`), its range once known (`record_range`),
+- the run's row in `audit.runs`: recorded once (`open`), its range once known (`record_aggregate`),
   finished once (`finish`; a second finish is refused, so one task can never overwrite what
   another concluded);
 - what its aggregate decided (the range, the closed periods it assumed), in `audit.runs`, for
@@ -44,7 +44,6 @@ class RunStateError(RuntimeError):
 class RunStore:
     url: str
     run_id: str
-    lake_dir: str
 
     # ------------------------------------------------------------------ audit.runs
 
@@ -84,11 +83,17 @@ class RunStore:
 
     # ------------------------------------------------------------------ what aggregate decided
 
-    def record_range(self, start: date, end: date) -> None:
-        """The quarters the run's marts cover (audit.runs period_start / period_end): publish
-        reads it, maybe in another process, and so do the report and the operator."""
-        with connection(self.url) as conn:
-            audit.set_run_range(conn, self.run_id, start, end)
+    def record_aggregate(self, start: date, end: date, closed: list[str]) -> None:
+        """What the run's aggregate decided, in one statement: the quarters its marts cover
+        (audit.runs period_start / period_end; publish, the report and the operator read them)
+        and the periods closed when it aggregated (publish refuses to go ahead if periods were
+        closed or reopened since)."""
+        with connection(self.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE audit.runs SET period_start = %s, period_end = %s,"
+                " closed_periods_used = %s WHERE run_id = %s",
+                (start, end, sorted(closed), self.run_id),
+            )
 
     def range(self) -> tuple[date, date]:
         """The run's range as its aggregate recorded it (before that: as the run was opened)."""
@@ -101,15 +106,6 @@ class RunStore:
         if not row or row[0] is None:
             raise RunStateError(f"ledger run {self.run_id} has no period in audit.runs")
         return row[0], row[1]
-
-    def record_closed_periods(self, labels: list[str]) -> None:
-        """The periods closed when the run aggregated: publish refuses to go ahead if periods
-        were closed or reopened since."""
-        with connection(self.url) as conn, conn.cursor() as cur:
-            cur.execute(
-                "UPDATE audit.runs SET closed_periods_used = %s WHERE run_id = %s",
-                (sorted(labels), self.run_id),
-            )
 
     def closed_periods_used(self) -> list[str] | None:
         """The closed periods the run's aggregate worked with (None: not recorded)."""

@@ -167,7 +167,4 @@ class AggregateStep(Step[Range, Aggregated]):
         return aggregate(run.spark, run.ctx, plan, run.url)
 
     def record(self, run: Run, plan: Range, result: Aggregated) -> None:
-        store = run.store
-        store.record_range(result.range.start, result.range.end)
-        # Publish refuses to go ahead if periods were closed or reopened since (see publish.py).
-        store.record_closed_periods(result.closed)
+        run.store.record_aggregate(result.range.start, result.range.end, result.closed)
