@@ -167,3 +167,18 @@ def test_the_ingest_dags_job_and_the_nightly_dags_job_never_write_the_lake_at_on
         assert query(url, "SELECT count(*), min(status), min(command) FROM audit.runs") == [
             (1, "running", "airflow:ledger_ingest_billing/test")
         ]
+
+
+def test_publish_refuses_a_run_whose_aggregate_recorded_nothing(pg_url, tmp_path):
+    """The publish step reads what the aggregate decided from the run store; a run without it
+    (aggregate not run, or killed before recording) is refused by name, nothing staged."""
+    from inference_ledger.publish import publish
+    from inference_ledger.run.context import RunContext
+
+    with isolated_ledger(pg_url, tmp_path / "home", "no_aggregate") as url:
+        store = RunStore(url, "run-no-aggregate")
+        store.open("ledger run", "/landing", "local[2]", date(2024, 1, 1), date(2024, 4, 1), AS_OF)
+        ctx = RunContext(run_id="run-no-aggregate", landing=tmp_path)
+        with pytest.raises(RunStateError, match="run-no-aggregate has no aggregate recorded"):
+            publish(ctx, url)
+        assert query(url, "SELECT count(*) FROM staging.control_totals") == [(0,)]
