@@ -17,7 +17,7 @@ import psycopg2
 from psycopg2 import sql
 
 from inference_ledger.db import pgcopy
-from inference_ledger.ingest.remote import is_remote
+from inference_ledger.ingest.remote import filesystem, is_remote
 
 
 class _Prefetched:
@@ -112,11 +112,9 @@ def parquet_dataset(path: Path | str):
     text = str(path)
     if not is_remote(text):
         return ds.dataset(text, format="parquet", partitioning="hive")
-    import fsspec
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    # A new client each time: its endpoint and keys are read from the environment now.
-    fs, root = fsspec.core.url_to_fs(text, skip_instance_cache=True)
+    fs, root = filesystem(text)
     return ds.dataset(
         root, filesystem=PyFileSystem(FSSpecHandler(fs)), format="parquet", partitioning="hive"
     )

@@ -52,6 +52,14 @@ def is_remote(landing: str | os.PathLike) -> bool:
     return bool(m) and m.group(1).lower() != "file"
 
 
+def filesystem(url: str):
+    """(fsspec filesystem, path within it) for an object-store URL: a fresh client each time,
+    so its endpoint and credentials are read from the environment now."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(url, skip_instance_cache=True)
+
+
 def mirror_path(url: str, home: Path) -> Path:
     """Where a store's landing is mirrored: readable, one folder per URL."""
     parts = urlsplit(url)
@@ -144,11 +152,8 @@ def _read_state(mirror: Path) -> dict:
 
 def sync(url: str, mirror: Path, fs=None) -> SyncResult:
     """Copy what is new or changed under `url` into `mirror` (see the module docstring)."""
-    import fsspec
-
     if fs is None:
-        # A fresh client per sync: credentials are read from the environment when it is made.
-        fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+        fs, root = filesystem(url)
     else:
         root = fs._strip_protocol(url)
     root = root.rstrip("/")
