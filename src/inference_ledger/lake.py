@@ -49,6 +49,60 @@ def write_table(df: DataFrame, lake: Path | str, table: str) -> None:
     writer.parquet(table_path(lake, table))
 
 
+def write_staged(df: DataFrame, table: str, path: str, by: str) -> DataFrame:
+    """Write `df` at `path` (under a run) in the lake table's own layout and column types, the
+    partitions nested under a `by` folder per value (`by=<value>/<partition>=<month>/`), the
+    columns besides the table's kept; returns it as written. One `by` value's folders are then
+    the table's new partitions (`replace_partitions`): the rows are encoded once, not read back
+    and written again."""
+    cols = contracts.columns("lake", table)
+    names = {c.name for c in cols}
+    out = df.select(
+        *[F.col(c.name).cast(contracts.spark_type(c)).alias(c.name) for c in cols],
+        *[c for c in df.columns if c not in names],
+    )
+    out.write.mode("overwrite").partitionBy(by, TABLES[table]).parquet(path)
+    return df.sparkSession.read.schema(out.schema).parquet(path)
+
+
+def replace_partitions(
+    spark: SparkSession, staged: str, lake: Path | str, table: str, values=None
+) -> list[str]:
+    """Move the partition folders under `staged` (`<partition column>=<value>`) into the lake
+    table, each replacing the table's folder of that value (as a dynamic partition overwrite
+    does; the lake's readers take the table's columns by name, so the staged files' other
+    columns are not read). `values`: only these partitions, and the null one (default all).
+    Returns the values moved."""
+    jvm = spark._jvm
+    fs_path = jvm.org.apache.hadoop.fs.Path
+    source = fs_path(staged)
+    fs = source.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(source):
+        return []
+    prefix = f"{TABLES[table]}="
+    root = fs_path(table_path(lake, table))
+    moved = []
+    for status in fs.listStatus(source):
+        name = status.getPath().getName()
+        value = name[len(prefix) :]
+        if not (status.isDirectory() and name.startswith(prefix)):
+            continue
+        if values is not None and value not in values and value != _NULL_PARTITION:
+            continue
+        target = fs_path(root, name)
+        if fs.exists(target) and not fs.delete(target, True):
+            raise OSError(f"could not replace {target.toString()}")
+        fs.mkdirs(root)
+        if not fs.rename(status.getPath(), target):
+            raise OSError(f"could not move {status.getPath().toString()} to {target.toString()}")
+        moved.append(value)
+    return moved
+
+
+# Spark's folder name for a null partition value.
+_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
 def read_table(spark: SparkSession, lake: Path | str, table: str) -> DataFrame:
     """A lake table with its contract schema; empty if it was never written."""
     schema = contracts.spark_schema("lake", table)

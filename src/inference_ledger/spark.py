@@ -119,6 +119,13 @@ def _create(app_name: str):
         # running many plans compiled the same ones again and again (unit margin: 223 classes
         # on every warm run, 17-58 with 2,000 kept).
         .config("spark.sql.codegen.cache.maxEntries", "2000")
+        # A partitioned write (the lake's months, the usage records' status and month folders)
+        # keeps a file open per partition instead of sorting its rows by partition first; past 8
+        # partitions in a task the rest are sorted, as before. 10M usage records written in
+        # status and month folders, warm, alternated: 80.6 s sorted, 77.5 s not (the same
+        # records unpartitioned: 69.7-76.9 s); the lake write of 10M rows 21.8 -> 19.9 s.
+        .config("spark.sql.optimizer.plannedWrite.enabled", "false")
+        .config("spark.sql.maxConcurrentOutputFileWriters", "8")
         .config("spark.driver.extraJavaOptions", driver_options)
         .config("spark.executor.extraJavaOptions", executor_options)
     )
