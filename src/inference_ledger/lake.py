@@ -33,9 +33,14 @@ def run_path(lake: Path | str, run_id: str, name: str) -> str:
     return f"{str(lake).rstrip('/')}/_runs/{run_id}/{name}"
 
 
-def _conform(df: DataFrame, table: str) -> DataFrame:
+def _conform(df: DataFrame, table: str, keep_others: bool = False) -> DataFrame:
+    """The table's columns in its order and types; `keep_others`: `df`'s other columns after."""
     cols = contracts.columns("lake", table)
-    return df.select(*[F.col(c.name).cast(contracts.spark_type(c)).alias(c.name) for c in cols])
+    names = {c.name for c in cols}
+    others = [c for c in df.columns if c not in names] if keep_others else []
+    return df.select(
+        *[F.col(c.name).cast(contracts.spark_type(c)).alias(c.name) for c in cols], *others
+    )
 
 
 def write_table(df: DataFrame, lake: Path | str, table: str) -> None:
@@ -49,18 +54,17 @@ def write_table(df: DataFrame, lake: Path | str, table: str) -> None:
     writer.parquet(table_path(lake, table))
 
 
+# Spark's folder name for a null partition value.
+_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
 def write_staged(df: DataFrame, table: str, path: str, by: str) -> DataFrame:
     """Write `df` at `path` (under a run) in the lake table's own layout and column types, the
     partitions nested under a `by` folder per value (`by=<value>/<partition>=<month>/`), the
     columns besides the table's kept; returns it as written. One `by` value's folders are then
     the table's new partitions (`replace_partitions`): the rows are encoded once, not read back
     and written again."""
-    cols = contracts.columns("lake", table)
-    names = {c.name for c in cols}
-    out = df.select(
-        *[F.col(c.name).cast(contracts.spark_type(c)).alias(c.name) for c in cols],
-        *[c for c in df.columns if c not in names],
-    )
+    out = _conform(df, table, keep_others=True)
     out.write.mode("overwrite").partitionBy(by, TABLES[table]).parquet(path)
     return df.sparkSession.read.schema(out.schema).parquet(path)
 
@@ -73,14 +77,11 @@ def replace_partitions(
     does; the lake's readers take the table's columns by name, so the staged files' other
     columns are not read). `values`: only these partitions, and the null one (default all).
     Returns the values moved."""
-    jvm = spark._jvm
-    fs_path = jvm.org.apache.hadoop.fs.Path
-    source = fs_path(staged)
-    fs = source.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, source = _filesystem(spark, staged)
     if not fs.exists(source):
         return []
     prefix = f"{TABLES[table]}="
-    root = fs_path(table_path(lake, table))
+    _, root = _filesystem(spark, table_path(lake, table))
     moved = []
     for status in fs.listStatus(source):
         name = status.getPath().getName()
@@ -89,7 +90,7 @@ def replace_partitions(
             continue
         if values is not None and value not in values and value != _NULL_PARTITION:
             continue
-        target = fs_path(root, name)
+        target = spark._jvm.org.apache.hadoop.fs.Path(root, name)
         if fs.exists(target) and not fs.delete(target, True):
             raise OSError(f"could not replace {target.toString()}")
         fs.mkdirs(root)
@@ -97,10 +98,6 @@ def replace_partitions(
             raise OSError(f"could not move {status.getPath().toString()} to {target.toString()}")
         moved.append(value)
     return moved
-
-
-# Spark's folder name for a null partition value.
-_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 
 def read_table(spark: SparkSession, lake: Path | str, table: str) -> DataFrame:
@@ -113,10 +110,14 @@ def read_table(spark: SparkSession, lake: Path | str, table: str) -> DataFrame:
     return df.select(*[f.name for f in schema.fields])
 
 
+def _filesystem(spark: SparkSession, path: str):
+    """(Hadoop FileSystem, Hadoop Path) of a lake path, on any Hadoop filesystem."""
+    hpath = spark._jvm.org.apache.hadoop.fs.Path(str(path))
+    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath
+
+
 def _exists(spark: SparkSession, path: str) -> bool:
-    jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, hpath = _filesystem(spark, path)
     return fs.exists(hpath)
 
 
@@ -127,9 +128,7 @@ def exists(spark: SparkSession, path: str) -> bool:
 
 def delete(spark: SparkSession, path: str) -> None:
     """Remove a lake path recursively, if it exists, on any Hadoop filesystem."""
-    jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(str(path))
-    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs, hpath = _filesystem(spark, path)
     if fs.exists(hpath):
         fs.delete(hpath, True)
 
