@@ -71,32 +71,41 @@ def aggregate(
     change to a closed quarter becomes a prior-period adjustment row in the first open quarter
     after it. If the run's last quarter is closed and such a change exists, the run extends to
     the next open quarter so the adjustment has somewhere to go."""
+    from inference_ledger.transform import spend
+
     terms = lake.read_table(spark, ctx.lake_dir, "contract_terms")
     prices = lake.read_table(spark, ctx.lake_dir, "prices")
-    _check_price_sheet(spark, ctx, prices, terms)
+    # The usage facts summed per day, channel and model, once: the price-sheet check and the
+    # receivable's usage estimate (every period) and the unit-cost weights (the run's range)
+    # price day sums, and each read the facts again (10M results: four scans).
+    usage_daily = lake.written_run_output(
+        spark, spend.daily_usage(lake.read_table(spark, ctx.lake_dir, "usage_facts")),
+        ctx.lake_dir, ctx.run_id, "work/usage_daily",
+    )  # fmt: skip
+    _check_price_sheet(prices, usage_daily, terms)
     with connection(url or database_url(ctx.settings)) as conn:
-        rec = reconcile_history(spark, ctx, conn, planned.start, planned.end, terms, prices)
+        rec = reconcile_history(
+            spark, ctx, conn, planned.start, planned.end, terms, prices, usage_daily
+        )
     try:
-        counts = _write_marts(spark, ctx, rec, terms, prices)
+        counts = _write_marts(spark, ctx, rec, terms, prices, usage_daily)
     finally:
         rec.release()
     return Aggregated(counts, Range(rec.start, rec.end), rec.closed)
 
 
-def _check_price_sheet(spark: SparkSession, ctx: RunContext, prices, terms) -> None:
+def _check_price_sheet(prices: DataFrame, usage_daily: DataFrame, terms: DataFrame) -> None:
     from inference_ledger.transform import reconcile
 
     # The estimate of the reported basis reads the partner channel's usage of every period.
-    resale_usage = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(
-        F.col("channel") == reconcile.USAGE_CHANNEL
-    )
+    resale_usage = usage_daily.filter(F.col("channel") == reconcile.USAGE_CHANNEL)
     price_errors = finance.price_sheet_errors(prices, resale_usage, terms)
     if price_errors:
         raise R.InputError("finance/prices: " + "; ".join(price_errors[:10]))
 
 
 def _write_marts(
-    spark: SparkSession, ctx: RunContext, rec: Reconciliation, terms, prices
+    spark: SparkSession, ctx: RunContext, rec: Reconciliation, terms, prices, usage_daily
 ) -> dict[str, int]:
     """Each mart written under the run; a mart another one is made from is read back from its
     Parquet rather than computed again (at 10M usage results unit cost is a pass over them)."""
@@ -105,14 +114,14 @@ def _write_marts(
     start, end = rec.start, rec.end
     in_range = lambda c: (F.col(c) >= F.lit(start)) & (F.col(c) < F.lit(end))  # noqa: E731
     billing = lake.read_table(spark, ctx.lake_dir, "billing_lines").filter(in_range("usage_date"))
-    usage_facts = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(in_range("usage_date"))
     counts: dict[str, int] = {}
     write = lambda name, df: _write_mart(spark, ctx, counts, name, df)  # noqa: E731
     daily = write("inference_spend_daily", spend.inference_spend_daily(billing))
     # Unit margin's plan refers to the weights at six places (each split reads its weights
     # twice): computed from the usage facts there, it scanned them twelve times.
     weights = lake.written_run_output(
-        spark, spend.usage_weights(usage_facts, prices), ctx.lake_dir, ctx.run_id,
+        spark, spend.usage_weights(usage_daily.filter(in_range("usage_date")), prices),
+        ctx.lake_dir, ctx.run_id,
         "work/usage_weights",
     )  # fmt: skip
     unit = write("unit_cost_monthly", spend.unit_cost_from_weights(weights, billing))

@@ -49,8 +49,17 @@ class Reconciliation:
 
 
 def reconcile_history(
-    spark: SparkSession, ctx: RunContext, conn, start: date, end: date, terms, prices
+    spark: SparkSession,
+    ctx: RunContext,
+    conn,
+    start: date,
+    end: date,
+    terms,
+    prices,
+    usage_daily: DataFrame,
 ) -> Reconciliation:
+    """The reconciliation of every period since the first term; `usage_daily` the usage facts
+    summed per day, channel and model (spend.daily_usage), which the usage estimate prices."""
     from inference_ledger import close as closing
     from inference_ledger.transform import reconcile
 
@@ -72,9 +81,7 @@ def reconcile_history(
     all_periods = reconcile.periods_frame(spark, earliest, horizon)
     # The estimate of the reported basis reads the partner channel's usage of every period
     # (closed ones are recomputed to find late changes).
-    resale_usage = lake.read_table(spark, ctx.lake_dir, "usage_facts").filter(
-        F.col("channel") == reconcile.USAGE_CHANNEL
-    )
+    resale_usage = usage_daily.filter(F.col("channel") == reconcile.USAGE_CHANNEL)
     rec_all = reconcile.revshare_reconciliation(
         terms,
         lake.read_table(spark, ctx.lake_dir, "revenue_lines"),

@@ -52,6 +52,12 @@ def inference_spend_daily(billing_lines: DataFrame) -> DataFrame:
     providers of that month in `billing_lines`) is `final`; otherwise — a missing status
     included — `provisional`."""
     final = F.when(F.col("dataset_status") == "final", 1).otherwise(0)
+    # A month's finality from a small aggregate joined back, not a window over the billing
+    # month (which shuffled and sorted every line with all its columns: 1M lines, warm,
+    # 3.6-4.4 s -> 1.8-2.4 s for the mart).
+    months = billing_lines.groupBy(F.col("billing_month").alias("_month")).agg(
+        F.min(final).alias("_month_final")
+    )
     dims = {
         "usage_date": F.col("usage_date"),
         "provider": F.col("provider_name"),
@@ -65,24 +71,27 @@ def inference_spend_daily(billing_lines: DataFrame) -> DataFrame:
         "workload": F.col("workload"),
     }
     grouped = (
-        billing_lines.withColumn(
-            "_month_final", F.min(final).over(Window.partitionBy("billing_month"))
+        billing_lines.join(
+            F.broadcast(months), F.col("billing_month").eqNullSafe(F.col("_month")), how="left"
         )
         .groupBy(*[v.alias(k) for k, v in dims.items()])
         .agg(
             F.sum("billed_cost_usd").alias("billed_cost_usd"),
             F.sum("effective_cost_usd").alias("effective_cost_usd"),
             F.sum("consumed_quantity").alias("_qty"),
-            F.countDistinct("consumed_unit").alias("_units"),
+            # One unit when the least and the greatest are the same (countDistinct = 1 without
+            # the distinct aggregate's row expansion).
             F.min("consumed_unit").alias("_unit"),
+            F.max("consumed_unit").alias("_unit_max"),
             # A day can carry lines of two billing months (late charges): final only if both are.
             F.min("_month_final").alias("_final"),
         )
     )
+    one_unit = F.col("_unit") == F.col("_unit_max")
     # Quantities in different units do not add up: report them only when the unit is unique.
     return (
-        grouped.withColumn("consumed_quantity", F.when(F.col("_units") == 1, F.col("_qty")))
-        .withColumn("consumed_unit", F.when(F.col("_units") == 1, F.col("_unit")))
+        grouped.withColumn("consumed_quantity", F.when(one_unit, F.col("_qty")))
+        .withColumn("consumed_unit", F.when(one_unit, F.col("_unit")))
         .withColumn("month_status", F.when(F.col("_final") == 1, "final").otherwise("provisional"))
         .transform(lambda df: select_mart(df, "inference_spend_daily"))
     )
@@ -132,12 +141,14 @@ def normalised_model(c: Column) -> Column:
     return F.nullif(F.lower(F.trim(F.regexp_replace(c, r"^.*/", ""))), F.lit(""))
 
 
-def _daily_usage(usage_facts: DataFrame) -> DataFrame:
+def daily_usage(usage_facts: DataFrame) -> DataFrame:
     """The usage facts summed per usage date, channel and model: the columns `_month_usage` and
     `priced_usage` read. Both are sums of these columns (a token type's tokens are linear in
     them, and a price is fixed per day), so they come out the same from the day sums, exactly;
     pricing then explodes and joins a few thousand day sums, not every usage row three ways.
-    (Spark still scans the facts once per branch: the branches prune different columns.)"""
+    The same holds for the receivable's usage estimate and the price-sheet check (sums of
+    tokens priced per day), so the aggregate step writes these sums once for all three; the
+    sums of day sums are the day sums."""
     return usage_facts.groupBy("usage_date", "channel", "model").agg(
         *[
             F.sum(c).alias(c)
@@ -340,7 +351,7 @@ def usage_weights(
     the usage priced at the price sheet. Unit cost and unit margin allocate by it."""
     rule = rule or AllocationRule.load()
     key = ["usage_month", "channel", "model"]
-    daily = _daily_usage(usage_facts)
+    daily = daily_usage(usage_facts)
     return (
         _month_usage(daily)
         .join(priced_usage(daily, prices), key, how="left")
