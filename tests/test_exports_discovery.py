@@ -641,3 +641,97 @@ def test_a_run_delivered_twice_counts_once(tmp_path):
     assert copy.rejected_reason == (
         f"a copy of export run 0f6c7a0e-1111 at {first / 'manifest.json'}"
     )
+
+
+def _three_blob_month(landing: Path) -> None:
+    """One run of three blobs, a line of the second and of the third not a decimal."""
+    azure_run(
+        landing, "cost-exports/ea/ea-actualcost-daily/20240101-20240131/202402050400/jan", "jan",
+        {
+            "part_0_0001.csv": ea_csv(("01/02/2024", "1.00"), ("01/03/2024", "2.00")),
+            "part_0_0002.csv": ea_csv(("01/04/2024", "3.00"), ("01/05/2024", "x"), ("01/06/2024", "4.00")),
+            "part_0_0003.csv": ea_csv(("01/07/2024", "5.00"), ("01/08/2024", "6.00"), ("01/09/2024", "y")),
+        },
+        start="2024-01-01T00:00:00", end="2024-01-31T00:00:00", submitted="2024-02-05T04:00:00Z",
+    )  # fmt: skip
+
+
+def _lake_and_quarantine_lines(spark, ctx) -> tuple[set, set]:
+    from inference_ledger import lake
+
+    def lines(df):
+        return {(Path(r[0]).name, r[1]) for r in df.select("source_file", "line_number").collect()}
+
+    quarantine = spark.read.parquet(lake.run_path(ctx.lake_dir, ctx.run_id, "quarantine"))
+    return lines(lake.read_table(spark, ctx.lake_dir, "billing_lines")), lines(quarantine)
+
+
+EXPECTED_LINES = (
+    {("part_0_0001.csv", 2), ("part_0_0001.csv", 3), ("part_0_0002.csv", 2),
+     ("part_0_0002.csv", 4), ("part_0_0003.csv", 2), ("part_0_0003.csv", 3)},
+    {("part_0_0002.csv", 3), ("part_0_0003.csv", 4)},
+)  # fmt: skip
+
+
+def _lake_writes(monkeypatch) -> list[str]:
+    from inference_ledger import lake
+    from inference_ledger.steps import ingest_billing
+
+    calls: list[str] = []
+    for name in ("write_table", "replace_partitions"):
+        real = getattr(lake, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            if "billing_lines" in args:
+                calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(ingest_billing.lake, name, spy)
+    return calls
+
+
+def test_line_numbers_as_read_are_final_and_the_loaded_folders_become_the_lake(
+    spark, tmp_path, monkeypatch
+):
+    """Each blob is read in a partition of its own, so every line number is final as read and
+    the loaded month's folder is moved into the lake instead of written again."""
+    _three_blob_month(tmp_path / "landing")
+    ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)
+    writes = _lake_writes(monkeypatch)
+    ingest_landing(spark, ctx)
+    assert writes == ["replace_partitions"]
+    assert _lake_and_quarantine_lines(spark, ctx) == EXPECTED_LINES
+
+
+def test_blobs_read_in_one_partition_are_numbered_from_their_own_first_line(
+    spark, tmp_path, monkeypatch
+):
+    """Packed into one partition (Spark's default for small files), the later blobs' numbers
+    as read count from the partition's start: they are moved to each file's own, and the lake
+    is written from the records, with the same numbers."""
+    import contextlib
+
+    from inference_ledger.ingest import billing
+
+    @contextlib.contextmanager
+    def one_partition(spark):
+        confs = {
+            "spark.sql.files.openCostInBytes": "0",
+            "spark.sql.files.minPartitionNum": "1",
+        }
+        before = {k: spark.conf.get(k, None) for k in confs}
+        for k, v in confs.items():
+            spark.conf.set(k, v)
+        try:
+            yield
+        finally:
+            for k, v in before.items():
+                spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+
+    monkeypatch.setattr(billing, "one_file_per_partition", one_partition)
+    _three_blob_month(tmp_path / "landing")
+    ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)
+    writes = _lake_writes(monkeypatch)
+    ingest_landing(spark, ctx)
+    assert writes == ["write_table"]
+    assert _lake_and_quarantine_lines(spark, ctx) == EXPECTED_LINES

@@ -18,6 +18,7 @@ dialect and the required columns it lacks.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -122,9 +123,11 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
     """All billing blobs as intermediate string columns + dialect, file and line number.
 
     CSV line numbers count the header as line 1 (valid while a file is read as one split:
-    files over 128 MiB are split by Spark and get no line number). Parquet rows are numbered
-    from 1. A file whose header matches no dialect is an error naming it, the closest dialect
-    and the required columns it lacks.
+    files over 128 MiB are split by Spark and get no line number); they are final when each
+    file is its own partition (`one_file_per_partition` around the scan's action), and
+    `numbered` finishes them otherwise. Parquet rows are numbered from 1. A file whose header
+    matches no dialect is an error naming it, the closest dialect and the required columns it
+    lacks.
     """
     csv_groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     frames = []
@@ -149,24 +152,50 @@ def read_billing_files(spark: SparkSession, files: list[Path]) -> DataFrame | No
         resolve_dialect(header, str(path))
         csv_groups[header].append(str(path))
     for header, paths in sorted(csv_groups.items()):
-        df = R.read_csv_strings(spark, paths, header).withColumn(
-            "_row_id", F.monotonically_increasing_id()
-        )
+        df = R.read_csv_strings(spark, paths, header).withColumn("_row_line", _csv_line())
         dialect = resolve_dialect(header, paths[0])
-        frames.append(_select(df, header, dialect, F.col("_row_id"), True))
+        frames.append(_select(df, header, dialect, F.col("_row_line"), True))
     return R.union_all(frames)
 
 
+_IN_PARTITION = (1 << 33) - 1
+
+
+def _csv_line() -> Column:
+    """A CSV row's line number if its file starts the partition it is read in: Spark's row id
+    holds the row's place in its partition in the low 33 bits, and the header is line 1. Rows
+    of a later split of a file (one over 128 MiB) get none. A file read after another in the
+    same partition gets numbers counted from the partition's start: `numbered` moves them to
+    the file's own (its first row is then not line 2)."""
+    place = F.monotonically_increasing_id().bitwiseAND(F.lit(_IN_PARTITION))
+    return F.when(F.col("_metadata.file_block_start") == 0, place + 2)
+
+
+@contextlib.contextmanager
+def one_file_per_partition(spark: SparkSession):
+    """Run a scan of `read_billing_files` with every file in a partition of its own, so that
+    its CSV line numbers are final as read. Spark packs small files into one partition while
+    opening one costs less than `openCostInBytes`; read when the scan's action plans it."""
+    key = "spark.sql.files.openCostInBytes"
+    before = spark.conf.get(key)
+    spark.conf.set(key, str(1 << 40))
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
+
+
 def _line_number(first_id: Column) -> Column:
-    """A CSV row's line number from Spark's row id and its file's first row id (line 2, after
-    the header); a file split across partitions jumps by 2^33 ids: no reliable line number
-    then. Other rows keep theirs."""
+    """A CSV row's line number from its number as read (Spark's row id, or `_csv_line`) and
+    its file's first one (line 2, after the header); a file split across partitions jumps by
+    2^33 ids: no reliable line number then. Other rows keep theirs."""
     offset = F.col("line_number") - first_id
     return F.when(~F.col("_csv"), F.col("line_number")).when(offset < (1 << 33), offset + 2)
 
 
 def with_line_numbers(rows: DataFrame) -> DataFrame:
-    """CSV rows carry Spark's row id; a file's first row id is line 2 (after the header)."""
+    """CSV rows carry Spark's row id or `_csv_line`; a file's first is line 2 (after the
+    header)."""
     first = (
         rows.filter(F.col("_csv"))
         .groupBy("source_file")
@@ -180,7 +209,8 @@ def with_line_numbers(rows: DataFrame) -> DataFrame:
 
 
 def numbered(records: DataFrame, first_ids: dict[str, int]) -> DataFrame:
-    """`with_line_numbers` with each file's first row id known (counted once, elsewhere)."""
+    """`with_line_numbers` with each file's first number as read known (counted once,
+    elsewhere)."""
     pairs = [F.lit(x) for kv in sorted(first_ids.items()) for x in kv]
     first = F.create_map(*pairs)[F.col("source_file")] if pairs else F.lit(None).cast("long")
     return records.withColumn("line_number", _line_number(first)).drop("_csv")

@@ -1,5 +1,5 @@
 """What the ingest needs to know about checked billing records, from one aggregation over
-them: rows per file (the manifests' row counts), each CSV file's first row id (line numbers),
+them: rows per file (the manifests' row counts), each CSV file's first line number as read,
 the per-file accounting, the input side of the control totals and the loaded lines without an
 FX rate. Small: one row per file, status, month, currency (and day, for lines lacking a rate)."""
 
@@ -58,12 +58,18 @@ def rows_per_file(groups: list[Group]) -> dict[str, int]:
 
 
 def first_ids(groups: list[Group]) -> dict[str, int]:
-    """Each CSV file's smallest row id (its line 2)."""
+    """Each CSV file's smallest line number as read (its line 2: `billing.numbered`)."""
     out: dict[str, int] = {}
     for g in groups:
         if g.csv and g.first_id is not None:
             out[g.source_file] = min(out.get(g.source_file, g.first_id), g.first_id)
     return out
+
+
+def numbered_as_read(groups: list[Group]) -> bool:
+    """Every CSV file's first row was read as line 2: each was read in a partition of its own
+    (`billing.one_file_per_partition`), so the line numbers as read are final."""
+    return all(first == 2 for first in first_ids(groups).values())
 
 
 def file_counts(groups: list[Group]) -> dict[str, dict]:

@@ -77,11 +77,14 @@ def ingest_billing(
     """The chosen export runs -> lake `billing_lines`; returns their accounting.
 
     The files are scanned once: the checked records (the delivered row kept only where it is
-    not loaded) are written under the run and counted in one aggregation of that Parquet (rows
-    per file against the manifests, line numbers, per-file counts, control totals, lines
-    lacking an FX rate); the lake and the quarantine are written from it. Only where a run the
-    manifest check rejects or a month without an FX rate changes the verdict of lines are
-    files read again: those of that scope and month."""
+    not loaded) are written under the run in the lake's layout (a folder per status and
+    month) and counted in one aggregation of that Parquet (rows per file against the
+    manifests, line numbers, per-file counts, control totals, lines lacking an FX rate); the
+    quarantine is written from it and the loaded months' folders are moved into the lake.
+    Only where a run the manifest check rejects or a month without an FX rate changes the
+    verdict of lines are files read again: those of that scope and month; the lake is then
+    written from the records of every pass, as it is when a file's line numbers as read are
+    not final."""
     checked, runs = _checked_records(spark, ctx, runs, fx, rules)
     for run in runs:
         if run.rejected_reason:
@@ -98,17 +101,22 @@ def ingest_billing(
         done = billing.numbered(records, S.first_ids(checked.groups))
         files = [p for r in runs for p, _ in r.blobs]
         accounting = account_counted(ctx, "billing", done, files, S.file_counts(checked.groups))
-        lake.write_table(loaded(done), ctx.lake_dir, "billing_lines")
+        if checked.parts == 1 and S.numbered_as_read(checked.groups):
+            # The loaded rows as written become the lake's: not read back and encoded again.
+            lake.replace_partitions(spark, checked.loaded_path(1), ctx.lake_dir, "billing_lines")
+        else:
+            lake.write_table(loaded(done), ctx.lake_dir, "billing_lines")
         _billing_control_totals(spark, ctx, S.loaded_totals(checked.groups))
     finally:
         checked.release()
     return accounting
 
 
-# The checked records of each pass are written once under the run and read back, as usage's
-# are: the summary reads a few columns of that Parquet and the lake write reads it again. Cheaper
-# than caching them (1M lines, warm, alternated: 24.0-24.6 s against 26.1-28.4 s); deleted once
-# the ingest is done.
+# The checked records of each pass are written once under the run in the lake's layout (a
+# folder per status and month) and read back, as usage's are: the summary reads a few columns
+# of that Parquet, the quarantine its other rows, and the loaded months' folders become the
+# lake's. Cheaper than caching them (1M lines, warm, alternated: 24.0-24.6 s against
+# 26.1-28.4 s); deleted once the ingest is done.
 _RECORDS = "work/billing_records"
 
 
@@ -129,15 +137,19 @@ class _Checked:
         self.frames = [df.filter(~F.col("source_file").isin(gone)) for df in self.frames]
         self.groups = [g for g in self.groups if g.source_file not in files]
         if records is not None:
-            written = lake.written_run_output(
-                self.spark, records, self.ctx.lake_dir, self.ctx.run_id, self._part()
-            )
+            self.parts += 1
+            with billing.one_file_per_partition(self.spark):
+                written = lake.write_staged(
+                    records, "billing_lines", self._path(self.parts), "status"
+                )
             self.frames.append(written)
             self.groups += S.summarize(written)
 
-    def _part(self) -> str:
-        self.parts += 1
-        return f"{_RECORDS}/{self.parts}"
+    def _path(self, part: int) -> str:
+        return lake.run_path(self.ctx.lake_dir, self.ctx.run_id, f"{_RECORDS}/{part}")
+
+    def loaded_path(self, part: int) -> str:
+        return f"{self._path(part)}/status={R.LOADED}"
 
     def records(self) -> DataFrame | None:
         return R.union_all(self.frames)
