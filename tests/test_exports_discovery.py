@@ -497,10 +497,16 @@ def _billing_run(landing: Path, home: Path, monkeypatch) -> tuple[RunContext, li
     return ctx, reads
 
 
+# apart: each file read in a partition of its own and the records written in the lake's
+# layout, as large files are (billing.reads_apart), for every pass of the ingest.
+@pytest.mark.parametrize("apart", [False, True], ids=["packed", "apart"])
 def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
-    spark, tmp_path, caplog, monkeypatch
+    spark, tmp_path, caplog, monkeypatch, apart
 ):
     from inference_ledger import lake
+    from inference_ledger.ingest import billing
+
+    monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1 if apart else billing.APART_MEAN_BYTES)
 
     landing = tmp_path / "landing"
     root = "cost-exports/ea/ea-actualcost-daily"
@@ -581,8 +587,12 @@ def test_ingest_names_unclaimed_files_and_keeps_the_good_run_with_its_status(
     assert work.is_dir() and not (work / "billing_records").exists()
 
 
-def test_a_month_without_an_fx_rate_is_checked_again_alone(spark, tmp_path, monkeypatch):
+@pytest.mark.parametrize("apart", [False, True], ids=["packed", "apart"])
+def test_a_month_without_an_fx_rate_is_checked_again_alone(spark, tmp_path, monkeypatch, apart):
     from inference_ledger import lake
+    from inference_ledger.ingest import billing
+
+    monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1 if apart else billing.APART_MEAN_BYTES)
 
     landing = tmp_path / "landing"
     root = "cost-exports/ea/ea-actualcost-daily"
@@ -693,8 +703,12 @@ def _lake_writes(monkeypatch) -> list[str]:
 def test_line_numbers_as_read_are_final_and_the_loaded_folders_become_the_lake(
     spark, tmp_path, monkeypatch
 ):
-    """Each blob is read in a partition of its own, so every line number is final as read and
-    the loaded month's folder is moved into the lake instead of written again."""
+    """Each blob is read in a partition of its own (as large ones are), so every line number
+    is final as read and the loaded month's folder is moved into the lake instead of written
+    again."""
+    from inference_ledger.ingest import billing
+
+    monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1)
     _three_blob_month(tmp_path / "landing")
     ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)
     writes = _lake_writes(monkeypatch)
@@ -728,6 +742,7 @@ def test_blobs_read_in_one_partition_are_numbered_from_their_own_first_line(
             for k, v in before.items():
                 spark.conf.unset(k) if v is None else spark.conf.set(k, v)
 
+    monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1)
     monkeypatch.setattr(billing, "one_file_per_partition", one_partition)
     _three_blob_month(tmp_path / "landing")
     ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -101,9 +102,10 @@ def ingest_billing(
         done = billing.numbered(records, S.first_ids(checked.groups))
         files = [p for r in runs for p, _ in r.blobs]
         accounting = account_counted(ctx, "billing", done, files, S.file_counts(checked.groups))
-        if checked.parts == 1 and S.numbered_as_read(checked.groups):
+        ready = checked.lake_ready()
+        if ready:
             # The loaded rows as written become the lake's: not read back and encoded again.
-            lake.replace_partitions(spark, checked.loaded_path(1), ctx.lake_dir, "billing_lines")
+            lake.replace_partitions(spark, ready, ctx.lake_dir, "billing_lines")
         else:
             lake.write_table(loaded(done), ctx.lake_dir, "billing_lines")
         _billing_control_totals(spark, ctx, S.loaded_totals(checked.groups))
@@ -112,11 +114,12 @@ def ingest_billing(
     return accounting
 
 
-# The checked records of each pass are written once under the run in the lake's layout (a
-# folder per status and month) and read back, as usage's are: the summary reads a few columns
-# of that Parquet, the quarantine its other rows, and the loaded months' folders become the
-# lake's. Cheaper than caching them (1M lines, warm, alternated: 24.0-24.6 s against
-# 26.1-28.4 s); deleted once the ingest is done.
+# The checked records of each pass are written once under the run and read back, as usage's
+# are: the summary reads a few columns of that Parquet, the quarantine its other rows, and the
+# lake its loaded rows. Cheaper than caching them (1M lines, warm, alternated: 24.0-24.6 s
+# against 26.1-28.4 s); deleted once the ingest is done. Large files' records are written in
+# the lake's layout (a folder per status and month), every pass of the ingest alike, so that
+# the loaded months' folders can become the lake's (`billing.reads_apart`).
 _RECORDS = "work/billing_records"
 
 
@@ -131,25 +134,37 @@ class _Checked:
     frames: list[DataFrame] = field(default_factory=list)
     groups: list[S.Group] = field(default_factory=list)
     parts: int = 0
+    apart: bool = False  # the passes' records are written in the lake's layout
 
-    def replace(self, files: set[str], records: DataFrame | None) -> None:
+    def replace(self, files: set[str], records: DataFrame | None, read: list[Path]) -> None:
         gone = sorted(files)
         self.frames = [df.filter(~F.col("source_file").isin(gone)) for df in self.frames]
         self.groups = [g for g in self.groups if g.source_file not in files]
-        if records is not None:
-            self.parts += 1
+        if records is None:
+            return
+        self.parts += 1
+        # Decided by the first pass: the parts of one layout and types union by name.
+        self.apart = billing.reads_apart(read) if self.parts == 1 else self.apart
+        if self.apart:
             with billing.one_file_per_partition(self.spark):
-                written = lake.write_staged(
-                    records, "billing_lines", self._path(self.parts), "status"
-                )
-            self.frames.append(written)
-            self.groups += S.summarize(written)
+                written = lake.write_staged(records, "billing_lines", self._path(), "status")
+        else:
+            written = lake.written_run_output(
+                self.spark, records, self.ctx.lake_dir, self.ctx.run_id, self._path(run=False)
+            )
+        self.frames.append(written)
+        self.groups += S.summarize(written)
 
-    def _path(self, part: int) -> str:
-        return lake.run_path(self.ctx.lake_dir, self.ctx.run_id, f"{_RECORDS}/{part}")
+    def _path(self, run: bool = True) -> str:
+        name = f"{_RECORDS}/{self.parts}"
+        return lake.run_path(self.ctx.lake_dir, self.ctx.run_id, name) if run else name
 
-    def loaded_path(self, part: int) -> str:
-        return f"{self._path(part)}/status={R.LOADED}"
+    def lake_ready(self) -> str | None:
+        """The folder of the loaded records' month folders when they can become the lake's:
+        one pass, written in the lake's layout, every line number final as read."""
+        if self.parts == 1 and self.apart and S.numbered_as_read(self.groups):
+            return f"{self._path()}/status={R.LOADED}"
+        return None
 
     def records(self) -> DataFrame | None:
         return R.union_all(self.frames)
@@ -178,12 +193,11 @@ def _checked_records(
     stale = {str(p) for r in runs for p, _ in r.blobs}
     try:
         while True:
-            raw = billing.read_billing_files(
-                spark, [p for r in runs for p, _ in r.blobs if str(p) in stale]
-            )
+            read = [p for r in runs for p, _ in r.blobs if str(p) in stale]
+            raw = billing.read_billing_files(spark, read)
             if raw is None and not checked.frames:
                 return checked, runs
-            checked.replace(stale, _checked(spark, raw, runs, fx, rules, failed))
+            checked.replace(stale, _checked(spark, raw, runs, fx, rules, failed), read)
             verdict = exports.with_row_count_check(runs, S.rows_per_file(checked.groups))
             missing = [] if failed else S.without_fx(checked.groups)
             if verdict == runs and not missing:
