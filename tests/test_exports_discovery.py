@@ -700,6 +700,17 @@ def _lake_writes(monkeypatch) -> list[str]:
     return calls
 
 
+def _ingest_three_blobs(spark, tmp_path, monkeypatch) -> list[str]:
+    """Ingest `_three_blob_month`; its lake and quarantine line numbers are checked here, and
+    how the lake was written (a move or a write) is returned."""
+    _three_blob_month(tmp_path / "landing")
+    ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)
+    writes = _lake_writes(monkeypatch)
+    ingest_landing(spark, ctx)
+    assert _lake_and_quarantine_lines(spark, ctx) == EXPECTED_LINES
+    return writes
+
+
 def test_line_numbers_as_read_are_final_and_the_loaded_folders_become_the_lake(
     spark, tmp_path, monkeypatch
 ):
@@ -709,12 +720,7 @@ def test_line_numbers_as_read_are_final_and_the_loaded_folders_become_the_lake(
     from inference_ledger.ingest import billing
 
     monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1)
-    _three_blob_month(tmp_path / "landing")
-    ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)
-    writes = _lake_writes(monkeypatch)
-    ingest_landing(spark, ctx)
-    assert writes == ["replace_partitions"]
-    assert _lake_and_quarantine_lines(spark, ctx) == EXPECTED_LINES
+    assert _ingest_three_blobs(spark, tmp_path, monkeypatch) == ["replace_partitions"]
 
 
 def test_blobs_read_in_one_partition_are_numbered_from_their_own_first_line(
@@ -744,9 +750,4 @@ def test_blobs_read_in_one_partition_are_numbered_from_their_own_first_line(
 
     monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1)
     monkeypatch.setattr(billing, "one_file_per_partition", one_partition)
-    _three_blob_month(tmp_path / "landing")
-    ctx, _ = _billing_run(tmp_path / "landing", tmp_path / "home", monkeypatch)
-    writes = _lake_writes(monkeypatch)
-    ingest_landing(spark, ctx)
-    assert writes == ["write_table"]
-    assert _lake_and_quarantine_lines(spark, ctx) == EXPECTED_LINES
+    assert _ingest_three_blobs(spark, tmp_path, monkeypatch) == ["write_table"]
