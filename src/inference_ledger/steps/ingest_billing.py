@@ -78,14 +78,13 @@ def ingest_billing(
     """The chosen export runs -> lake `billing_lines`; returns their accounting.
 
     The files are scanned once: the checked records (the delivered row kept only where it is
-    not loaded) are written under the run in the lake's layout (a folder per status and
-    month) and counted in one aggregation of that Parquet (rows per file against the
-    manifests, line numbers, per-file counts, control totals, lines lacking an FX rate); the
-    quarantine is written from it and the loaded months' folders are moved into the lake.
+    not loaded) are written under the run and counted in one aggregation of that Parquet (rows
+    per file against the manifests, line numbers, per-file counts, control totals, lines
+    lacking an FX rate); the quarantine is written from it, and the lake: large files' loaded
+    month folders are moved into it (`_Checked.lake_ready`), other records' loaded rows written.
     Only where a run the manifest check rejects or a month without an FX rate changes the
     verdict of lines are files read again: those of that scope and month; the lake is then
-    written from the records of every pass, as it is when a file's line numbers as read are
-    not final."""
+    written from the records of every pass."""
     checked, runs = _checked_records(spark, ctx, runs, fx, rules)
     for run in runs:
         if run.rejected_reason:
