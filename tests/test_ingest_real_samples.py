@@ -751,3 +751,35 @@ def test_every_ai_billing_sample_of_the_focus_spec_loads_as_inference_per_model(
     assert all(r["token_direction"] for r in tokens if r["consumed_unit"] == "Tokens")
     assert {r["charge_category"] for r in loaded if r not in tokens} == {"Purchase"}
     assert {r["workload"] for r in loaded if r not in tokens} == {"other"}
+
+
+def test_microsofts_ea_sample_moved_into_the_lake_keeps_its_line_numbers(
+    spark, tmp_path, monkeypatch
+):
+    """Read in a partition of its own, as a large export is (billing.reads_apart), the real
+    sample's line numbers are final as read and its loaded month folder is moved into the lake:
+    lines 2-12 and the same billed cost as the row-by-row reading above."""
+    from inference_ledger import lake
+    from inference_ledger.run.context import RunContext
+    from inference_ledger.settings import Settings
+    from inference_ledger.steps import ingest_billing
+    from inference_ledger.steps.ingest import ingest_landing
+
+    monkeypatch.setattr(billing, "APART_MEAN_BYTES", 1)
+    moved = []
+    real_move = lake.replace_partitions
+    monkeypatch.setattr(
+        ingest_billing.lake,
+        "replace_partitions",
+        lambda *a, **k: moved.append(a[3]) or real_move(*a, **k),
+    )
+    azure_run(tmp_path / "landing", EA.read_bytes(), 11)
+    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
+    ctx = RunContext(
+        run_id="r", landing=tmp_path / "landing", settings=settings, sources=("billing",)
+    )
+    ingest_landing(spark, ctx)
+    assert moved == ["billing_lines"]
+    got = lake.read_table(spark, ctx.lake_dir, "billing_lines").orderBy("line_number").collect()
+    assert [r["line_number"] for r in got] == list(range(2, 13))
+    assert sum(r["billed_cost_usd"] for r in got) == D("8.5450077867")

@@ -144,25 +144,24 @@ class _Checked:
         self.parts += 1
         # Decided by the first pass: the parts of one layout and types union by name.
         self.apart = billing.reads_apart(read) if self.parts == 1 else self.apart
+        name = f"{_RECORDS}/{self.parts}"
         if self.apart:
+            path = lake.run_path(self.ctx.lake_dir, self.ctx.run_id, name)
             with billing.one_file_per_partition(self.spark):
-                written = lake.write_staged(records, "billing_lines", self._path(), "status")
+                written = lake.write_staged(records, "billing_lines", path, "status")
         else:
             written = lake.written_run_output(
-                self.spark, records, self.ctx.lake_dir, self.ctx.run_id, self._path(run=False)
+                self.spark, records, self.ctx.lake_dir, self.ctx.run_id, name
             )
         self.frames.append(written)
         self.groups += S.summarize(written)
-
-    def _path(self, run: bool = True) -> str:
-        name = f"{_RECORDS}/{self.parts}"
-        return lake.run_path(self.ctx.lake_dir, self.ctx.run_id, name) if run else name
 
     def lake_ready(self) -> str | None:
         """The folder of the loaded records' month folders when they can become the lake's:
         one pass, written in the lake's layout, every line number final as read."""
         if self.parts == 1 and self.apart and S.numbered_as_read(self.groups):
-            return f"{self._path()}/status={R.LOADED}"
+            first = lake.run_path(self.ctx.lake_dir, self.ctx.run_id, f"{_RECORDS}/1")
+            return f"{first}/status={R.LOADED}"
         return None
 
     def records(self) -> DataFrame | None:
