@@ -2,8 +2,13 @@
 leaves the published marts exactly as the previous run left them (never a mix), and the next
 run completes and equals an uninterrupted one.
 
-The killed runs are `python -m inference_ledger.cli run` subprocesses sharing this module's
-database; `inference_ledger.faults` kills them at the named point (LEDGER_FAULT_KILL_AT).
+The killed processes share this module's database; `inference_ledger.faults` kills them at the
+named point (LEDGER_FAULT_KILL_AT). Up to the aggregate they are `ledger run` subprocesses
+(`python -m inference_ledger.cli run`), each a run of its own. The run killed after its
+aggregate is then published by the process that publishes in a deployment, the nightly DAG's
+`publish` task (`orchestration.tasks.publish_run`, no Spark), killed after staging and again,
+as a retry of that task would be, inside the publishing transaction: the same publish code a
+`ledger run` runs, without two more pipeline runs of ~50 s each to get there.
 """
 
 from __future__ import annotations
@@ -43,13 +48,14 @@ from tests.tmpdirs import private_tmp_dir
 pytestmark = pytest.mark.slow
 
 # In the order a run passes them; each kill starts from the debris of the one before.
-KILL_POINTS = [
-    "pipeline:after_prepare",
-    "pipeline:after_ingest",
-    "pipeline:after_aggregate",
-    "publish:after_stage",
-    "publish:in_transaction",
-]
+RUN_KILL_POINTS = ["pipeline:after_prepare", "pipeline:after_ingest", "pipeline:after_aggregate"]
+PUBLISH_KILL_POINTS = ["publish:after_stage", "publish:in_transaction"]
+KILL_POINTS = RUN_KILL_POINTS + PUBLISH_KILL_POINTS
+# The nightly DAG's publish task, as its worker runs it, for the run in argv[1] (a RunInfo).
+PUBLISH_TASK = (
+    "import json, sys; from inference_ledger.orchestration.tasks import publish_run; "
+    "publish_run(json.loads(sys.argv[1]))"
+)
 
 
 def _version_b(a, b):
@@ -120,42 +126,54 @@ def _wait_no_advisory_lock(url) -> None:
     raise AssertionError("the killed run's advisory lock is still held")
 
 
+def _killed(args: list[str], env: dict[str, str], point: str, url) -> dict:
+    """`args` run in `env` until LEDGER_FAULT_KILL_AT=`point` kills it; what it left published."""
+    proc = subprocess.Popen(
+        args,
+        env={**env, "LEDGER_FAULT_KILL_AT": point},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _, err = proc.communicate(timeout=600)
+    _wait_group_gone(proc.args, proc.pid)
+    _wait_no_advisory_lock(url)
+    return {
+        "point": point,
+        "returncode": proc.returncode,
+        "stderr": err[-2000:],
+        "marts": marts_hash(url),
+    }
+
+
+def _run_ids(url) -> set[str]:
+    return {r for (r,) in query(url, "SELECT run_id FROM audit.runs")}
+
+
 @pytest.fixture(scope="module")
 def kills(ledger):
     """Kill a run of B at every point in turn; after each, what is published is A exactly."""
     env = subprocess_env(LEDGER_HOME=str(ledger["root"] / "home"))
-    env["LEDGER_DATABASE_URL"] = ledger["url"]
-    before = {r for (r,) in query(ledger["url"], "SELECT run_id FROM audit.runs")}
-    out = []
-    for point in KILL_POINTS:
-        proc = subprocess.Popen(
-            [
-                *ledger_command(),
-                "run",
-                "--landing",
-                str(ledger["b"]),
-                "--as-of",
-                str(AS_OF),
-            ],
-            env={**env, "LEDGER_FAULT_KILL_AT": point},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        _, err = proc.communicate(timeout=600)
-        _wait_group_gone(proc.args, proc.pid)
-        _wait_no_advisory_lock(ledger["url"])
-        out.append(
-            {
-                "point": point,
-                "returncode": proc.returncode,
-                "stderr": err[-2000:],
-                "marts": marts_hash(ledger["url"]),
-            }
-        )
-    killed = {r for (r,) in query(ledger["url"], "SELECT run_id FROM audit.runs")} - before
-    return {"points": out, "killed": killed}
+    url = env["LEDGER_DATABASE_URL"] = ledger["url"]
+    before = _run_ids(url)
+    out, runs = [], []
+    for point in RUN_KILL_POINTS:
+        known = _run_ids(url)
+        run = [*ledger_command(), "run", "--landing", str(ledger["b"]), "--as-of", str(AS_OF)]
+        out.append(_killed(run, env, point, url))
+        [run_id] = _run_ids(url) - known
+        runs.append(run_id)
+    # The run killed after its aggregate, as the DAG hands it to its publish task.
+    (start, end), = query(
+        url, "SELECT period_start, period_end FROM audit.runs WHERE run_id = %s", (runs[-1],)
+    )  # fmt: skip
+    info = {"run_id": runs[-1], "landing": str(ledger["b"]), "start": str(start),
+            "end": str(end), "as_of": str(AS_OF)}  # fmt: skip
+    for point in PUBLISH_KILL_POINTS:
+        task = [sys.executable, "-c", PUBLISH_TASK, json.dumps(info)]
+        out.append(_killed(task, env, point, url))
+    return {"points": out, "killed": _run_ids(url) - before, "runs": runs}
 
 
 @pytest.mark.parametrize("index", range(len(KILL_POINTS)), ids=KILL_POINTS)
@@ -174,7 +192,8 @@ def test_next_run_completes_and_equals_an_uninterrupted_run(ledger, kills):
     ]
     # Every killed run is still visibly unfinished in the audit: nothing claims success.
     statuses = dict(query(url, "SELECT run_id, status FROM audit.runs"))
-    assert len(kills["killed"]) == len(KILL_POINTS)
+    # One run per `ledger run` killed; the publish task's kills were of the last one's run.
+    assert kills["killed"] == set(kills["runs"]) and len(kills["runs"]) == len(RUN_KILL_POINTS)
     assert {statuses[r] for r in kills["killed"]} == {"running"}
     assert accounting_balances(url) == []
     # The published rows of every period come from the completed run.
