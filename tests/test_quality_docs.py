@@ -117,6 +117,18 @@ def test_site_pages_and_run_name(site, outcomes):
     assert all(RUN in parts for parts in stored if "validations" in parts)
 
 
+def test_each_gate_adds_its_pages_and_the_index_lists_all(site, outcomes, tmp_path):
+    """A run's gates build its site one after the other, each with its own outcomes: the site
+    ends with the same pages as one build of them all, and the index lists every result."""
+    for gate in ([outcomes[0]], [outcomes[1]]):
+        index = build_data_docs(tmp_path, RUN, gate)
+    assert sorted(_pages(index.parent)) == sorted(_pages(site))
+    listed = index.read_text(encoding="utf-8")
+    for o in outcomes:
+        assert o.suite.name.split(".")[1] in listed
+    assert listed.count("validations/lake/") == len(outcomes)
+
+
 def test_site_loads_nothing_remote_and_every_local_asset_exists(site):
     for name, page in _pages(site).items():
         assets = _refs(page).assets

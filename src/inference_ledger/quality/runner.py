@@ -221,12 +221,17 @@ def _build_site(root: Path, run_id: str, outcomes: list[SuiteOutcome]) -> None:
         context.update_data_docs_site(DOCS_SITE, config)  # a site built before these views
     else:
         context.add_data_docs_site(DOCS_SITE, config)
+    built = []
     for o in outcomes:
         context.suites.add_or_update(
             gx.ExpectationSuite(
                 name=o.suite.name, expectations=[copy.copy(e) for e in o.suite.expectations]
             )
         )
-        context.validation_results_store.set(*_named_for_run(o, run_id))
-    context.build_data_docs(site_names=[DOCS_SITE])
+        key, result = _named_for_run(o, run_id)
+        context.validation_results_store.set(key, result)
+        built += [key, key.expectation_suite_identifier]
+    # Only these outcomes' pages (and the index, which lists every stored result): a run's
+    # gates each add theirs, and a full rebuild rendered the earlier gates' pages again.
+    context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=built)
     finish_site(root)
