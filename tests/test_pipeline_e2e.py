@@ -111,6 +111,20 @@ def test_run_reproduces_the_scenario_from_raw_rows(first_run, pg_conn):
     )
 
 
+def test_the_runs_data_docs_show_every_gate(published, first_run):
+    """`ledger run` renders its Data Docs once, after its last gate: the site has the pages of
+    the input files, lake and staging gates' suites, each run under the run id."""
+    site = published.home / "data_docs" / first_run.run_id
+    pages = {p.relative_to(site).parts[1:4] for p in site.glob("validations/**/*.html")}
+    assert {suite for suite, _, run in pages if run == first_run.run_id} == {
+        "ingest",
+        "lake",
+        "staging",
+    }
+    assert ("lake", "usage_facts", first_run.run_id) in pages
+    assert ("staging", "quarterly_summary", first_run.run_id) in pages
+
+
 def test_reconciliation_both_directions_matched(first_run, pg_conn):
     with pg_conn.cursor() as cur:
         cur.execute(

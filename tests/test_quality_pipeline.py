@@ -108,5 +108,9 @@ def test_lake_violation_fails_the_run_before_publish(spark, quality_env, conn, b
             (run_id, str(page)),
         )
         assert cur.fetchone() == (2, 1, 1)
+    # The run renders its Data Docs once (`flush_docs`); stopped by the lake gate, it renders
+    # them then: the lake gate's results and the input files gate's, which passed before it.
     site = load_settings().home / "data_docs" / run_id
     assert "lake.usage_facts" in (site / "index.html").read_text()
+    pages = {p.relative_to(site).parts[1:3] for p in site.glob("validations/**/*.html")}
+    assert {("ingest", "input_files"), ("lake", "usage_facts")} <= pages

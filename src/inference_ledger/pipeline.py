@@ -75,6 +75,7 @@ def run_pipeline(
     as_of: date | None = None,
     incremental: bool = True,
 ) -> RunResult:
+    from inference_ledger.quality.gate import flush_docs
     from inference_ledger.quality.runner import gx_module
     from inference_ledger.steps.aggregate import AggregateStep
     from inference_ledger.steps.ingest import IngestStep
@@ -86,6 +87,8 @@ def run_pipeline(
     run = prepare(landing, start, end, command, as_of)
     faults.checkpoint("pipeline:after_prepare")
     gx_module()
+    # One Data Docs site build for the run's three gates, not one after each.
+    run.ctx.docs_deferred = True
     # The steps take the lake lock again (it is re-entrant): held here, no other run's
     # ingest can slip in between this run's ingest and aggregate.
     with lake_lock(run.url):
@@ -99,8 +102,10 @@ def run_pipeline(
             outcome = PublishStep().run(run)
             progress.stage("audit (GX) and publish", f"{sum(outcome.rows.values())} mart rows")
         except BaseException as exc:
+            flush_docs(run.ctx)
             run.store.finish(error=f"{type(exc).__name__}: {exc}")
             raise
+        flush_docs(run.ctx)
         run.store.finish()
         s, e = run.store.range()
     return _result(run, accounting, outcome, s, e)
