@@ -1,5 +1,6 @@
 """Lake and ingest suites on tiny hand-built Spark DataFrames: each violation is caught by the
-expectation of its configured check, with the exact count, and nothing else fails."""
+expectation of its configured check, with the exact count, and nothing else fails, on both of
+GX's engines (`quality.runner.local_rows`: pandas for a small frame, Spark for a large one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from inference_ledger.quality import QualityConfig, QualityConfigError
+from inference_ledger.quality import QualityConfig, QualityConfigError, runner
 from inference_ledger.quality.lake_suites import (
     FRESHNESS_SUITE,
     LAKE_CHECKS,
@@ -25,6 +26,16 @@ from tests.helpers import lake_df
 
 D = Decimal
 CFG = QualityConfig.load()
+
+
+@pytest.fixture(autouse=True, params=["pandas", "spark"])
+def gx_engine(request, monkeypatch):
+    """Each test on GX's pandas engine (a frame of up to LOCAL_MAX_ROWS rows, what a small run
+    validates) and on its Spark engine (a bound of 0 sends every frame there, as a large one):
+    the same expected results on both."""
+    if request.param == "spark":
+        monkeypatch.setattr(runner, "LOCAL_MAX_ROWS", 0)
+    return request.param
 
 
 def ts(day: str, hour: int = 0) -> datetime:
@@ -127,6 +138,8 @@ def test_every_lake_violation_is_named_with_its_check_and_count(spark):
             use("p3", output_tokens=-1),
             use("p4", input_tokens=2 * 10**15, input_cached_tokens=0),
             use("p5", channel=None),
+            # No cached count is not one over the input (either engine: the pair skips it).
+            use("p6", input_cached_tokens=None),
         ],
         "revenue_lines": [rev("e1"), rev("e1"), rev("e2", currency="usd")],
         "settlements": [],

@@ -27,6 +27,26 @@ RESULT_FORMAT = "SUMMARY"
 # pass means 0 unexpected rows: suites run BOOLEAN_ONLY and only a suite with a failure runs
 # again in SUMMARY for the counts and samples.
 FAST_FORMAT = "BOOLEAN_ONLY"
+# A frame of at most this many rows is validated by GX's pandas engine on its rows collected
+# once (one Spark job), instead of a Spark job or two per expectation: the finance tables and the
+# freshness frame on every run, and every table of a small run. A small run's lake suites (the
+# generate_small 2024-Q1 lake, warm, five runs each alternated): 55 -> 20 Spark jobs, 3.96 ->
+# 2.36 s, the same 33 results. The rows are checked columns only (`dq_*` derived in Spark, keys,
+# currencies, counts), never money. 0: Spark for every frame.
+LOCAL_MAX_ROWS = 100_000
+# The expectations whose pandas and Spark implementations agree on every row, nulls included
+# (both skip a null, or both count it). A column pair only when it skips a row with either
+# side missing: by default pandas counts a row with one side null as unexpected, Spark does
+# not. A range only on integers: Spark compares a decimal with a float bound as doubles, Python
+# exactly (a rate of exactly 0.3 against a bound of 0.3 passes in Spark, fails in pandas).
+LOCAL_EXPECTATIONS = frozenset(
+    {
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_unique",
+    }
+)
+INTEGRAL = frozenset({"tinyint", "smallint", "int", "bigint"})
 
 
 @dataclass
@@ -102,14 +122,22 @@ def _outcomes(context, checkpoint_result, suites: dict) -> list[SuiteOutcome]:
 
 
 def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
-    """Each (suite, Spark DataFrame) through a Checkpoint on a GX spark dataframe asset, in
-    the caller's Spark session."""
+    """Each (suite, Spark DataFrame) through a Checkpoint on a GX dataframe asset, in the
+    caller's Spark session: GX's Spark engine, or its pandas engine on the frame's rows when
+    they are few (`local_rows`)."""
     gx = gx_module()
     context = ephemeral_context()
-    source = context.data_sources.add_spark(name="lake")
+    sources: dict[str, object] = {}
     outcomes = []
     for suite_def, df in frames:
-        asset = source.add_dataframe_asset(name=suite_def.name)
+        rows = local_rows(suite_def, df)
+        engine = "spark" if rows is None else "pandas"
+        if engine not in sources:
+            add = (
+                context.data_sources.add_spark if rows is None else context.data_sources.add_pandas
+            )
+            sources[engine] = add(name="lake" if rows is None else "lake_local")
+        asset = sources[engine].add_dataframe_asset(name=suite_def.name)
         batch = asset.add_batch_definition_whole_dataframe("whole")
         suite = context.suites.add(
             gx.ExpectationSuite(name=suite_def.name, expectations=_copies(suite_def))
@@ -127,11 +155,34 @@ def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
             )
             for fmt in (FAST_FORMAT, RESULT_FORMAT)
         ]
-        result = checkpoints[0].run(batch_parameters={"dataframe": df})
+        data = {"dataframe": df if rows is None else rows}
+        result = checkpoints[0].run(batch_parameters=data)
         if not result.success:
-            result = checkpoints[1].run(batch_parameters={"dataframe": df})
+            result = checkpoints[1].run(batch_parameters=data)
         outcomes.extend(_outcomes(context, result, {suite.name: suite}))
     return outcomes
+
+
+def local_rows(suite: Suite, df):
+    """`df`'s rows as a pandas DataFrame when they are at most LOCAL_MAX_ROWS and every
+    expectation of `suite` reads them alike in pandas and Spark; else None (validate on Spark).
+    Integers stay exact (a null makes an object column, not floats)."""
+    types = dict(df.dtypes)
+    if LOCAL_MAX_ROWS <= 0 or not all(_reads_alike(e, types) for e in suite.expectations):
+        return None
+    table = df.limit(LOCAL_MAX_ROWS + 1).toArrow()
+    if table.num_rows > LOCAL_MAX_ROWS:
+        return None
+    return table.to_pandas(integer_object_nulls=True)
+
+
+def _reads_alike(expectation, types: dict[str, str]) -> bool:
+    kind = expectation.expectation_type
+    if kind == "expect_column_values_to_be_between":
+        return types.get(expectation.column) in INTEGRAL
+    if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        return expectation.ignore_row_if == "either_value_is_missing"
+    return kind in LOCAL_EXPECTATIONS
 
 
 def run_sql_suites(sqlalchemy_url: str, tables: list[tuple[Suite, str, str]]) -> list[SuiteOutcome]:
