@@ -129,17 +129,18 @@ def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
     they are few (`local_rows`)."""
     gx = gx_module()
     context = ephemeral_context()
-    sources: dict[str, object] = {}
+    sources: dict[bool, object] = {}  # local rows? -> the datasource of their engine
     outcomes = []
     for suite_def, df in frames:
         rows = local_rows(suite_def, df)
-        engine = "spark" if rows is None else "pandas"
-        if engine not in sources:
-            add = (
-                context.data_sources.add_spark if rows is None else context.data_sources.add_pandas
+        local = rows is not None
+        if local not in sources:
+            sources[local] = (
+                context.data_sources.add_pandas(name="lake_local")
+                if local
+                else context.data_sources.add_spark(name="lake")
             )
-            sources[engine] = add(name="lake" if rows is None else "lake_local")
-        asset = sources[engine].add_dataframe_asset(name=suite_def.name)
+        asset = sources[local].add_dataframe_asset(name=suite_def.name)
         batch = asset.add_batch_definition_whole_dataframe("whole")
         suite = context.suites.add(
             gx.ExpectationSuite(name=suite_def.name, expectations=_copies(suite_def))
@@ -157,7 +158,7 @@ def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
             )
             for fmt in (FAST_FORMAT, RESULT_FORMAT)
         ]
-        data = {"dataframe": df if rows is None else rows}
+        data = {"dataframe": rows if local else df}
         result = checkpoints[0].run(batch_parameters=data)
         if not result.success:
             result = checkpoints[1].run(batch_parameters=data)
