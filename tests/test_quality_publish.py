@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -72,7 +73,7 @@ def conn(quality_env):
 
 
 @pytest.fixture(scope="module")
-def batch(spark) -> dict[str, DataFrame]:
+def batch(spark) -> Iterator[dict[str, DataFrame]]:
     """The run outputs of a good quarter. Amounts use all 10 decimal places, so a variance
     computed at Spark's default decimal(38,9) would be off and the arithmetic check would say so."""
     billing = lake_df(
@@ -138,7 +139,9 @@ def batch(spark) -> dict[str, DataFrame]:
         "quarterly_summary": summary.quarterly_summary(periods, daily, rec),
         "billing": billing,
     }
-    return {k: v.cache() for k, v in out.items()}
+    frames = {k: v.cache() for k, v in out.items()}
+    yield frames
+    _forget_written(frames)
 
 
 def publish_batch(spark, pg_url, batch, tamper=None):
@@ -187,6 +190,13 @@ def _write_outputs(spark, ctx, batch, tamper) -> None:
                 lake.write_run_output(df, ctx.lake_dir, ctx.run_id, f"marts/{name}")
 
 
+def _forget_written(batch: dict) -> None:
+    """Remove the batch's written copy once its module is done (it lives outside basetemp)."""
+    for entry in [e for e in _WRITTEN if e[0] is batch]:
+        _WRITTEN.remove(entry)
+        shutil.rmtree(entry[1], ignore_errors=True)
+
+
 def failed_checks(conn, run_id: str) -> list[tuple]:
     with conn.cursor() as cur:
         cur.execute(
@@ -229,6 +239,27 @@ def test_warnings_publish_and_are_recorded(published, conn):
     assert total == outcome.checks and total == complete and total > 40
     docs = ctx.settings.home / "data_docs" / ctx.run_id / "index.html"
     assert "staging.revshare_reconciliation" in docs.read_text()
+
+
+def test_only_suites_with_a_failure_are_validated_again_with_counts(published, conn):
+    """The staging suites run BOOLEAN_ONLY (a pass is 0 unexpected rows: nothing to count); the
+    two with a warning run again in SUMMARY, so each of their column checks keeps its count."""
+    ctx, _ = published
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT suite, expectation, success, observed_value, details->>'unexpected_count'"
+            " FROM audit.dq_results WHERE run_id = %s",
+            (ctx.run_id,),
+        )
+        rows = cur.fetchall()
+    conn.commit()
+    again = {"staging.inference_spend_daily", "staging.revshare_reconciliation"}
+    assert {r[0] for r in rows if not r[2]} == again
+    counted = {(r[0], r[4] is not None) for r in rows if r[1] != "unexpected_rows_expectation"}
+    assert counted == {(s, True) for s in again} | {
+        (s, False) for s in {r[0] for r in rows} - again
+    }
+    assert {r[3] for r in rows if r[0] not in again} == {"0"}
 
 
 MONEY = "decimal(38,10)"
