@@ -99,6 +99,13 @@ def _create(app_name: str):
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.ansi.enabled", "true")
+        # Adaptive execution plans each shuffle stage as a job of its own and re-optimises the
+        # rest of the plan after it: a small run's ~60 queries made 196 jobs (107 without), the
+        # reconciliation's alone ~40, for nothing to adapt at two cores and four partitions. A
+        # small run warm, alternated in one process: 19.7 / 17.2 / 17.1 s with it, 19.2 / 16.1 /
+        # 15.2 s without (its aggregate 10.8 / 9.5 / 8.8 -> 10.8 / 8.3 / 7.9 s). The 10M night:
+        # bench/README.md.
+        .config("spark.sql.adaptive.enabled", "false")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.parquet.compression.codec", "snappy")
