@@ -128,7 +128,6 @@ def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
     """Each (suite, Spark DataFrame) through a Checkpoint on a GX dataframe asset, in the
     caller's Spark session: GX's Spark engine, or its pandas engine on the frame's rows when
     they are few (`local_rows`)."""
-    gx = gx_module()
     context = ephemeral_context()
     sources: dict[bool, object] = {}  # local rows? -> the datasource of their engine
     outcomes = []
@@ -142,28 +141,11 @@ def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
                 else context.data_sources.add_spark(name="lake")
             )
         asset = sources[local].add_dataframe_asset(name=suite_def.name)
-        batch = asset.add_batch_definition_whole_dataframe("whole")
-        suite = context.suites.add(
-            gx.ExpectationSuite(name=suite_def.name, expectations=_copies(suite_def))
+        definition = _definition(
+            context, suite_def, asset.add_batch_definition_whole_dataframe("whole")
         )
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"validate {suite_def.name}", data=batch, suite=suite)
-        )
-        checkpoints = [
-            context.checkpoints.add(
-                gx.Checkpoint(
-                    name=f"checkpoint {suite_def.name} {fmt}",
-                    validation_definitions=[definition],
-                    result_format=fmt,
-                )
-            )
-            for fmt in (FAST_FORMAT, RESULT_FORMAT)
-        ]
         data = {"dataframe": rows if local else df}
-        result = checkpoints[0].run(batch_parameters=data)
-        if not result.success:
-            result = checkpoints[1].run(batch_parameters=data)
-        outcomes.extend(_outcomes(context, result, {suite.name: suite}))
+        outcomes += _validate(context, suite_def.name, [definition], data)
     return outcomes
 
 
@@ -193,44 +175,52 @@ def _reads_alike(expectation, types: dict[str, str]) -> bool:
 
 
 def run_sql_suites(sqlalchemy_url: str, tables: list[tuple[Suite, str, str]]) -> list[SuiteOutcome]:
-    """Each (suite, schema, table) on a whole Postgres table, all in one Checkpoint: BOOLEAN_ONLY
-    first, then the suites with a failure again in SUMMARY for their counts and samples (every
-    staging expectation passes only with no unexpected row, as the lake's do on Spark)."""
-    gx = gx_module()
+    """Each (suite, schema, table) on a whole Postgres table, all in one Checkpoint."""
     with quiet_stdout():
         context = ephemeral_context()
         source = context.data_sources.add_sql(name="ledger_db", connection_string=sqlalchemy_url)
-        definitions, suites = {}, {}
+        definitions = []
         for suite_def, schema, table in tables:
             asset = source.add_table_asset(
                 name=f"{schema}.{table}", table_name=table, schema_name=schema
             )
             batch = asset.add_batch_definition_whole_table("whole")
-            suite = context.suites.add(
-                gx.ExpectationSuite(name=suite_def.name, expectations=_copies(suite_def))
-            )
-            suites[suite.name] = suite
-            definitions[suite.name] = context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"validate {suite_def.name}", data=batch, suite=suite)
-            )
-        fast = _sql_checkpoint(context, list(definitions.values()), FAST_FORMAT).run()
-        by_suite = {o.suite.name: o for o in _outcomes(context, fast, suites)}
-        failed = [name for name, o in by_suite.items() if not o.result.success]
-        if failed:
-            again = _sql_checkpoint(context, [definitions[n] for n in failed], RESULT_FORMAT)
-            by_suite.update({o.suite.name: o for o in _outcomes(context, again.run(), suites)})
-        return [by_suite[name] for name in definitions]
+            definitions.append(_definition(context, suite_def, batch))
+        return _validate(context, "staging", definitions)
 
 
-def _sql_checkpoint(context, definitions: list, result_format: str):
+def _definition(context, suite_def: Suite, batch):
+    """`suite_def` (its own copies of the expectations) on `batch`, as a validation definition."""
     gx = gx_module()
-    return context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"checkpoint staging {result_format}",
-            validation_definitions=definitions,
-            result_format=result_format,
-        )
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=suite_def.name, expectations=_copies(suite_def))
     )
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"validate {suite_def.name}", data=batch, suite=suite)
+    )
+
+
+def _validate(context, name: str, definitions: list, batch_parameters=None) -> list[SuiteOutcome]:
+    """The definitions through one Checkpoint in FAST_FORMAT, then the suites that failed again
+    in RESULT_FORMAT for their counts and samples; one outcome per suite, in their order."""
+    gx = gx_module()
+    by_name = {d.suite.name: d for d in definitions}
+    suites = {n: d.suite for n, d in by_name.items()}
+
+    def run(defs: list, fmt: str) -> dict[str, SuiteOutcome]:
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"checkpoint {name} {fmt}", validation_definitions=defs, result_format=fmt
+            )
+        )
+        result = checkpoint.run(batch_parameters=batch_parameters)
+        return {o.suite.name: o for o in _outcomes(context, result, suites)}
+
+    outcomes = run(definitions, FAST_FORMAT)
+    failed = [by_name[n] for n, o in outcomes.items() if not o.result.success]
+    if failed:
+        outcomes.update(run(failed, RESULT_FORMAT))
+    return [outcomes[n] for n in by_name]
 
 
 def docs_dir(home: Path, run_id: str) -> Path:
