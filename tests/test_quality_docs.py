@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from inference_ledger.quality.docs import site_root
-from inference_ledger.quality.runner import Suite, build_data_docs, gx_module, run_spark_suites
+from inference_ledger.quality.runner import Suite, build_data_docs, gx_module, run_frame_suites
 from inference_ledger.settings import load_settings
 from tests.test_report import _chromium, _chromium_args
 
@@ -46,7 +46,7 @@ def outcomes(spark):
         [("m1", 10), ("m2", 5000), (None, 3)], "model string, input_tokens long"
     )
     fx_df = spark.createDataFrame([("EUR",), ("GBP",)], "currency string")
-    return run_spark_suites([(usage, usage_df), (fx, fx_df)])
+    return run_frame_suites([(usage, usage_df), (fx, fx_df)])
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def test_a_chart_page_gets_vega_and_loads_it_locally(spark, tmp_path):
         ],
     )
     df = spark.createDataFrame([("a",), ("a",), ("b",)], "model string")
-    site = build_data_docs(tmp_path, "run-chart", run_spark_suites([(kl, df)])).parent
+    site = build_data_docs(tmp_path, "run-chart", run_frame_suites([(kl, df)])).parent
     vega = site / "static" / "vendor" / "vega"
     assert sorted(p.name for p in vega.glob("*.js")) == [
         "vega-embed.min.js",

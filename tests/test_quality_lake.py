@@ -19,7 +19,6 @@ from inference_ledger.quality.lake_suites import (
     table_frame,
     table_suite,
     validate_frames,
-    validate_input_files,
     with_freshness,
 )
 from tests.helpers import lake_df
@@ -252,21 +251,6 @@ def test_freshness_names_the_stalled_feed(spark):
     assert sorted(r["lag_days"] for r in by_as_of.collect()) == [2, 2, 13]
     outcomes = validate_frames({FRESHNESS_SUITE: by_data}, {FRESHNESS_SUITE: freshness_suite(CFG)})
     assert failed(outcomes) == [(FRESHNESS_SUITE, "freshness", "warning", "lag_days", "1")]
-
-
-def test_quarantine_rate_per_file_over_the_threshold_is_a_warning(spark):
-    accounting = [
-        {"source": "usage", "source_file": "a.json", "rows_read": 200, "rows_quarantined": 11},
-        {"source": "usage", "source_file": "b.json", "rows_read": 100, "rows_quarantined": 5},
-        {"source": "usage", "source_file": "empty.json", "rows_read": 0, "rows_quarantined": 0},
-    ]
-    outcomes = validate_input_files(spark, accounting, CFG)
-    assert failed(outcomes) == [
-        ("ingest.input_files", "quarantine_rate", "warning", "quarantine_rate", "1")
-    ]
-    (check,) = outcomes[0].checks
-    # 11 / 200 = 0.055 is the one over 0.05; 0.05 itself is allowed.
-    assert check.details["partial_unexpected_list"] == ["0.0550000000"]
 
 
 def write_config(tmp_path, text: str):

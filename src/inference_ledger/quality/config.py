@@ -53,6 +53,10 @@ class QualityConfig:
     def severity(self, check: str) -> str:
         return self.severities[check]
 
+    def meta(self, check: str, **extra) -> dict:
+        """An expectation's `meta`: the configured check it belongs to and that check's severity."""
+        return {"check": check, "severity": self.severity(check), **extra}
+
     @classmethod
     def load(cls, path: Path | None = None) -> QualityConfig:
         path = path or DEFAULT_PATH

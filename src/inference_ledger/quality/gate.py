@@ -13,7 +13,8 @@ from pyspark.sql import SparkSession
 from inference_ledger import audit
 from inference_ledger.db import connect
 from inference_ledger.quality.config import QualityConfig
-from inference_ledger.quality.lake_suites import validate_input_files, validate_lake
+from inference_ledger.quality.input_files import validate_input_files
+from inference_ledger.quality.lake_suites import validate_lake
 from inference_ledger.quality.mart_suites import validate_staging
 from inference_ledger.quality.results import CheckResult, QualityGateFailed, critical_failures
 from inference_ledger.quality.runner import SuiteOutcome, build_data_docs
@@ -68,12 +69,10 @@ def flush_docs(ctx) -> None:
         ctx.timings["data_docs"] = ctx.timings.get("data_docs", 0.0) + time.monotonic() - started
 
 
-def input_files_gate(spark: SparkSession, ctx, url: str, accounting: list[dict]):
-    """After ingest: the quarantine rate of every file read."""
+def input_files_gate(ctx, url: str, accounting: list[dict]):
+    """After ingest: the quarantine rate of every file read (no Spark job: rows in hand)."""
     started, cfg = time.monotonic(), QualityConfig.load()
-    return _verdict(
-        ctx, url, validate_input_files(spark, accounting, cfg), started, "input_files_gate"
-    )
+    return _verdict(ctx, url, validate_input_files(accounting, cfg), started, "input_files_gate")
 
 
 def lake_gate(spark: SparkSession, ctx, url: str, start: date, end: date):

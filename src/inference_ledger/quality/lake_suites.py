@@ -19,9 +19,7 @@ from inference_ledger.ingest.usage import NATURAL_KEY as USAGE_KEY
 from inference_ledger.ingest.usage import NEWER_FIELDS as NEWER_USAGE_TOKENS
 from inference_ledger.quality.config import QualityConfig
 from inference_ledger.quality.iso4217 import CURRENCIES
-from inference_ledger.quality.runner import Suite, SuiteOutcome, gx_module, run_spark_suites
-from inference_ledger.spark import local_frame
-from inference_ledger.transform.contract import ratio
+from inference_ledger.quality.runner import Suite, SuiteOutcome, gx_module, run_frame_suites
 
 # table -> (unique key, columns that must not be null, currency columns, money columns).
 LAKE_CHECKS: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
@@ -67,11 +65,6 @@ TOKEN_COLUMNS = [
     "num_model_requests",
 ]
 FRESHNESS_SUITE = "lake.freshness"
-QUARANTINE_SUITE = "ingest.input_files"
-
-
-def _meta(cfg: QualityConfig, check: str, **extra) -> dict:
-    return {"check": check, "severity": cfg.severity(check), **extra}
 
 
 def _violations(checks: list[tuple[Column, Column]]) -> Column:
@@ -230,33 +223,23 @@ def with_freshness(
     )
 
 
-def with_quarantine_rate(files: DataFrame) -> DataFrame:
-    """quarantine_rate = rows quarantined / rows read per file (0 for an empty file)."""
-    return files.withColumn(
-        "quarantine_rate",
-        F.coalesce(ratio(F.col("rows_quarantined"), F.col("rows_read")), F.lit(0)).cast(
-            "decimal(18,10)"
-        ),
-    )
-
-
 def table_suite(table: str, cfg: QualityConfig) -> Suite:
     E = gx_module().expectations
     key, _, currencies, _ = LAKE_CHECKS[table]
     exps = []
     if len(key) == 1:
-        exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=_meta(cfg, "keys")))
+        exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=cfg.meta("keys")))
     for column in currencies:
         exps.append(
             E.ExpectColumnValuesToBeInSet(
-                column=column, value_set=sorted(CURRENCIES), meta=_meta(cfg, "currency_iso")
+                column=column, value_set=sorted(CURRENCIES), meta=cfg.meta("currency_iso")
             )
         )
     for column, (check, description) in ROW_CHECKS.items():
         if column in row_check_columns(table):
             exps.append(
                 E.ExpectColumnValuesToBeNull(
-                    column=column, description=description, meta=_meta(cfg, check)
+                    column=column, description=description, meta=cfg.meta(check)
                 )
             )
     if table == "usage_facts":
@@ -269,7 +252,7 @@ def table_suite(table: str, cfg: QualityConfig) -> Suite:
                 # default, GX's pandas engine only when told (quality/runner.py LOCAL_MAX_ROWS).
                 ignore_row_if="either_value_is_missing",
                 description="input_cached_tokens <= input_tokens (input includes cached)",
-                meta=_meta(cfg, "cached_within_input", column="input_cached_tokens"),
+                meta=cfg.meta("cached_within_input", column="input_cached_tokens"),
             )
         )
     return Suite(f"lake.{table}", exps)
@@ -286,23 +269,7 @@ def freshness_suite(cfg: QualityConfig) -> Suite:
                 max_value=cfg.max_freshness_lag_days,
                 description="no billing scope or usage channel without new data for longer "
                 "than the configured lag",
-                meta=_meta(cfg, "freshness"),
-            )
-        ],
-    )
-
-
-def quarantine_suite(cfg: QualityConfig) -> Suite:
-    E = gx_module().expectations
-    return Suite(
-        QUARANTINE_SUITE,
-        [
-            E.ExpectColumnValuesToBeBetween(
-                column="quarantine_rate",
-                min_value=0,
-                max_value=float(cfg.max_quarantine_rate),
-                description="share of each input file's rows quarantined",
-                meta=_meta(cfg, "quarantine_rate"),
+                meta=cfg.meta("freshness"),
             )
         ],
     )
@@ -363,7 +330,7 @@ def suites_for(cfg: QualityConfig) -> dict[str, Suite]:
 def validate_frames(frames: dict[str, DataFrame], suites: dict[str, Suite]) -> list[SuiteOutcome]:
     cached = {name: df.cache() for name, df in frames.items()}
     try:
-        return run_spark_suites([(suites[name], df) for name, df in cached.items()])
+        return run_frame_suites([(suites[name], df) for name, df in cached.items()])
     finally:
         for df in cached.values():
             df.unpersist()
@@ -381,18 +348,3 @@ def validate_lake(
     reference = as_of if cfg.freshness_reference == "as_of" else None
     frames = lake_frames(spark, lake_dir, start, end, reference, cfg)
     return validate_frames(frames, suites_for(cfg))
-
-
-def validate_input_files(
-    spark: SparkSession, accounting: list[dict], cfg: QualityConfig | None = None
-) -> list[SuiteOutcome]:
-    """The quarantine rate of each file this run read."""
-    cfg = cfg or QualityConfig.load()
-    rows = [
-        (str(r["source"]), str(r["source_file"]), int(r["rows_read"]), int(r["rows_quarantined"]))
-        for r in accounting
-    ]
-    files = local_frame(
-        spark, rows, "source string, source_file string, rows_read long, rows_quarantined long"
-    ).transform(with_quarantine_rate)
-    return validate_frames({QUARANTINE_SUITE: files}, {QUARANTINE_SUITE: quarantine_suite(cfg)})

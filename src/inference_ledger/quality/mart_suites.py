@@ -313,10 +313,6 @@ MART_RULES: dict[str, tuple[RowRule | ValueSet, ...]] = {
 }
 
 
-def _meta(cfg: QualityConfig, check: str, **extra) -> dict:
-    return {"check": check, "severity": cfg.severity(check), **extra}
-
-
 def _contract_expectations(E, mart: str, cfg: QualityConfig) -> list:
     """The mart contract's required columns and its key (not null, unique)."""
     key = contracts.primary_key(mart)
@@ -324,11 +320,11 @@ def _contract_expectations(E, mart: str, cfg: QualityConfig) -> list:
     for c in contracts.columns("marts", mart):
         if not c.nullable:
             check = "keys" if c.name in key else "required"
-            exps.append(E.ExpectColumnValuesToNotBeNull(column=c.name, meta=_meta(cfg, check)))
+            exps.append(E.ExpectColumnValuesToNotBeNull(column=c.name, meta=cfg.meta(check)))
     if len(key) == 1:
-        exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=_meta(cfg, "keys")))
+        exps.append(E.ExpectColumnValuesToBeUnique(column=key[0], meta=cfg.meta("keys")))
     else:
-        exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key, meta=_meta(cfg, "keys")))
+        exps.append(E.ExpectCompoundColumnsToBeUnique(column_list=key, meta=cfg.meta("keys")))
     return exps
 
 
@@ -342,7 +338,7 @@ def _row_expectation(E, rule: RowRule, cfg: QualityConfig, conn):
         return E.UnexpectedRowsExpectation(
             description=description,
             unexpected_rows_query=query,
-            meta=_meta(cfg, rule.check, column=rule.column),
+            meta=cfg.meta(rule.check, column=rule.column),
         )
 
 
@@ -350,7 +346,7 @@ def _value_set_expectation(E, rule: ValueSet, cfg: QualityConfig):
     # Only a rule with its own description passes one (GX then keeps its default).
     extra = {} if rule.description is None else {"description": rule.description}
     return E.ExpectColumnValuesToBeInSet(
-        column=rule.column, value_set=rule.values, **extra, meta=_meta(cfg, rule.check)
+        column=rule.column, value_set=rule.values, **extra, meta=cfg.meta(rule.check)
     )
 
 

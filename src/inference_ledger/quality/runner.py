@@ -124,15 +124,17 @@ def _outcomes(context, checkpoint_result, suites: dict) -> list[SuiteOutcome]:
     return out
 
 
-def run_spark_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
-    """Each (suite, Spark DataFrame) through a Checkpoint on a GX dataframe asset, in the
-    caller's Spark session: GX's Spark engine, or its pandas engine on the frame's rows when
-    they are few (`local_rows`)."""
+def run_frame_suites(frames: list[tuple[Suite, object]]) -> list[SuiteOutcome]:
+    """Each (suite, frame) through a Checkpoint on a GX dataframe asset: a Spark DataFrame in the
+    caller's Spark session, on GX's Spark engine or, when its rows are few, on its pandas engine
+    (`local_rows`); a pandas DataFrame (rows the driver holds) on the pandas engine."""
+    import pandas as pd
+
     context = ephemeral_context()
     sources: dict[bool, object] = {}  # local rows? -> the datasource of their engine
     outcomes = []
     for suite_def, df in frames:
-        rows = local_rows(suite_def, df)
+        rows = df if isinstance(df, pd.DataFrame) else local_rows(suite_def, df)
         local = rows is not None
         if local not in sources:
             sources[local] = (

@@ -194,7 +194,7 @@ class IngestStep(Step[IngestPlan, list[dict]]):
     def check_outputs(self, run: Run, plan: IngestPlan, result: list[dict]) -> None:
         from inference_ledger.quality import gate
 
-        gate.input_files_gate(run.spark, run.ctx, run.url, result)
+        gate.input_files_gate(run.ctx, run.url, result)
 
 
 def _record_quarantine(run: Run, conn) -> None:
