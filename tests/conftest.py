@@ -4,8 +4,10 @@ reliability tests' baseline publish (one per test session, copied by the tests t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from tests.tmpdirs import private_tmp_dir
 
 # Tests never touch the user's ./var: every test run gets its own LEDGER_HOME.
 pytest_plugins = ["tests.fixtures_pg", "tests.airflow_support"]
+SPARK_APP = "inference-ledger-tests"
 
 
 # Modules that are slow as a whole (Airflow: `airflow dags test` runs, the scheduler, the DAG
@@ -31,6 +34,33 @@ SLOW_MODULES = {"test_dags.py"}
 # in CodeCache for method handle intrinsic", the concurrency test): give it the tiered default.
 TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 os.environ.setdefault("LEDGER_SPARK_JAVA_OPTIONS", TEST_JVM_OPTIONS)
+# The test run's own Spark session, and every pipeline run a test makes in this process.
+os.environ.setdefault("LEDGER_SPARK_MASTER", "local[2]")
+os.environ.setdefault("LEDGER_SHUFFLE_PARTITIONS", "2")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_sessionstart(session):
+    """A session that runs the whole suite (or its fast tier) starts its Spark JVM now, on a
+    thread, while pytest imports and collects the test modules (~5 s each, one core each); the
+    `spark` fixture then takes that session or waits for it. Not for a session that runs named
+    modules (it may need no Spark) nor for xdist's controller (its workers run the tests)."""
+    config = session.config
+    controller = config.getoption("numprocesses", None) and not hasattr(config, "workerinput")
+    named = any(Path(a.split("::")[0]).resolve() not in (TESTS, TESTS.parent) for a in config.args)
+    if not (config.option.collectonly or controller or named):
+        from inference_ledger.spark import start_in_background
+
+        start_in_background(SPARK_APP, _session_spark_settings())
+
+
+def _session_spark_settings():
+    """This process' JVM is not short-lived: it runs every in-process test's plans, and C2 pays
+    off there (the fast tier took 4:29 with C1 only, 3:45 without): the subprocesses' JVM
+    options are not for it."""
+    from inference_ledger.settings import load_settings
+
+    return dataclasses.replace(load_settings(), spark_java_options="")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -68,19 +98,9 @@ def ledger_home():
 
 @pytest.fixture(scope="session")
 def spark(ledger_home):
-    os.environ.setdefault("LEDGER_SPARK_MASTER", "local[2]")
-    os.environ.setdefault("LEDGER_SHUFFLE_PARTITIONS", "2")
     from inference_ledger.spark import get_spark, stop_spark
 
-    # This JVM is not short-lived: it runs every in-process test's plans, and C2 pays off
-    # there (the fast tier took 4:29 with C1 only, 3:45 without).
-    subprocesses_only = os.environ.pop("LEDGER_SPARK_JAVA_OPTIONS", None)
-    try:
-        session = get_spark("inference-ledger-tests")
-    finally:
-        if subprocesses_only is not None:
-            os.environ["LEDGER_SPARK_JAVA_OPTIONS"] = subprocesses_only
-    yield session
+    yield get_spark(SPARK_APP, _session_spark_settings())
     stop_spark()
 
 

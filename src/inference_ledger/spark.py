@@ -34,13 +34,14 @@ def java_options(settings) -> tuple[str, str]:
     return tuple(f"{base} {extra}".strip() for base in (DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS))
 
 
-def get_spark(app_name: str = "inference-ledger"):
-    """Create (once) and return the process's SparkSession at LEDGER_SPARK_MASTER."""
+def get_spark(app_name: str = "inference-ledger", settings=None):
+    """Create (once) and return the process's SparkSession at LEDGER_SPARK_MASTER (`settings`,
+    default the environment's, are read only if this call creates it)."""
     global _SESSION, _INTERRUPTS_UNHANDLED
     if _SESSION is None:
         with _CREATING:
             if _SESSION is None:
-                _SESSION = _create(app_name)
+                _SESSION = _create(app_name, settings or load_settings())
                 _INTERRUPTS_UNHANDLED = threading.current_thread() is not threading.main_thread()
     if _INTERRUPTS_UNHANDLED and threading.current_thread() is threading.main_thread():
         _cancel_jobs_on_interrupt(_SESSION)
@@ -48,7 +49,7 @@ def get_spark(app_name: str = "inference-ledger"):
     return _SESSION
 
 
-def start_in_background(app_name: str = "inference-ledger") -> None:
+def start_in_background(app_name: str = "inference-ledger", settings=None) -> None:
     """Start creating the session on a daemon thread, so that the JVM starts (~5 s) while the
     driver does other work (the run's database, imports). `get_spark` then returns it, or
     waits for it; if starting it failed, `get_spark` tries again and raises the error itself.
@@ -58,13 +59,13 @@ def start_in_background(app_name: str = "inference-ledger") -> None:
     import pyspark.sql  # noqa: F401 - imported here, not by two threads at once
 
     threading.Thread(
-        target=_start_quietly, args=(app_name,), name="spark-start", daemon=True
+        target=_start_quietly, args=(app_name, settings), name="spark-start", daemon=True
     ).start()
 
 
-def _start_quietly(app_name: str) -> None:
+def _start_quietly(app_name: str, settings) -> None:
     try:
-        get_spark(app_name)
+        get_spark(app_name, settings)
     except Exception:  # noqa: BLE001 - the driver's own get_spark raises it where it is handled
         log.debug("starting Spark in the background failed", exc_info=True)
 
@@ -80,13 +81,12 @@ def _cancel_jobs_on_interrupt(session) -> None:
     signal.signal(signal.SIGINT, on_interrupt)
 
 
-def _create(app_name: str):
+def _create(app_name: str, settings):
     from pyspark.sql import SparkSession
 
     # Workers must run the same interpreter as the driver (the project's virtualenv).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    settings = load_settings()
     # Under spark-submit, its --name and (unless LEDGER_SPARK_MASTER is set, which wins as
     # before) its --master / spark-defaults.conf are left alone.
     submitted = _under_spark_submit()
