@@ -51,16 +51,19 @@ def pytest_sessionstart(session):
     if not (config.option.collectonly or controller or named):
         from inference_ledger.spark import start_in_background
 
-        start_in_background(SPARK_APP, _session_spark_settings())
+        basetemp = config._tmp_path_factory.getbasetemp()
+        start_in_background(SPARK_APP, _session_spark_settings(basetemp))
 
 
-def _session_spark_settings():
+def _session_spark_settings(basetemp: Path):
     """This process' JVM is not short-lived: it runs every in-process test's plans, and C2 pays
     off there (the fast tier took 4:29 with C1 only, 3:45 without): the subprocesses' JVM
-    options are not for it."""
+    options are not for it. Its log goes to a file (tests/log4j2-session.properties)."""
     from inference_ledger.settings import load_settings
 
-    return dataclasses.replace(load_settings(), spark_java_options="")
+    log = f"-Dlog4j.configurationFile={TESTS / 'log4j2-session.properties'}"
+    options = f"{log} -Dledger.tests.spark_log={basetemp / 'spark-session.log'}"
+    return dataclasses.replace(load_settings(), spark_java_options=options)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -97,10 +100,10 @@ def ledger_home():
 
 
 @pytest.fixture(scope="session")
-def spark(ledger_home):
+def spark(ledger_home, tmp_path_factory):
     from inference_ledger.spark import get_spark, stop_spark
 
-    yield get_spark(SPARK_APP, _session_spark_settings())
+    yield get_spark(SPARK_APP, _session_spark_settings(tmp_path_factory.getbasetemp()))
     stop_spark()
 
 
