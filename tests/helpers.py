@@ -93,3 +93,13 @@ def full_plan(spark, df) -> str:
         return df._jdf.queryExecution().executedPlan().toString()
     finally:
         spark.conf.unset("spark.sql.debug.maxToStringFields")
+
+
+def failed(outcomes) -> list[tuple]:
+    """(suite, check, severity, column, observed) of every failed check of GX suite outcomes."""
+    return sorted(
+        (r.suite, r.check_name, r.severity, r.column_name, r.observed_value)
+        for o in outcomes
+        for r in o.checks
+        if not r.success
+    )

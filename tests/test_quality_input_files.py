@@ -7,17 +7,9 @@ from pathlib import Path
 
 from inference_ledger.quality import QualityConfig
 from inference_ledger.quality.input_files import validate_input_files
+from tests.helpers import failed
 
 CFG = QualityConfig.load()
-
-
-def failed(outcomes) -> list[tuple]:
-    return sorted(
-        (r.suite, r.check_name, r.severity, r.column_name, r.observed_value)
-        for o in outcomes
-        for r in o.checks
-        if not r.success
-    )
 
 
 def test_quarantine_rate_per_file_over_the_threshold_is_a_warning():

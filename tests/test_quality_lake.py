@@ -21,7 +21,7 @@ from inference_ledger.quality.lake_suites import (
     validate_frames,
     with_freshness,
 )
-from tests.helpers import lake_df
+from tests.helpers import failed, lake_df
 
 D = Decimal
 CFG = QualityConfig.load()
@@ -39,15 +39,6 @@ def gx_engine(request, monkeypatch):
 
 def ts(day: str, hour: int = 0) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
-
-
-def failed(outcomes) -> list[tuple]:
-    return sorted(
-        (r.suite, r.check_name, r.severity, r.column_name, r.observed_value)
-        for o in outcomes
-        for r in o.checks
-        if not r.success
-    )
 
 
 def bill(**kw) -> dict:
