@@ -52,6 +52,7 @@ def test_the_plan_reads_a_local_relation_not_python_rows(spark):
 
 
 def test_ledger_spark_java_options_come_after_the_projects_own(monkeypatch):
+    monkeypatch.setenv("LEDGER_SPARK_CLASS_ARCHIVE", "off")
     monkeypatch.setenv("LEDGER_SPARK_JAVA_OPTIONS", " -XX:TieredStopAtLevel=1 -Xss4m ")
     driver, executor = java_options(load_settings())
     assert executor == "-XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1 -Xss4m"

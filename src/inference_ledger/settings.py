@@ -14,6 +14,7 @@ DAG task, a spark-submit job and a test each see the environment they run in.
 | LEDGER_SPARK_DRIVER_MEMORY | spark_driver_memory | 2g |
 | LEDGER_SHUFFLE_PARTITIONS | shuffle_partitions | 4 |
 | LEDGER_SPARK_JAVA_OPTIONS | spark_java_options (added to the driver's and executors' JVM options) | none |
+| LEDGER_SPARK_CLASS_ARCHIVE | spark_class_archive (the JVMs' class-data archive; `off`: none) | `make setup`'s, inference_ledger/spark_archive.py |
 | LEDGER_ALERT_WEBHOOK_URL | alert_webhook_url (missed-deadline alerts) | none |
 | LEDGER_LOGIN_PASSWORD | login_password (`ledger db grant-login`) | prompt |
 | LEDGER_FAULT_KILL_AT | fault_kill_at (crash tests' kill point) | none |
@@ -48,6 +49,9 @@ class Settings:
     # project's own (inference_ledger.spark.java_options), e.g. `-XX:TieredStopAtLevel=1`
     # where JVMs are short-lived and share few cores (the test suite).
     spark_java_options: str = ""
+    # LEDGER_SPARK_CLASS_ARCHIVE: the class-data archive every Spark JVM maps when the file is
+    # there (inference_ledger.spark_archive); None: no archive.
+    spark_class_archive: Path | None = None
     alert_webhook_url: str | None = field(default=None, repr=False)
     login_password: str | None = field(default=None, repr=False)
     fault_kill_at: str | None = None
@@ -81,6 +85,14 @@ def _whole(name: str, raw: str | None, default: int, least: int) -> int:
     return int(raw)
 
 
+def _class_archive(raw: str | None) -> Path | None:
+    if raw is None:
+        from inference_ledger.spark_archive import default_path
+
+        return default_path()
+    return None if raw.strip().lower() == "off" else Path(raw).expanduser()
+
+
 def _set(name: str) -> str | None:
     return os.environ.get(name) or None
 
@@ -105,6 +117,7 @@ def load_settings() -> Settings:
             "LEDGER_SHUFFLE_PARTITIONS", os.environ.get("LEDGER_SHUFFLE_PARTITIONS"), 4, 1
         ),
         spark_java_options=(_set("LEDGER_SPARK_JAVA_OPTIONS") or "").strip(),
+        spark_class_archive=_class_archive(_set("LEDGER_SPARK_CLASS_ARCHIVE")),
         alert_webhook_url=_set("LEDGER_ALERT_WEBHOOK_URL"),
         # An empty password is a password (rejected as too short), not "ask me".
         login_password=os.environ.get("LEDGER_LOGIN_PASSWORD"),

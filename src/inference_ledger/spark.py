@@ -28,10 +28,16 @@ DRIVER_JAVA_OPTIONS = f"-Dlog4j.configurationFile={LOG4J_CONFIG} {EXECUTOR_JAVA_
 
 
 def java_options(settings) -> tuple[str, str]:
-    """The driver's and the executors' JVM options: the project's, then LEDGER_SPARK_JAVA_OPTIONS
-    (later options win in HotSpot)."""
-    extra = settings.spark_java_options
-    return tuple(f"{base} {extra}".strip() for base in (DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS))
+    """The driver's and the executors' JVM options: the project's, the class-data archive's
+    when there is one (spark_archive.py), then LEDGER_SPARK_JAVA_OPTIONS (later options win in
+    HotSpot)."""
+    from inference_ledger.spark_archive import java_options as archive_options
+
+    tail = [archive_options(settings.spark_class_archive), settings.spark_java_options]
+    return tuple(
+        " ".join(o for o in (base, *tail) if o)
+        for base in (DRIVER_JAVA_OPTIONS, EXECUTOR_JAVA_OPTIONS)
+    )
 
 
 def get_spark(app_name: str = "inference-ledger", settings=None):
