@@ -456,9 +456,12 @@ def test_spark_target_reads_the_connection_like_the_spark_provider(monkeypatch):
     assert orchestration.spark_target(k8s).master == "k8s://https://k8s.example:6443"
 
 
-def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch):
+def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch, tmp_path):
     monkeypatch.setenv("LEDGER_DATABASE_URL", "postgresql://loader:s3cret@db/ledger")
     monkeypatch.setenv("LEDGER_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+    archive = tmp_path / "spark.jsa"
+    archive.write_bytes(b"\0")
+    monkeypatch.setenv("LEDGER_SPARK_CLASS_ARCHIVE", str(archive))
     target = orchestration.SparkTarget(
         master="spark://127.0.0.1:7077", conf={"spark.executor.memory": "1g"}
     )
@@ -473,11 +476,14 @@ def test_spark_submit_command_carries_the_run_and_no_secret(monkeypatch):
     assert cmd[0].endswith("spark-submit")
     assert cmd[cmd.index("--master") + 1] == "spark://127.0.0.1:7077"
     assert "spark.executor.memory=1g" in cmd
-    assert (
-        "spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1" in cmd
+    # The job's JVMs map the class-data archive (inference_ledger/spark_archive.py).
+    options = (
+        f"-XX:-DontCompileHugeMethods -XX:SharedArchiveFile={archive}"
+        " -Xlog:cds=off -Xlog:cds+dynamic=off -XX:TieredStopAtLevel=1"
     )
+    assert f"spark.executor.extraJavaOptions={options}" in cmd
     driver = next(p for p in cmd if p.startswith("spark.driver.extraJavaOptions="))
-    assert driver.endswith(" -XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1")
+    assert driver.endswith(f" {options}")
     job = cmd.index(str(REPO / "jobs" / "aggregate.py"))
     assert cmd[job + 1 :] == [
         "--run-id", "run-x", "--landing", "/data/landing", "--start", "2024-03-31",
