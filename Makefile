@@ -11,7 +11,7 @@ SPARK_PROVIDER := apache-airflow-providers-apache-spark==6.3.4
 .PHONY: demo test test-fast lint format setup db-stop clean azurite
 
 # The Spark JVMs' class-data archive (src/inference_ledger/spark_archive.py), once per venv and
-# pyspark version: every Spark JVM maps it instead of loading ~20,000 classes from the jars.
+# pyspark version: every Spark JVM maps it instead of loading ~16,000 classes from the jars.
 ARCHIVE := $(VENV)/share/inference-ledger/spark-$(shell sed -n 's/.*"pyspark==\([0-9.]*\)".*/\1/p' pyproject.toml).jsa
 
 setup: $(STAMP) $(ARCHIVE)

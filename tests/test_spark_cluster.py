@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from inference_ledger import spark_archive
 from inference_ledger.settings import load_settings
+from inference_ledger.spark import java_options
 from tests.cli_baseline import PERIOD, database_on, mart_digests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,14 +89,9 @@ class StandaloneCluster:
             SPARK_LOCAL_IP="127.0.0.1",
             SPARK_LOG_DIR=str(self.workdir),
             PYSPARK_PYTHON=sys.executable,
-            # The master's and workers' own JVMs, like the jobs' (tests/conftest.py), mapping
-            # the class-data archive as they do.
-            SPARK_DAEMON_JAVA_OPTS=" ".join(
-                (
-                    spark_archive.java_options(load_settings().spark_class_archive),
-                    os.environ.get("LEDGER_SPARK_JAVA_OPTIONS", ""),
-                )
-            ).strip(),
+            # The master's and workers' own JVMs, with the executors' options (the class-data
+            # archive, LEDGER_SPARK_JAVA_OPTIONS as in tests/conftest.py).
+            SPARK_DAEMON_JAVA_OPTS=java_options(load_settings())[1],
         )
         self.procs.append(
             subprocess.Popen(

@@ -1,9 +1,9 @@
 """The Spark JVM's class-data archive (AppCDS): the classes a driver loads, parsed and verified
 once and then mapped by every JVM that starts with the same Java and classpath.
 
-A Spark JVM loads ~20,000 classes before its first result; with the archive a small cold run
-(`ledger run` of a generated quarter, 2 cores) took ~7 s less (bench/README.md "Class-data
-archive"). `make setup` builds it (`python -m inference_ledger.spark_archive`) beside the
+A Spark JVM loads ~16,000 classes before a small run's first result; with the archive a small
+cold run (`ledger run` of a generated quarter, 2 cores) took 4-7 s less (bench/README.md,
+"Latest figures"). `make setup` builds it (`python -m inference_ledger.spark_archive`) beside the
 interpreter's packages; `inference_ledger.spark.java_options` adds it to the driver's and
 executors' options when the file is there. The JVM itself checks that the archive fits its
 own build and classpath and starts without it otherwise (a Java or pyspark upgrade, a
