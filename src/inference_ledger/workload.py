@@ -189,10 +189,10 @@ def with_workload(
     # would be parsed again per reference and row. Likewise the folded (trimmed, lowercased)
     # text of each field compared by in/startswith/endswith.
     parsed = F.col(tags_map) if tags_map else F.from_json(F.col(tags_col), "map<string,string>")
-    df = df.withColumn("_tags_map", parsed)
     folded = rules.folded_fields()
-    for field in folded:
-        df = df.withColumn(_folded(field), F.lower(F.trim(F.col(field))))
+    df = df.withColumns(
+        {"_tags_map": parsed, **{_folded(f): F.lower(F.trim(F.col(f))) for f in folded}}
+    )
     tags = F.col("_tags_map")
     workload: Column = F.lit(rules.default)
     rule_id: Column = F.lit("default")
@@ -200,8 +200,6 @@ def with_workload(
         cond, value = _rule_match(rule, tags)
         workload = F.when(cond, value).otherwise(workload)
         rule_id = F.when(cond, F.lit(rule["id"])).otherwise(rule_id)
-    return (
-        df.withColumn("workload", workload)
-        .withColumn("workload_rule", rule_id)
-        .drop("_tags_map", *[_folded(f) for f in folded])
+    return df.withColumns({"workload": workload, "workload_rule": rule_id}).drop(
+        "_tags_map", *[_folded(f) for f in folded]
     )

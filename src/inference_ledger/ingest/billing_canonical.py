@@ -84,10 +84,7 @@ def rename_canonical(df: DataFrame) -> DataFrame:
         "resource_group", "tags", "billed_cost", "effective_cost", "charge_category",
         "charge_class",
     ]  # fmt: skip
-    df = df.drop(*clash)
-    for name in clash:
-        df = df.withColumnRenamed(f"{name}_c", name)
-    return df
+    return df.drop(*clash).withColumnsRenamed({f"{name}_c": name for name in clash})
 
 
 def with_usd(df: DataFrame, fx: DataFrame) -> DataFrame:
@@ -97,29 +94,23 @@ def with_usd(df: DataFrame, fx: DataFrame) -> DataFrame:
     df = with_fx_rate(df, fx, "billing_currency", "usage_date")
     own = F.col("_p_usd").isNotNull() & (F.col("billing_currency") != "USD")
     own_rate = _rate_from(F.col("_p_usd"), F.col("billed_cost"))
-    return (
-        df.withColumn(
-            "fx_source",
-            F.when(F.col("billing_currency") == "USD", F.lit("none"))
+    # The USD amounts read the fx_rate these columns settle (a second projection).
+    settled = df.withColumns(
+        {
+            "fx_source": F.when(F.col("billing_currency") == "USD", F.lit("none"))
             .when(own, F.lit("export"))
             .otherwise(F.lit("fx_feed")),
-        )
-        .withColumn(
-            "fx_rate",
-            F.when(own, F.coalesce(own_rate, F.col("fx_rate"))).otherwise(F.col("fx_rate")),
-        )
-        .withColumn(
-            "billed_cost_usd",
-            F.when(own, F.col("_p_usd").cast(T.DecimalType(38, 10))).otherwise(
-                to_usd("billed_cost")
+            "fx_rate": F.when(own, F.coalesce(own_rate, F.col("fx_rate"))).otherwise(
+                F.col("fx_rate")
             ),
-        )
-        .withColumn(
-            "effective_cost_usd",
-            F.when(own, F.col("_p_usd").cast(T.DecimalType(38, 10))).otherwise(
-                to_usd("effective_cost")
-            ),
-        )
+        }
+    )
+    own_usd = F.col("_p_usd").cast(T.DecimalType(38, 10))
+    return settled.withColumns(
+        {
+            "billed_cost_usd": F.when(own, own_usd).otherwise(to_usd("billed_cost")),
+            "effective_cost_usd": F.when(own, own_usd).otherwise(to_usd("effective_cost")),
+        }
     )
 
 

@@ -91,13 +91,6 @@ def with_declared_version(rows: DataFrame) -> DataFrame:
 def with_billing_parsed(rows: DataFrame) -> DataFrame:
     """Typed `_p_*` columns from the intermediate strings."""
     rows = rows.transform(with_declared_version)
-    # Parsed once (a column, not an expression repeated in each use).
-    rows = (
-        rows.withColumn("_p_tags_map", _parsed_tags("tags"))
-        .withColumn("_p_spd", F.from_json(F.trim(F.col("sku_price_details")), "map<string,string>"))
-        .withColumn("_p_meter", token_meter(F.col("source_format").startswith("focus")))
-        .withColumn("_p_contract_applied_ok", contract_applied_ok(F.col("contract_applied")))
-    )
     tags_map = F.col("_p_tags_map")
     tags_json = F.when(R.is_blank("tags"), F.lit(None)).otherwise(F.to_json(tags_map))
     azure_cat = F.create_map(*[F.lit(x) for k, (cat, _) in CHARGE_TYPES.items() for x in (k, cat)])
@@ -115,23 +108,34 @@ def with_billing_parsed(rows: DataFrame) -> DataFrame:
     charge_class = F.when(is_focus, F.nullif(F.trim("charge_class"), F.lit(""))).otherwise(
         azure_cls[F.trim("charge_type")]
     )
-    return (
-        rows.withColumn("_p_start", _parse_day("charge_start"))
-        .withColumn("_p_end", end)
-        .withColumn("_p_bp_start", F.when(is_focus, _parse_day("billing_period_start")))
-        .withColumn("_p_bp_end", F.when(is_focus, _parse_day("billing_period_end")))
-        .withColumn("_p_cost", R.parse_decimal("billed_cost"))
-        .withColumn(
-            "_p_effective",
-            F.when(is_focus, R.parse_decimal("effective_cost")).otherwise(F.col("_p_cost")),
-        )
-        .withColumn(
-            "_p_qty",
-            F.when(R.is_blank("quantity"), F.lit(None)).otherwise(R.parse_decimal("quantity")),
-        )
-        .withColumn("_p_usd", R.parse_decimal("usd_cost"))
-        .withColumn("_p_tags", tags_json)
-        .withColumn("_p_tags_ok", R.is_blank("tags") | tags_map.isNotNull())
-        .withColumn("_p_category", category)
-        .withColumn("_p_class", charge_class)
+    # Each value parsed once, into a column (not an expression repeated in each use). Two
+    # projections, not a withColumn each: every withColumn analyses the whole plan again (~9 ms
+    # a call on a small ingest). The second reads the first's columns.
+    parsed = rows.withColumns(
+        {
+            "_p_tags_map": _parsed_tags("tags"),
+            "_p_spd": F.from_json(F.trim(F.col("sku_price_details")), "map<string,string>"),
+            "_p_contract_applied_ok": contract_applied_ok(F.col("contract_applied")),
+            "_p_start": _parse_day("charge_start"),
+            "_p_bp_start": F.when(is_focus, _parse_day("billing_period_start")),
+            "_p_bp_end": F.when(is_focus, _parse_day("billing_period_end")),
+            "_p_cost": R.parse_decimal("billed_cost"),
+            "_p_qty": F.when(R.is_blank("quantity"), F.lit(None)).otherwise(
+                R.parse_decimal("quantity")
+            ),
+            "_p_usd": R.parse_decimal("usd_cost"),
+            "_p_category": category,
+            "_p_class": charge_class,
+        }
+    )
+    return parsed.withColumns(
+        {
+            "_p_end": end,
+            "_p_meter": token_meter(is_focus),
+            "_p_effective": F.when(is_focus, R.parse_decimal("effective_cost")).otherwise(
+                F.col("_p_cost")
+            ),
+            "_p_tags": tags_json,
+            "_p_tags_ok": R.is_blank("tags") | tags_map.isNotNull(),
+        }
     )

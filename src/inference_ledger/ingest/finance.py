@@ -86,7 +86,7 @@ def _typed(rows: DataFrame, contract: str) -> tuple[DataFrame, list[tuple[Column
         (F.col(R.CORRUPT).isNotNull(), "", "malformed CSV row (wrong number of fields or quoting)")
     ]
     schema = contracts.load_schema("inputs", contract)
-    out = rows
+    typed: dict[str, Column] = {}
     for col in contracts.columns("inputs", contract):
         spec = schema["properties"][col.name]
         name = col.name
@@ -124,8 +124,8 @@ def _typed(rows: DataFrame, contract: str) -> tuple[DataFrame, list[tuple[Column
             )
         if "minimum" in spec:
             checks.append((parsed < spec["minimum"], name, f"{name} is below {spec['minimum']}"))
-        out = out.withColumn(f"_t_{name}", parsed)
-    return out, checks
+        typed[f"_t_{name}"] = parsed
+    return rows.withColumns(typed), checks
 
 
 def with_feed_checks(
@@ -139,9 +139,9 @@ def with_feed_checks(
         typed.withColumn("raw_record", R.raw_record([*raw_cols, R.CORRUPT])),
         checks + (extra or []),
     )
-    for c in raw_cols:
-        typed = typed.withColumn(c, F.col(f"_t_{c}")).drop(f"_t_{c}")
-    return typed
+    return typed.withColumns({c: F.col(f"_t_{c}") for c in raw_cols}).drop(
+        *[f"_t_{c}" for c in raw_cols]
+    )
 
 
 def _finish(

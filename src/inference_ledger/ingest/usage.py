@@ -250,10 +250,11 @@ def with_usage_status(rows: DataFrame) -> DataFrame:
         *[(F.col(c) < 0, c, f"{c} is negative") for c in MEASURES],
         *_token_bound_checks(),
     ]
-    rows = (
-        R.with_first_failure(rows, checks)
-        .withColumn("bucket_start_at", F.timestamp_seconds("start_time"))
-        .withColumn("bucket_end_at", F.timestamp_seconds("end_time"))
+    rows = R.with_first_failure(rows, checks).withColumns(
+        {
+            "bucket_start_at": F.timestamp_seconds("start_time"),
+            "bucket_end_at": F.timestamp_seconds("end_time"),
+        }
     )
     valid = F.col("_reason").isNull()
     status, why = R.first_wins_status(
@@ -274,12 +275,14 @@ def with_audio_normalised(rows: DataFrame) -> DataFrame:
     docstring); the delivered value stays in `input_audio_tokens` for the raw record."""
     split = _is_split()
     cached_audio = F.coalesce(F.col("input_cached_audio_tokens"), F.lit(0).cast("long"))
-    return rows.withColumn(
-        _AUDIO_TOTAL,
-        F.when(split, F.col("input_audio_tokens") + cached_audio).otherwise(
-            F.col("input_audio_tokens")
-        ),
-    ).withColumn("input_uncached_audio_tokens", F.when(split, F.col("input_audio_tokens")))
+    return rows.withColumns(
+        {
+            _AUDIO_TOTAL: F.when(split, F.col("input_audio_tokens") + cached_audio).otherwise(
+                F.col("input_audio_tokens")
+            ),
+            "input_uncached_audio_tokens": F.when(split, F.col("input_audio_tokens")),
+        }
+    )
 
 
 def usage_records(pages: DataFrame) -> DataFrame:
@@ -287,9 +290,13 @@ def usage_records(pages: DataFrame) -> DataFrame:
         pages.transform(with_results_exploded)
         .transform(with_usage_status)
         .transform(with_audio_normalised)
-        .withColumn("usage_date", F.to_date("bucket_start_at"))
-        .withColumn("usage_month", F.date_format("bucket_start_at", "yyyy-MM"))
-        .withColumn("source_run_id", F.lit(None).cast("string"))
+        .withColumns(
+            {
+                "usage_date": F.to_date("bucket_start_at"),
+                "usage_month": F.date_format("bucket_start_at", "yyyy-MM"),
+                "source_run_id": F.lit(None).cast("string"),
+            }
+        )
     )
     raw_cols = [
         "page_object",
