@@ -101,9 +101,14 @@ def ledger_home():
 
 @pytest.fixture(scope="session")
 def spark(ledger_home, tmp_path_factory):
-    from inference_ledger.spark import get_spark, stop_spark
+    """The test session's Spark. Its plans run interpreted, as a small run's steps do under
+    LEDGER_SPARK_CODEGEN=auto (spark.codegen_for): the tests' inputs are small. A step a test
+    runs sets its own; the `cli_baseline` run compiles, and the runs compared with it do not."""
+    from inference_ledger.spark import get_spark, set_codegen, stop_spark
 
-    yield get_spark(SPARK_APP, _session_spark_settings(tmp_path_factory.getbasetemp()))
+    session = get_spark(SPARK_APP, _session_spark_settings(tmp_path_factory.getbasetemp()))
+    set_codegen(session, False)
+    yield session
     stop_spark()
 
 

@@ -121,6 +121,12 @@ def _exists(spark: SparkSession, path: str) -> bool:
     return fs.exists(hpath)
 
 
+def table_bytes(spark: SparkSession, lake: Path | str, table: str) -> int:
+    """Bytes of a lake table's files (0 if it was never written), on any Hadoop filesystem."""
+    fs, hpath = _filesystem(spark, table_path(lake, table))
+    return int(fs.getContentSummary(hpath).getLength()) if fs.exists(hpath) else 0
+
+
 def exists(spark: SparkSession, path: str) -> bool:
     """Whether a lake path exists, on any Hadoop filesystem (local, s3a://, abfss://)."""
     return _exists(spark, str(path))

@@ -15,6 +15,7 @@ DAG task, a spark-submit job and a test each see the environment they run in.
 | LEDGER_SHUFFLE_PARTITIONS | shuffle_partitions | 4 |
 | LEDGER_SPARK_JAVA_OPTIONS | spark_java_options (added to the driver's and executors' JVM options) | none |
 | LEDGER_SPARK_CLASS_ARCHIVE | spark_class_archive (the JVMs' class-data archive; `off`: none) | `make setup`'s, inference_ledger/spark_archive.py |
+| LEDGER_SPARK_CODEGEN | spark_codegen (`auto`, `on`, `off`: Spark's code generation, inference_ledger/spark.py) | auto |
 | LEDGER_ALERT_WEBHOOK_URL | alert_webhook_url (missed-deadline alerts) | none |
 | LEDGER_LOGIN_PASSWORD | login_password (`ledger db grant-login`) | prompt |
 | LEDGER_FAULT_KILL_AT | fault_kill_at (crash tests' kill point) | none |
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SPARK_MASTER = "local[*]"
+CODEGEN_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Settings:
     # LEDGER_SPARK_CLASS_ARCHIVE: the class-data archive every Spark JVM maps when the file is
     # there (inference_ledger.spark_archive); None: no archive.
     spark_class_archive: Path | None = None
+    # LEDGER_SPARK_CODEGEN: whether Spark compiles Java for a step's plans (`on`), evaluates
+    # them interpreted (`off`), or decides by the bytes the step reads (`auto`: spark.py).
+    spark_codegen: str = "auto"
     alert_webhook_url: str | None = field(default=None, repr=False)
     login_password: str | None = field(default=None, repr=False)
     fault_kill_at: str | None = None
@@ -93,6 +98,15 @@ def _class_archive(raw: str | None) -> Path | None:
     return None if raw.strip().lower() == "off" else Path(raw).expanduser()
 
 
+def _codegen(raw: str | None) -> str:
+    mode = (raw or "auto").strip().lower()
+    if mode not in CODEGEN_MODES:
+        raise ValueError(
+            f"LEDGER_SPARK_CODEGEN must be one of {', '.join(CODEGEN_MODES)}, not {raw!r}"
+        )
+    return mode
+
+
 def _set(name: str) -> str | None:
     return os.environ.get(name) or None
 
@@ -118,6 +132,7 @@ def load_settings() -> Settings:
         ),
         spark_java_options=(_set("LEDGER_SPARK_JAVA_OPTIONS") or "").strip(),
         spark_class_archive=_class_archive(_set("LEDGER_SPARK_CLASS_ARCHIVE")),
+        spark_codegen=_codegen(_set("LEDGER_SPARK_CODEGEN")),
         alert_webhook_url=_set("LEDGER_ALERT_WEBHOOK_URL"),
         # An empty password is a password (rejected as too short), not "ask me".
         login_password=os.environ.get("LEDGER_LOGIN_PASSWORD"),

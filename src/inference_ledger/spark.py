@@ -169,6 +169,41 @@ def local_frame(spark, rows, schema):
     return spark.createDataFrame(table, struct)
 
 
+# Spark compiles Java for every new plan (whole-stage code, then each expression's evaluator),
+# and the JIT compiles that again: a small `ledger run` (a generated quarter, ~1 MB of landing
+# files) compiled ~590 classes, ~5 s on the driver's one planning thread and ~7 s of JIT on 2
+# cores, for rows its interpreter evaluates in a fraction of that. Compiled code wins on volume:
+# under `auto` a step whose input holds at least CODEGEN_MIN_BYTES uncompressed compiles, a
+# smaller one runs interpreted. Measured side by side (bench/README.md): `ledger demo` (22.7 MB
+# of CSV and JSON) 69 / 71 s compiled, 63 / 61 s interpreted; the benchmark's 100k night (4.4 MB
+# of gzip) about even; its 1M night (44 MB of gzip) ingested in 20.0 s compiled, 31.7 s not.
+CODEGEN_MIN_BYTES = 32 << 20
+# A compressed file (gzip, snappy Parquet) counts this many times its bytes: roughly what the
+# pipeline's inputs hold uncompressed.
+COMPRESSED_FACTOR = 8
+
+
+def uncompressed_bytes(size: int, compressed: bool) -> int:
+    return size * COMPRESSED_FACTOR if compressed else size
+
+
+def codegen_for(settings, input_bytes: int) -> bool:
+    """Whether a step whose input holds `input_bytes` (uncompressed) compiles its plans
+    (LEDGER_SPARK_CODEGEN)."""
+    if settings.spark_codegen == "auto":
+        return input_bytes >= CODEGEN_MIN_BYTES
+    return settings.spark_codegen == "on"
+
+
+def set_codegen(spark, on: bool) -> None:
+    """Whole-stage and expression code generation on (Spark's default), or every plan
+    interpreted. `factoryMode` is Spark's own switch between its compiled and interpreted
+    evaluators (its test suites run both; FALLBACK, the default, compiles and interprets only
+    what fails to compile); both are session settings, changed between steps."""
+    spark.conf.set("spark.sql.codegen.wholeStage", "true" if on else "false")
+    spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK" if on else "NO_CODEGEN")
+
+
 def _under_spark_submit() -> bool:
     """True in a driver that spark-submit launched (it hands the JVM gateway over in env)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ

@@ -54,6 +54,8 @@ class RunContext:
     # Seconds each part of the run took (`ingest.finance`, `gate.lake_gate`, `publish.stage`,
     # ...): the benchmark reports them, and they show in logs where a slow night went.
     timings: dict[str, float] = field(default_factory=dict)
+    # Step -> whether Spark compiled its plans (run/runner.py; the benchmark reports it).
+    codegen: dict[str, bool] = field(default_factory=dict)
     # Data Docs: outcomes of gates not rendered yet. A driver that runs every gate in one
     # process (`ledger run`) defers them and renders its site once (quality/gate.py).
     docs_deferred: bool = False

@@ -3,7 +3,8 @@ whichever driver calls it (`ledger run`, a `spark-submit` job, an Airflow task, 
 
     lake lock (steps that write the lake)
       -> plan            what to read, skip or republish (facts gathered here, decided by the
-                         pure functions of run/plan.py)
+                         pure functions of run/plan.py); the bytes it reads then decide
+                         whether Spark compiles the step's plans (spark.codegen_for)
       -> check_inputs    the data-quality gate on what the step reads (aggregate: the lake)
       -> execute         the work
       -> record          what happened, into the run's state (audit tables, the run store)
@@ -58,6 +59,11 @@ class Step(ABC, Generic[P, R]):
     def plan(self, run: Run) -> P:
         return None  # type: ignore[return-value]
 
+    def input_bytes(self, run: Run, plan: P) -> int | None:
+        """The bytes the step reads with Spark, which decide whether Spark compiles the step's
+        plans (`spark.codegen_for`); None: a step without Spark work."""
+        return None
+
     def check_inputs(self, run: Run, plan: P) -> None:
         """The data-quality gate on the step's inputs; raises QualityGateFailed."""
 
@@ -73,11 +79,26 @@ class Step(ABC, Generic[P, R]):
     def run(self, run: Run) -> R:
         with run.store.lake_lock() if self.writes_lake else nullcontext():
             plan = self._timed(run, "plan", self.plan, run)
+            self._codegen(run, plan)
             self.check_inputs(run, plan)
             result = self._timed(run, "execute", self.execute, run, plan)
             self._timed(run, "record", self.record, run, plan, result)
             self.check_outputs(run, plan, result)
         return result
+
+    def _codegen(self, run: Run, plan: P) -> None:
+        size = self.input_bytes(run, plan)
+        if size is None:
+            return
+        from inference_ledger.spark import codegen_for, set_codegen
+
+        on = codegen_for(run.ctx.settings, size)
+        set_codegen(run.spark, on)
+        run.ctx.codegen[self.name] = on
+        log.info(
+            "%s: %.1f MB of input uncompressed, Spark code generation %s (LEDGER_SPARK_CODEGEN=%s)",
+            self.name, size / 1e6, "on" if on else "off", run.ctx.settings.spark_codegen,
+        )  # fmt: skip
 
     def _timed(self, run: Run, phase: str, fn, *args: Any):
         started = time.perf_counter()

@@ -159,6 +159,21 @@ def _lap(ctx: RunContext, name: str, since: float) -> float:
     return now
 
 
+def planned_bytes(plan: IngestPlan) -> int:
+    """What the billing, commitment and usage files the plan reads with Spark hold, uncompressed
+    (`spark.uncompressed_bytes`); finance feeds are small and read without Spark where they are."""
+    from inference_ledger.spark import uncompressed_bytes
+
+    runs = [*plan.billing_runs, *plan.commitment_runs]
+    usage = plan.usage_read.files if plan.usage_read else plan.usage_files
+    paths = {p for r in runs for p, _ in r.blobs} | set(usage)
+    return sum(
+        uncompressed_bytes(p.stat().st_size, p.suffix in (".gz", ".parquet"))
+        for p in paths
+        if p.is_file()
+    )
+
+
 class IngestStep(Step[IngestPlan, list[dict]]):
     """Safe to retry within a run: what an earlier attempt recorded is cleared first.
     Incremental: what a succeeded run already ingested unchanged is not read again."""
@@ -175,6 +190,9 @@ class IngestStep(Step[IngestPlan, list[dict]]):
             with connection(run.url) as conn:
                 run.ctx.known_files = audit.ingested_files(conn)
         return _input_errors(plan_ingest, run.spark, run.ctx)
+
+    def input_bytes(self, run: Run, plan: IngestPlan) -> int:
+        return planned_bytes(plan)
 
     def execute(self, run: Run, plan: IngestPlan) -> list[dict]:
         # A retry of the step starts from an empty quarantine.
