@@ -122,5 +122,7 @@ def _figures(ctx, url: str, accounting: list[dict], counts: dict, outcome) -> di
         "mart_rows": counts,
         "staged_rows": staged,
         "dq_checks": outcome.checks,
+        # Step -> whether Spark compiled its plans (LEDGER_SPARK_CODEGEN, decided per step).
+        "codegen": dict(ctx.codegen),
         "url": url,
     }
