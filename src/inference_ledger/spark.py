@@ -198,8 +198,11 @@ def codegen_for(settings, input_bytes: int) -> bool:
 def set_codegen(spark, on: bool) -> None:
     """Whole-stage and expression code generation on (Spark's default), or every plan
     interpreted. `factoryMode` is Spark's own switch between its compiled and interpreted
-    evaluators (its test suites run both; FALLBACK, the default, compiles and interprets only
-    what fails to compile); both are session settings, changed between steps."""
+    evaluators: documented as internal, set by its test suites to run every expression both ways
+    (FALLBACK, the default, compiles and interprets only what fails to compile), so a Spark
+    upgrade must keep tests/test_spark_codegen.py passing. Without it (whole-stage code off
+    alone) a small run compiled more classes, not fewer. Both are session settings, changed
+    between steps."""
     spark.conf.set("spark.sql.codegen.wholeStage", "true" if on else "false")
     spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK" if on else "NO_CODEGEN")
 
