@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -158,4 +157,3 @@ def test_usage_records_with_faults_are_the_same_compiled_or_interpreted(spark, t
     )
     assert {r["status"] for r in compiled} >= {"loaded", "deduplicated"}
     assert compiled == interpreted
-    assert date(2024, 1, 1) <= min(r["usage_date"] for r in compiled)
