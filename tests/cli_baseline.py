@@ -4,8 +4,6 @@ LEDGER_HOME and database of its own on the session's embedded server."""
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -69,7 +67,7 @@ def make_cli_baseline(pg_url: str, root: Path) -> tuple[Path, str]:
     from inference_ledger import cli
     from inference_ledger.sample import generate_landing
     from inference_ledger.spark import get_spark, set_codegen
-    from tests.reliability_support import current_ledger
+    from tests.reliability_support import current_ledger, environment
 
     landing = root / "landing"
     generate_landing(landing, start="2024-Q1", end="2024-Q1", scale=0.2)
@@ -77,20 +75,7 @@ def make_cli_baseline(pg_url: str, root: Path) -> tuple[Path, str]:
     # Compiled (LEDGER_SPARK_CODEGEN=on): every run compared with this one (the DAGs', the
     # backfill's, the cluster's) reads a small landing and runs interpreted, so their equal
     # marts also show that both of Spark's evaluators give the same figures.
-    with current_ledger(root / "home", url), _codegen_on():
+    with current_ledger(root / "home", url), environment(LEDGER_SPARK_CODEGEN="on"):
         assert cli.main(["run", "--landing", str(landing), *PERIOD_ARGS]) == 0
     set_codegen(get_spark(), False)  # the test session's own (conftest.py)
     return landing, url
-
-
-@contextmanager
-def _codegen_on():
-    saved = os.environ.get("LEDGER_SPARK_CODEGEN")
-    os.environ["LEDGER_SPARK_CODEGEN"] = "on"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("LEDGER_SPARK_CODEGEN", None)
-        else:
-            os.environ["LEDGER_SPARK_CODEGEN"] = saved

@@ -64,18 +64,26 @@ def _url_of(pg_url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def current_ledger(home: Path, url: str):
-    """`home` and `url` made current through the environment, the way the CLI reads them."""
-    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
-    os.environ.update(LEDGER_HOME=str(home), LEDGER_DATABASE_URL=url)
+def environment(**values: str):
+    """`values` set in the environment (the way the CLI reads its settings), the previous
+    values restored on exit."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        yield url
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def current_ledger(home: Path, url: str):
+    """`home` and `url` made current through the environment, the way the CLI reads them."""
+    with environment(LEDGER_HOME=str(home), LEDGER_DATABASE_URL=url):
+        yield url
 
 
 def drop_database(pg_url: str, name: str) -> None:
