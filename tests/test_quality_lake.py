@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from inference_ledger import lake
 from inference_ledger.quality import QualityConfig, QualityConfigError, runner
 from inference_ledger.quality.lake_suites import (
     FRESHNESS_SUITE,
     LAKE_CHECKS,
     freshness_suite,
+    key_hash_shared,
     table_frame,
     table_suite,
     validate_frames,
+    validate_lake,
     with_freshness,
 )
 from tests.helpers import failed, lake_df
@@ -220,6 +223,43 @@ def test_keys_that_only_share_a_hash_are_not_duplicates(spark):
     assert df.select(F.xxhash64(*key)).distinct().count() < len(rows)
     frame = table_frame(df, "usage_facts", CFG)
     assert [r.dq_key_duplicate for r in frame.collect()] == [None] * len(rows)
+
+
+def test_a_key_proved_unique_by_its_hashes_skips_the_window(spark):
+    """`key_hash_shared` is False only when no two rows share the key's hash, and then the
+    frame's `dq_key_duplicate` is null without the window: the same frame as with it."""
+    key = LAKE_CHECKS["usage_facts"][0]
+    unique = lake_df(spark, "usage_facts", [use("p1"), use("p2"), use("p1", user_id="u")])
+    repeated = lake_df(spark, "usage_facts", [use("p1"), use("p2"), use("p1", output_tokens=6)])
+    # Two keys that differ only in which column is null hash alike (xxhash64 skips nulls).
+    shifted = lake_df(spark, "usage_facts", [use("p1", user_id="u"), use("p1", api_key_id="u")])
+    assert [key_hash_shared(df, key) for df in (unique, repeated, shifted)] == [
+        False,
+        True,
+        True,
+    ]
+    windowed = table_frame(unique, "usage_facts", CFG)
+    proved = table_frame(unique, "usage_facts", CFG, key_unique=True)
+    assert proved.schema == windowed.schema
+    assert sorted(proved.collect()) == sorted(windowed.collect())
+
+
+def test_the_lake_gate_counts_a_repeated_usage_key_in_the_runs_range(spark, tmp_path):
+    """`validate_lake` on a lake as the pipeline writes it: a usage key repeated inside the run's
+    range fails `keys` with both rows named (the window path); outside the range, or unique,
+    it passes (the hash path)."""
+    rows = [use("p1"), use("p2"), use("p1", output_tokens=6)]
+    rows.append(use("p3", usage_date=date(2024, 1, 9), bucket_start_at=ts("2024-01-09")))
+    lake.write_table(lake_df(spark, "usage_facts", rows), tmp_path, "usage_facts")
+
+    def keys_failed(start: date, end: date) -> list:
+        outcomes = validate_lake(spark, tmp_path, start, end, end, CFG)
+        return [f for f in failed(outcomes) if f[1] == "keys"]
+
+    assert keys_failed(date(2024, 1, 5), date(2024, 1, 6)) == [
+        ("lake.usage_facts", "keys", "critical", "dq_key_duplicate", "2")
+    ]
+    assert keys_failed(date(2024, 1, 6), date(2024, 1, 10)) == []
 
 
 def test_freshness_names_the_stalled_feed(spark):
