@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from inference_ledger import lake
-from inference_ledger.quality import QualityConfig, QualityConfigError, runner
+from inference_ledger.quality import QualityConfig, QualityConfigError, lake_suites, runner
 from inference_ledger.quality.lake_suites import (
     FRESHNESS_SUITE,
     LAKE_CHECKS,
@@ -244,10 +244,14 @@ def test_a_key_proved_unique_by_its_hashes_skips_the_window(spark):
     assert sorted(proved.collect()) == sorted(windowed.collect())
 
 
-def test_the_lake_gate_counts_a_repeated_usage_key_in_the_runs_range(spark, tmp_path):
+@pytest.mark.parametrize("hash_from_bytes", [0, lake_suites.KEY_HASH_MIN_BYTES])
+def test_the_lake_gate_counts_a_repeated_usage_key_in_the_runs_range(
+    spark, tmp_path, monkeypatch, hash_from_bytes
+):
     """`validate_lake` on a lake as the pipeline writes it: a usage key repeated inside the run's
-    range fails `keys` with both rows named (the window path); outside the range, or unique,
-    it passes (the hash path)."""
+    range fails `keys` with both rows counted; outside the range it passes. With the key's
+    hashes checked first (a lake as large as KEY_HASH_MIN_BYTES, here made 0) and without."""
+    monkeypatch.setattr(lake_suites, "KEY_HASH_MIN_BYTES", hash_from_bytes)
     rows = [use("p1"), use("p2"), use("p1", output_tokens=6)]
     rows.append(use("p3", usage_date=date(2024, 1, 9), bucket_start_at=ts("2024-01-09")))
     lake.write_table(lake_df(spark, "usage_facts", rows), tmp_path, "usage_facts")
