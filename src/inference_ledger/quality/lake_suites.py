@@ -3,7 +3,8 @@
 Each table's frame is the lake table (partitioned ones limited to the run's range) plus the
 derived `dq_*` columns (null on a good row, else naming what is wrong) computed by pure
 DataFrame transforms: GX then counts them in the same Spark session. A frame is narrowed to the columns checked and cached for
-the validation, so the table is read once however many expectations there are.
+the validation, so the table is read once however many expectations there are (a large table
+with a compound key twice: its key's hashes are counted first, `key_hash_shared`).
 """
 
 from __future__ import annotations
