@@ -18,10 +18,10 @@ from inference_ledger.quality.lake_suites import (
     LAKE_CHECKS,
     freshness_suite,
     key_hash_shared,
+    lake_frames,
     table_frame,
     table_suite,
     validate_frames,
-    validate_lake,
     with_freshness,
 )
 from tests.helpers import failed, lake_df
@@ -248,16 +248,19 @@ def test_a_key_proved_unique_by_its_hashes_skips_the_window(spark):
 def test_the_lake_gate_counts_a_repeated_usage_key_in_the_runs_range(
     spark, tmp_path, monkeypatch, hash_from_bytes
 ):
-    """`validate_lake` on a lake as the pipeline writes it: a usage key repeated inside the run's
-    range fails `keys` with both rows counted; outside the range it passes. With the key's
-    hashes checked first (a lake as large as KEY_HASH_MIN_BYTES, here made 0) and without."""
+    """The lake gate's usage frame (`lake_frames`) on a lake as the pipeline writes it: a key
+    repeated inside the run's range fails `keys` with both rows counted; outside the range it
+    passes. With the key's hashes checked first (a lake as large as KEY_HASH_MIN_BYTES, here
+    made 0) and without."""
     monkeypatch.setattr(lake_suites, "KEY_HASH_MIN_BYTES", hash_from_bytes)
     rows = [use("p1"), use("p2"), use("p1", output_tokens=6)]
     rows.append(use("p3", usage_date=date(2024, 1, 9), bucket_start_at=ts("2024-01-09")))
     lake.write_table(lake_df(spark, "usage_facts", rows), tmp_path, "usage_facts")
 
     def keys_failed(start: date, end: date) -> list:
-        outcomes = validate_lake(spark, tmp_path, start, end, end, CFG)
+        usage = "lake.usage_facts"
+        frame = lake_frames(spark, tmp_path, start, end, end, CFG)[usage]
+        outcomes = validate_frames({usage: frame}, {usage: table_suite("usage_facts", CFG)})
         return [f for f in failed(outcomes) if f[1] == "keys"]
 
     assert keys_failed(date(2024, 1, 5), date(2024, 1, 6)) == [
