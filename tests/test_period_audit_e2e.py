@@ -6,7 +6,6 @@ that of the inputs the figures rest on, so the rerun leaves it as it was."""
 from __future__ import annotations
 
 import csv
-import os
 import secrets
 from datetime import date
 from decimal import Decimal
@@ -18,6 +17,7 @@ from inference_ledger.db import connect, migrate
 from inference_ledger.pipeline import run_pipeline
 from inference_ledger.report import write_period_report
 from inference_ledger.sample import generate_landing
+from tests.reliability_support import current_ledger
 
 pytestmark = pytest.mark.slow
 AS_OF = date(2024, 5, 15)
@@ -34,16 +34,8 @@ def audit_env(spark, pg_url, tmp_path_factory):
     admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     migrate(url)
-    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
-    os.environ.update(
-        LEDGER_HOME=str(tmp_path_factory.mktemp("audit_home")), LEDGER_DATABASE_URL=url
-    )
-    yield url
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with current_ledger(tmp_path_factory.mktemp("audit_home"), url):
+        yield url
     admin.cursor().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
     admin.close()
 

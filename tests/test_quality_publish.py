@@ -7,7 +7,6 @@ violating it (and only it), and the publish fails naming it while the marts stay
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from inference_ledger.steps.aggregate_marts import control_totals
 from inference_ledger.steps.publish import PublishStep
 from inference_ledger.transform import commitment, margin, outlook, reconcile, spend, summary
 from tests.helpers import lake_df, revenue, statement, term
+from tests.reliability_support import current_ledger
 from tests.test_pipeline_e2e import marts_hash
 from tests.test_quality_lake import bill, use
 from tests.test_transform_commitment import commitment as commitment_row
@@ -51,16 +51,8 @@ def quality_env(spark, pg_url, tmp_path_factory):
     admin.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     migrate(url)
-    saved = {k: os.environ.get(k) for k in ("LEDGER_HOME", "LEDGER_DATABASE_URL")}
-    os.environ.update(
-        LEDGER_HOME=str(tmp_path_factory.mktemp("quality_home")), LEDGER_DATABASE_URL=url
-    )
-    yield url
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with current_ledger(tmp_path_factory.mktemp("quality_home"), url):
+        yield url
     admin.cursor().execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
     admin.close()
 
