@@ -82,6 +82,7 @@ def write_run(
     rows: list[dict],
     gz=False,
     month="20240101-20240131",
+    header=EA_HEADER,
 ):
     import csv
     import io
@@ -89,7 +90,7 @@ def write_run(
     run_dir = landing / "billing" / "azure" / "daily" / month / run_id
     run_dir.mkdir(parents=True)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=EA_HEADER)
+    w = csv.DictWriter(buf, fieldnames=header)
     w.writeheader()
     for r in rows:
         w.writerow(r)
@@ -105,8 +106,8 @@ def write_run(
         "runInfo": {
             "runId": run_id,
             "submittedTime": submitted,
-            "startDate": "2024-01-01T00:00:00Z",
-            "endDate": "2024-01-31T00:00:00Z",
+            "startDate": f"{month[:4]}-{month[4:6]}-{month[6:8]}T00:00:00Z",
+            "endDate": f"{month[9:13]}-{month[13:15]}-{month[15:17]}T00:00:00Z",
         },
         "blobs": [{"blobName": name, "dataRowCount": len(rows)}],
     }
@@ -354,6 +355,56 @@ def test_revenue_versions_and_settlement_supersession(spark, tmp_path, fx):
         "direction must be one of ['payable', 'receivable']",
         "supersedes unknown statement S9",
     ]
+
+
+def test_billing_raw_record_and_lineage_are_the_delivered_text(spark, tmp_path, fx):
+    """A line not loaded keeps its delivered fields as JSON in header order, empty fields left
+    out, whichever header its file has (two headers read in one pass); lineage keeps the
+    lineage columns with a value, whitespace-only ones left out."""
+    bad = ea_row("01/03/2024", "5.00", currency="usd", rg='rg "a", b')
+    bad.update({"EffectivePrice": "0.50", "PricingModel": "  "})
+    good = ea_row("01/02/2024", "100.00")
+    good["EffectivePrice"] = "10.00"
+    write_run(tmp_path, "run-a", "2024-02-02T06:00:00Z", [good, bad])
+    reordered = list(reversed(EA_HEADER))
+    other = ea_row("02/04/2024", "7.00", charge="Bogus")
+    other["BillingPeriodStartDate"], other["BillingPeriodEndDate"] = "02/01/2024", "02/29/2024"
+    write_run(
+        tmp_path,
+        "run-b",
+        "2024-03-02T06:00:00Z",
+        [other],
+        month="20240201-20240229",
+        header=reordered,
+    )
+    rows, _ = read_billing_rows(spark, exports.discover_runs(tmp_path))
+    got = {
+        (r["billing_month"], r["line_number"]): r
+        for r in billing.billing_records(rows, fx, WorkloadRules.load()).collect()
+    }
+
+    def delivered(values: dict, header: list[str]) -> str:
+        kept = {h: values[h] for h in header if values.get(h)}
+        return json.dumps(kept, separators=(",", ":"))
+
+    assert sorted((k, r["status"], r["field"]) for k, r in got.items()) == [
+        (("2024-01", 2), R.LOADED, None),
+        (("2024-01", 3), R.QUARANTINED, "BillingCurrency"),
+        (("2024-02", 2), R.QUARANTINED, "ChargeCategory"),
+    ]
+    assert got["2024-01", 2]["raw_record"] is None
+    assert got["2024-01", 3]["raw_record"] == delivered(bad, EA_HEADER)
+    assert got["2024-02", 2]["raw_record"] == delivered(other, reordered)
+    assert json.loads(got["2024-01", 3]["raw_record"])["ResourceGroup"] == 'rg "a", b'
+    assert got["2024-01", 2]["lineage"] == (
+        '{"BillingPeriodStartDate":"01/01/2024","BillingPeriodEndDate":"01/31/2024",'
+        '"EffectivePrice":"10.00"}'
+    )
+    assert json.loads(got["2024-01", 3]["lineage"]) == {
+        "BillingPeriodStartDate": "01/01/2024",
+        "BillingPeriodEndDate": "01/31/2024",
+        "EffectivePrice": "0.50",
+    }
 
 
 def test_billing_checks_once_and_raw_record_only_for_lines_not_loaded(spark, tmp_path, fx):

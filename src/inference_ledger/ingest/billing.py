@@ -63,8 +63,12 @@ def _lineage(header: tuple[str, ...], family: str) -> Column:
     cols = [by_lower[c.lower()] for c in LINEAGE[family] if c.lower() in by_lower]
     if not cols:
         return F.lit(None).cast("string")
-    pairs = F.create_map(*[e for c in cols for e in (F.lit(c), F.col(f"`{c}`").cast("string"))])
-    kept = F.map_filter(pairs, lambda _, v: v.isNotNull() & (F.trim(v) != ""))
+    # A struct, not a filtered map: `to_json` leaves a struct's null fields out just the same,
+    # and a lambda (map_filter) is evaluated outside the generated code of its stage.
+    fields = [F.col(f"`{c}`").cast("string") for c in cols]
+    kept = F.struct(
+        *[F.when(F.trim(v) != "", v).alias(c) for v, c in zip(fields, cols, strict=True)]
+    )
     return F.nullif(F.to_json(kept), F.lit("{}"))
 
 
@@ -91,17 +95,21 @@ def _select(
 
 def _raw_columns(header: tuple[str, ...], csv: bool) -> list[Column]:
     """The row as delivered, for `raw_record` (serialised only where the row is not loaded,
-    `_raw_record`). CSV rows keep their text fields as a map in header order (`_raw`: a map,
-    so frames of different headers union, and nothing is serialised yet); Parquet rows, whose
-    fields have types of their own, are serialised here (`_raw_json`)."""
+    `_raw_record`). CSV rows keep their text fields as an array in header order (`_raw`) and
+    the header as a literal array (`_raw_keys`, folded into the plan: not carried per row),
+    so that frames of different headers union and nothing is serialised yet. Not a map built
+    per row: its keys were carried with every row and each row's map checked for duplicate
+    keys (1M lines, warm, alternated: 20.8-22.8 s -> 17.4-17.7 s). Parquet rows, whose fields
+    have types of their own, are serialised here (`_raw_json`)."""
     if csv:
-        pairs = [e for h in header for e in (F.lit(h), F.col(f"`{h}`"))]
         return [
-            F.create_map(*pairs).alias("_raw"),
+            F.array(*[F.col(f"`{h}`") for h in header]).alias("_raw"),
+            F.array(*[F.lit(h) for h in header]).alias("_raw_keys"),
             F.lit(None).cast("string").alias("_raw_json"),
         ]
     return [
-        F.lit(None).cast("map<string,string>").alias("_raw"),
+        F.lit(None).cast("array<string>").alias("_raw"),
+        F.lit(None).cast("array<string>").alias("_raw_keys"),
         F.to_json(F.struct(*[F.col(f"`{h}`") for h in header])).alias("_raw_json"),
     ]
 
@@ -109,7 +117,8 @@ def _raw_columns(header: tuple[str, ...], csv: bool) -> list[Column]:
 def _raw_record() -> Column:
     """The delivered row as JSON (what `to_json` of the row's struct gives: null fields left
     out), for rows that are not loaded."""
-    kept = F.map_filter(F.col("_raw"), lambda _, v: v.isNotNull())
+    pairs = F.map_from_arrays(F.col("_raw_keys"), F.col("_raw"))
+    kept = F.map_filter(pairs, lambda _, v: v.isNotNull())
     as_json = F.coalesce(F.col("_raw_json"), F.to_json(kept))
     return F.when(F.col("status") != R.LOADED, as_json)
 
