@@ -551,3 +551,44 @@ def test_each_check_appears_once_in_the_plan(spark, tmp_path):
         (R.LOADED, None, None),
         (R.QUARANTINED, "unknown result object type", "results[].object"),
     }
+
+
+def test_a_night_that_reads_all_files_again_names_their_partial_pulls(spark, tmp_path, caplog):
+    """An incremental night whose new file holds buckets outside the months it touches reads
+    every file again; its partial pulls are those of all the files read, not of the files it
+    first planned to read (the partial-pull check starts on a thread before that is known)."""
+    from inference_ledger.settings import Settings
+
+    landing = tmp_path / "landing"
+    jan, mar = (
+        landing / "usage" / "openai" / "2024-01-02",
+        landing / "usage" / "openai" / "2024-03-05",
+    )
+    jan.mkdir(parents=True)
+    mar.mkdir(parents=True)
+    # January: a partial pull (page 1 asks for more, nothing continues it).
+    (jan / "pull.jsonl").write_text(json.dumps(_pull([_result("j1")], True, "cur-J")) + "\n")
+    (mar / "pull.jsonl").write_text(
+        json.dumps(_pull([_result("m1")], False, None, DAY + 63 * 86400)) + "\n"
+    )
+    settings = Settings(home=tmp_path / "home", database_url=None, spark_master="local[2]")
+    first = RunContext(run_id="r1", landing=landing, settings=settings, sources=("usage",))
+    ingest_landing(spark, first)
+    # The next night: a March file re-pulls a January bucket (outside the months March touches).
+    (mar / "late.jsonl").write_text(json.dumps(_pull([_result("j2")], False, None)) + "\n")
+    night = RunContext(run_id="r2", landing=landing, settings=settings, sources=("usage",))
+    night.known_files = {str(p): R.sha256_file(p) for p in [jan / "pull.jsonl", mar / "pull.jsonl"]}
+    with caplog.at_level("INFO", logger="inference_ledger.steps"):
+        accounting = ingest_landing(spark, night)
+    assert any("reading all" in m.getMessage() for m in caplog.records)
+    rows = {Path(r["source_file"]).relative_to(landing): r for r in accounting}
+    assert {str(p): (r["rows_read"], r.get("warning")) for p, r in rows.items()} == {
+        "usage/openai/2024-01-02/pull.jsonl": (
+            1,
+            "partial pull: page 1 has has_more=true and next_page cur-J never arrived",
+        ),
+        "usage/openai/2024-03-05/pull.jsonl": (1, None),
+        "usage/openai/2024-03-05/late.jsonl": (1, None),
+    }
+    facts = lake.read_table(spark, night.lake_dir, "usage_facts")
+    assert sorted(r["project_id"] for r in facts.collect()) == ["j1", "j2", "m1"]
