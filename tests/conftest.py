@@ -5,8 +5,10 @@ reliability tests' baseline publish (one per test session, copied by the tests t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,18 @@ SLOW_MODULES = {"test_dags.py"}
 # subprocess' environment; a test that builds one from scratch passes the variable on.
 # C1 alone gets the non-tiered code cache (48 MB), which a subprocess run filled ("Out of space
 # in CodeCache for method handle intrinsic", the concurrency test): give it the tiered default.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+# G1's 4 MB regions (1 MB at these heaps): a task's 1 MB result buffer or memory page is then
+# an ordinary object, not a humongous one that starts a concurrent marking cycle.
+HEAP_OPTIONS = "-XX:G1HeapRegionSize=4m"
+TEST_JVM_OPTIONS = f"-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m {HEAP_OPTIONS}"
 os.environ.setdefault("LEDGER_SPARK_JAVA_OPTIONS", TEST_JVM_OPTIONS)
+# Spark's page at a 2g driver on 2 cores is 32 MB, and every hash aggregate task and broadcast
+# hash relation of a few rows takes one, zeroed: in the test session's JVM, which runs
+# thousands of such plans, ~1 GB of a 2 GB heap stayed live in 32 MB pages (held by the
+# broadcasts until Spark's cleaner drops them) and G1 ran a marking cycle every few seconds.
+# 1 MB pages: the fast tier's JVM 237-244 -> 164-181 s of CPU, 3:51-3:56 -> 2:59-3:12
+# (docs/test-times.md). Every Spark JVM the tests start reads it (settings.py).
+os.environ.setdefault("LEDGER_SPARK_PAGE_SIZE", "1m")
 # The test run's own Spark session, and every pipeline run a test makes in this process.
 os.environ.setdefault("LEDGER_SPARK_MASTER", "local[2]")
 os.environ.setdefault("LEDGER_SHUFFLE_PARTITIONS", "2")
@@ -62,8 +74,21 @@ def _session_spark_settings(basetemp: Path):
     from inference_ledger.settings import load_settings
 
     log = f"-Dlog4j.configurationFile={TESTS / 'log4j2-session.properties'}"
-    options = f"{log} -Dledger.tests.spark_log={basetemp / 'spark-session.log'}"
+    options = f"{log} -Dledger.tests.spark_log={basetemp / 'spark-session.log'} {HEAP_OPTIONS}"
     return dataclasses.replace(load_settings(), spark_java_options=options)
+
+
+def pytest_sessionfinish(session):
+    """Importing Airflow in this process (the DAG tests) points the root logger at the stdout
+    pytest had captured at that moment. The capture's file is closed at exit, where pgserver's
+    and py4j's cleanup log a line each: "--- Logging error ---" tracebacks at the end of the
+    CI log. That handler goes with the capture; pytest's own handlers stay."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        stream = getattr(handler, "stream", None)
+        ours = type(handler).__module__.startswith("_pytest")
+        if stream is not None and not ours and stream not in (sys.__stdout__, sys.__stderr__):
+            root.removeHandler(handler)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -141,6 +141,7 @@ def test_backfill_create_runs_ledger_nightly_and_publishes_like_ledger_run(
         LEDGER_SHUFFLE_PARTITIONS="2",
         LEDGER_SPARK_DRIVER_MEMORY="1g",
         LEDGER_SPARK_JAVA_OPTIONS=os.environ.get("LEDGER_SPARK_JAVA_OPTIONS", ""),
+        LEDGER_SPARK_PAGE_SIZE=os.environ.get("LEDGER_SPARK_PAGE_SIZE", ""),
         AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}',
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )

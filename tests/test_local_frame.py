@@ -1,10 +1,12 @@
-"""inference_ledger.spark: the session's JVM options, and local_frame (driver-held rows as a
+"""inference_ledger.spark: the session's JVM options and memory page, and local_frame (driver-held rows as a
 local relation of exactly the given schema)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+
+import pytest
 
 from inference_ledger.settings import load_settings
 from inference_ledger.spark import java_options, local_frame
@@ -70,3 +72,24 @@ def test_the_session_jvm_was_started_with_the_projects_options(spark):
     assert "-XX:-DontCompileHugeMethods" in arguments
     assert any(a.startswith("-Dlog4j.configurationFile=") for a in arguments)
     assert "-XX:TieredStopAtLevel=1" not in arguments
+
+
+def test_the_page_size_setting_is_checked_and_unset_by_default(monkeypatch):
+    monkeypatch.delenv("LEDGER_SPARK_PAGE_SIZE", raising=False)
+    assert load_settings().spark_page_size is None
+    monkeypatch.setenv("LEDGER_SPARK_PAGE_SIZE", " 1M ")
+    assert load_settings().spark_page_size == "1m"
+    monkeypatch.setenv("LEDGER_SPARK_PAGE_SIZE", "4194304")
+    assert load_settings().spark_page_size == "4194304"
+    for bad in ("one megabyte", "-1m", "0", "1.5m"):
+        monkeypatch.setenv("LEDGER_SPARK_PAGE_SIZE", bad)
+        with pytest.raises(ValueError, match="LEDGER_SPARK_PAGE_SIZE must be a byte size"):
+            load_settings()
+
+
+def test_the_session_memory_manager_takes_the_page_size(spark):
+    """The test run sets LEDGER_SPARK_PAGE_SIZE=1m (tests/conftest.py): the session's memory
+    manager hands out pages of 1 MB, not the 32 MB Spark picks for a 2g driver on 2 cores."""
+    assert spark.conf.get("spark.buffer.pageSize") == "1m"
+    manager = spark._jsc.sc().env().memoryManager()
+    assert manager.pageSizeBytes() == 1024 * 1024

@@ -49,6 +49,7 @@ def _env(home: Path, url: str, **extra: str) -> dict[str, str]:
         LEDGER_SHUFFLE_PARTITIONS="2",
         LEDGER_SPARK_DRIVER_MEMORY="1g",
         LEDGER_SPARK_JAVA_OPTIONS=os.environ.get("LEDGER_SPARK_JAVA_OPTIONS", ""),
+        LEDGER_SPARK_PAGE_SIZE=os.environ.get("LEDGER_SPARK_PAGE_SIZE", ""),
         PYSPARK_PYTHON=sys.executable,
         PYSPARK_DRIVER_PYTHON=sys.executable,
         **extra,

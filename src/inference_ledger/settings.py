@@ -16,6 +16,7 @@ DAG task, a spark-submit job and a test each see the environment they run in.
 | LEDGER_SPARK_JAVA_OPTIONS | spark_java_options (added to the driver's and executors' JVM options) | none |
 | LEDGER_SPARK_CLASS_ARCHIVE | spark_class_archive (the JVMs' class-data archive; `off`: none) | `make setup`'s, inference_ledger/spark_archive.py |
 | LEDGER_SPARK_CODEGEN | spark_codegen (`auto`, `on`, `off`: Spark's code generation, inference_ledger/spark.py) | auto |
+| LEDGER_SPARK_PAGE_SIZE | spark_page_size (`spark.buffer.pageSize`, e.g. `1m`) | Spark's own (32m for a 2g driver on 2 cores) |
 | LEDGER_ALERT_WEBHOOK_URL | alert_webhook_url (missed-deadline alerts) | none |
 | LEDGER_LOGIN_PASSWORD | login_password (`ledger db grant-login`) | prompt |
 | LEDGER_FAULT_KILL_AT | fault_kill_at (crash tests' kill point) | none |
@@ -24,6 +25,7 @@ DAG task, a spark-submit job and a test each see the environment they run in.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +59,9 @@ class Settings:
     # LEDGER_SPARK_CODEGEN: whether Spark compiles Java for a step's plans (`on`), evaluates
     # them interpreted (`off`), or decides by the bytes the step reads (`auto`: spark.py).
     spark_codegen: str = "auto"
+    # LEDGER_SPARK_PAGE_SIZE: the memory page a Spark task's hash map, sorter or broadcast
+    # relation takes at a time (`spark.buffer.pageSize`); None: Spark's own choice.
+    spark_page_size: str | None = None
     alert_webhook_url: str | None = field(default=None, repr=False)
     login_password: str | None = field(default=None, repr=False)
     fault_kill_at: str | None = None
@@ -107,6 +112,16 @@ def _codegen(raw: str | None) -> str:
     return mode
 
 
+def _page_size(raw: str | None) -> str | None:
+    """A byte size as Spark reads one (`1m`, `256k`, `4194304`), or None."""
+    size = (raw or "").strip().lower()
+    if not size:
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]?b?", size):
+        raise ValueError(f"LEDGER_SPARK_PAGE_SIZE must be a byte size such as 1m, not {raw!r}")
+    return size
+
+
 def _set(name: str) -> str | None:
     return os.environ.get(name) or None
 
@@ -133,6 +148,7 @@ def load_settings() -> Settings:
         spark_java_options=(_set("LEDGER_SPARK_JAVA_OPTIONS") or "").strip(),
         spark_class_archive=_class_archive(_set("LEDGER_SPARK_CLASS_ARCHIVE")),
         spark_codegen=_codegen(_set("LEDGER_SPARK_CODEGEN")),
+        spark_page_size=_page_size(_set("LEDGER_SPARK_PAGE_SIZE")),
         alert_webhook_url=_set("LEDGER_ALERT_WEBHOOK_URL"),
         # An empty password is a password (rejected as too short), not "ask me".
         login_password=os.environ.get("LEDGER_LOGIN_PASSWORD"),

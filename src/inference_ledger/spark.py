@@ -142,6 +142,11 @@ def _create(app_name: str, settings):
         .config("spark.driver.extraJavaOptions", driver_options)
         .config("spark.executor.extraJavaOptions", executor_options)
     )
+    if settings.spark_page_size:
+        # Spark sizes a page by the driver's memory and cores (32 MB at 2g and 2 cores), and
+        # every hash aggregate task and broadcast hash relation takes at least one page, however
+        # few its rows: see the settings' table and docs/test-times.md for a long-lived session.
+        builder = builder.config("spark.buffer.pageSize", settings.spark_page_size)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session

@@ -65,6 +65,7 @@ EPILOG = """settings (environment):
   LEDGER_SPARK_JAVA_OPTIONS  JVM options added to the Spark driver's and executors' (none)
   LEDGER_SPARK_CLASS_ARCHIVE the Spark JVMs' class-data archive, a path or off (make setup's)
   LEDGER_SPARK_CODEGEN   Spark code generation: auto (by the bytes a step reads), on, off (auto)
+  LEDGER_SPARK_PAGE_SIZE Spark's memory page, spark.buffer.pageSize, e.g. 1m (Spark's own)
   LEDGER_LOGIN_PASSWORD  password for `ledger db grant-login` (else stdin or a prompt)
   LEDGER_DATA_DOCS_KEEP_RUNS  Data Docs sites kept under $LEDGER_HOME/data_docs (30; 0 keeps all)
 
