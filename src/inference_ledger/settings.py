@@ -60,7 +60,8 @@ class Settings:
     # them interpreted (`off`), or decides by the bytes the step reads (`auto`: spark.py).
     spark_codegen: str = "auto"
     # LEDGER_SPARK_PAGE_SIZE: the memory page a Spark task's hash map, sorter or broadcast
-    # relation takes at a time (`spark.buffer.pageSize`); None: Spark's own choice.
+    # relation takes at a time (`spark.buffer.pageSize`); None: Spark's own choice. The tests
+    # set 1m (small plans by the thousand); the 10M bench night ran out of heap with it.
     spark_page_size: str | None = None
     alert_webhook_url: str | None = field(default=None, repr=False)
     login_password: str | None = field(default=None, repr=False)
