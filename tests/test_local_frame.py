@@ -1,5 +1,5 @@
-"""inference_ledger.spark: the session's JVM options and memory page, and local_frame (driver-held rows as a
-local relation of exactly the given schema)."""
+"""inference_ledger.spark: the session's JVM options and memory page, and local_frame
+(driver-held rows as a local relation of exactly the given schema)."""
 
 from __future__ import annotations
 
