@@ -61,7 +61,8 @@ class Settings:
     spark_codegen: str = "auto"
     # LEDGER_SPARK_PAGE_SIZE: the memory page a Spark task's hash map, sorter or broadcast
     # relation takes at a time (`spark.buffer.pageSize`); None: Spark's own choice. The tests
-    # set 1m (small plans by the thousand); the 10M bench night ran out of heap with it.
+    # set 1m, with G1 regions of 4 MB (a page must be under half a region, or each one fills a
+    # region: the 10M bench night ran out of heap so). Large nights keep Spark's.
     spark_page_size: str | None = None
     alert_webhook_url: str | None = field(default=None, repr=False)
     login_password: str | None = field(default=None, repr=False)
